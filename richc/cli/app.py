@@ -1,0 +1,56 @@
+"""The typer application and its global options (--root, --debug)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Annotated
+
+import typer
+
+from richc.context import Context
+
+app = typer.Typer(
+    name="richc",
+    help=(
+        "Manage rich containers: system containers whose PID 1 is a real init.\n\n"
+        "Examples:\n\n"
+        "  richc create web01 --from busybox --memory 512M --start\n\n"
+        "  richc exec web01 -- ps\n\n"
+        "  richc list --format json"
+    ),
+    no_args_is_help=True,
+    add_completion=True,
+    pretty_exceptions_enable=False,
+    rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+
+
+@app.callback()
+def global_options(
+    ctx: typer.Context,
+    root: Annotated[
+        str,
+        typer.Option(
+            "--root",
+            envvar="RICHC_ROOT",
+            help="Keep all host state (etc, var/lib, run, var/log) under this directory.",
+        ),
+    ] = "/",
+    debug: Annotated[bool, typer.Option("--debug", help="Log every step and command.")] = False,
+) -> None:
+    from richc.paths import HostPaths
+
+    logging.basicConfig(
+        level=logging.DEBUG if debug else logging.INFO,
+        format="%(levelname)s: %(message)s" if debug else "%(message)s",
+        stream=sys.stderr,
+    )
+    ctx.obj = Context(paths=HostPaths.from_root(root), debug=debug)
+
+
+def context(ctx: typer.Context) -> Context:
+    obj = ctx.find_root().obj
+    assert isinstance(obj, Context)
+    return obj

@@ -1,0 +1,281 @@
+"""Container commands: create, start, stop, restart, rm, list/ps, inspect, exec."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from richc.cli.app import app, context
+from richc.cli.output import Format, emit_json, emit_table
+
+FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
+NameArg = Annotated[str, typer.Argument(help="Container name.", metavar="NAME")]
+
+
+def _complete_names(ctx: typer.Context, incomplete: str) -> list[str]:
+    from richc.paths import HostPaths
+    from richc.store import Store
+
+    root = ctx.find_root().params.get("root") or "/"
+    return [n for n in Store(HostPaths.from_root(root)).names() if n.startswith(incomplete)]
+
+
+CompletedName = Annotated[
+    str, typer.Argument(help="Container name.", metavar="NAME", autocompletion=_complete_names)
+]
+
+
+@app.command()
+def create(
+    ctx: typer.Context,
+    name: Annotated[
+        str | None, typer.Argument(help="Container name (or `name:` in --config).")
+    ] = None,
+    source: Annotated[
+        str | None,
+        typer.Option("--from", help="busybox, debian:SUITE, dir:PATH, tar:PATH or a path."),
+    ] = None,
+    init: Annotated[
+        str | None, typer.Option(help="auto, systemd, sysvinit, busybox or dumb-init.")
+    ] = None,
+    memory: Annotated[str | None, typer.Option(help="Memory limit, e.g. 512M.")] = None,
+    cpus: Annotated[str | None, typer.Option(help="CPU quota, e.g. 1.5.")] = None,
+    cpuset: Annotated[str | None, typer.Option(help="CPUs it may use, e.g. 0-1.")] = None,
+    pids: Annotated[str | None, typer.Option(help="Maximum number of processes.")] = None,
+    disk: Annotated[str | None, typer.Option(help="Disk quota for the rootfs, e.g. 10G.")] = None,
+    disk_backend: Annotated[
+        str | None, typer.Option(help="Quota backend: auto, project, btrfs or loop.")
+    ] = None,
+    disk_quota_mode: Annotated[
+        str | None,
+        typer.Option(help="strict (default: fail if unenforceable) or best-effort (warn)."),
+    ] = None,
+    lxcfs: Annotated[
+        bool | None, typer.Option("--lxcfs/--no-lxcfs", help="Bind lxcfs's /proc views.")
+    ] = None,
+    runtime: Annotated[str | None, typer.Option(help="auto, lxc or runc.")] = None,
+    hostname: Annotated[str | None, typer.Option(help="Host name (default: NAME).")] = None,
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="K=V, repeatable.")] = None,
+    hook: Annotated[
+        list[str] | None, typer.Option("--hook", help="STAGE=PATH, repeatable.")
+    ] = None,
+    net: Annotated[str | None, typer.Option(help="none, host or a bridge name.")] = None,
+    restart: Annotated[str | None, typer.Option(help="no, on-failure or always.")] = None,
+    config_file: Annotated[
+        Path | None, typer.Option("--config", help="YAML file with the same settings.")
+    ] = None,
+    start: Annotated[bool, typer.Option("--start", help="Start it once created.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Print the plan; change nothing.")
+    ] = False,
+    output: FormatOpt = Format.table,
+) -> None:
+    """Create a container from a source.
+
+    Examples:
+
+      richc create web01 --from busybox --memory 512M --start
+
+      richc create legacy --from tar:/srv/vm.tar.gz --init auto --disk 20G
+
+      richc create --config web01.yaml
+    """
+    from richc import config as cfg
+    from richc import lifecycle
+
+    file_data = cfg.load_yaml(config_file) if config_file else {}
+    flags: dict[str, Any] = {
+        "name": name,
+        "from": source,
+        "init": init,
+        "hostname": hostname,
+        "limits": {"memory": memory, "cpus": cpus, "cpuset": cpuset, "pids": pids},
+        "disk": {"size": disk, "backend": disk_backend, "mode": disk_quota_mode},
+        "lxcfs": lxcfs,
+        "runtime": runtime,
+        "env": cfg.parse_key_values("--env", env or []) or None,
+        "hooks": cfg.parse_hook_flags(hook or []) or None,
+        "net": net,
+        "restart": restart,
+    }
+    merged = cfg.merge(file_data, flags)
+    if not merged.get("name"):
+        from richc.errors import UsageError
+
+        raise UsageError("a container name is required", hint="richc create NAME [OPTIONS]")
+    config = cfg.from_dict(merged)
+    rctx = context(ctx)
+    if dry_run:
+        from richc.plan import plan
+
+        result = plan(rctx, config)
+        if output is Format.json:
+            emit_json(result)
+        else:
+            print(f"would create {config.name} from {config.source}")
+            for change in result["changes"]:
+                print(f"  {change['action']:<8} {change['path']:<40} {change['reason']}")
+        return
+    state = lifecycle.create(rctx, config)
+    print(f"created {config.name} ({state.init} init, {state.runtime} runtime)", file=sys.stderr)
+    if start:
+        lifecycle.start(rctx, config.name)
+        print(f"started {config.name}", file=sys.stderr)
+
+
+@app.command()
+def start(
+    ctx: typer.Context,
+    name: CompletedName,
+) -> int:
+    """Start a container's init.
+
+    Example: richc start web01
+    """
+    from richc import lifecycle
+
+    rctx = context(ctx)
+    state = lifecycle.start(rctx, name)
+    print(f"started {name} (pid {state.extra.get('pid')})", file=sys.stderr)
+    return 0
+
+
+@app.command()
+def stop(
+    ctx: typer.Context,
+    name: CompletedName,
+    timeout: Annotated[
+        float | None, typer.Option("--timeout", "-t", help="Seconds to wait before killing.")
+    ] = None,
+    kill: Annotated[bool, typer.Option("--kill", help="Kill at once, no clean shutdown.")] = False,
+) -> None:
+    """Ask init to shut down; kill it if it has not stopped after the timeout.
+
+    Example: richc stop web01 --timeout 30
+    """
+    from richc import lifecycle
+
+    clean = lifecycle.stop(context(ctx), name, timeout=timeout, kill=kill)
+    print(f"stopped {name}" + ("" if clean else " (killed)"), file=sys.stderr)
+
+
+@app.command()
+def restart(
+    ctx: typer.Context,
+    name: CompletedName,
+    timeout: Annotated[float | None, typer.Option("--timeout", "-t")] = None,
+) -> None:
+    """Stop and start a container.
+
+    Example: richc restart web01
+    """
+    from richc import lifecycle
+
+    lifecycle.restart(context(ctx), name, timeout=timeout)
+    print(f"restarted {name}", file=sys.stderr)
+
+
+@app.command("rm")
+def remove(
+    ctx: typer.Context,
+    names: Annotated[list[str], typer.Argument(help="Containers to remove.", metavar="NAME...")],
+    force: Annotated[
+        bool, typer.Option("--force", help="Kill it if running; clean up after a crash.")
+    ] = False,
+) -> None:
+    """Remove containers and everything richc made for them.
+
+    Example: richc rm --force web01
+    """
+    from richc import lifecycle
+
+    for name in names:
+        lifecycle.remove(context(ctx), name, force=force)
+        print(f"removed {name}", file=sys.stderr)
+
+
+def _list(ctx: typer.Context, output: Format) -> None:
+    from richc.info import list_all
+
+    items = list_all(context(ctx))
+    if output is Format.json:
+        emit_json(items)
+        return
+    from richc.units import format_size
+
+    emit_table(
+        ["NAME", "STATE", "INIT", "RUNTIME", "PID", "MEMORY", "SOURCE"],
+        [
+            [
+                i["name"],
+                i["state"],
+                i["init"],
+                i["runtime"],
+                i["pid"],
+                format_size(i["limits"]["memory_bytes"]),
+                i["source"],
+            ]
+            for i in items
+        ],
+    )
+
+
+@app.command("list")
+def list_(ctx: typer.Context, output: FormatOpt = Format.table) -> None:
+    """List containers.
+
+    Example: richc list --format json
+    """
+    _list(ctx, output)
+
+
+@app.command("ps", hidden=True)
+def ps(ctx: typer.Context, output: FormatOpt = Format.table) -> None:
+    """List containers (alias of list)."""
+    _list(ctx, output)
+
+
+@app.command()
+def inspect(ctx: typer.Context, name: CompletedName) -> None:
+    """Show everything richc knows about a container, as JSON.
+
+    Example: richc inspect web01
+    """
+    from richc.info import describe
+
+    rctx = context(ctx)
+    emit_json(describe(rctx, rctx.store.get(name)))
+
+
+@app.command("exec")
+def exec_(
+    ctx: typer.Context,
+    name: CompletedName,
+    command: Annotated[list[str], typer.Argument(help="Command and arguments, after --.")],
+    env: Annotated[list[str] | None, typer.Option("--env", "-e", help="K=V, repeatable.")] = None,
+    user: Annotated[
+        str | None, typer.Option("--user", "-u", help="User name or UID[:GID].")
+    ] = None,
+    cwd: Annotated[str | None, typer.Option("--cwd", "-w", help="Working directory.")] = None,
+) -> int:
+    """Run a command in a running container; exit with the command's own status.
+
+    Exit status 125: richc could not run it; 126: not executable; 127: not found.
+
+    Example: richc exec web01 -- ps
+    """
+    from richc import config as cfg
+    from richc.execute import exec_in
+
+    sys.stdout.flush()
+    return exec_in(
+        context(ctx),
+        name,
+        command,
+        env=cfg.parse_key_values("--env", env or []),
+        user=user,
+        cwd=cwd,
+    )

@@ -1,0 +1,423 @@
+"""The container config model: a YAML document and command-line flags, merged and validated.
+
+Flags win over the file. Validation errors name the key and the value. The result is a frozen
+:class:`ContainerConfig`; :meth:`ContainerConfig.to_dict` is the normalised form the store
+writes to ``config.yaml``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from richc.errors import ConfigError, NotFound, UsageError
+from richc.units import format_cpuset, parse_cpus, parse_cpuset, parse_positive_int, parse_size
+
+NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
+ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+HOOK_STAGES = ("prestart", "poststart", "prestop", "poststop")
+
+
+class Init(enum.StrEnum):
+    auto = "auto"
+    systemd = "systemd"
+    sysvinit = "sysvinit"
+    busybox = "busybox"
+    dumb_init = "dumb-init"
+
+
+class RuntimeName(enum.StrEnum):
+    auto = "auto"
+    lxc = "lxc"
+    runc = "runc"
+
+
+class RestartPolicy(enum.StrEnum):
+    no = "no"
+    on_failure = "on-failure"
+    always = "always"
+
+
+def validate_name(name: object, key: str = "name") -> str:
+    text = "" if name is None else str(name)
+    if not NAME_RE.match(text):
+        raise ConfigError(
+            key,
+            name,
+            "invalid container name",
+            hint="use 1 to 63 characters of a-z, 0-9 and '-', starting with a letter or digit"
+            " and not ending with '-' (the name is also the hostname and unit instance)",
+        )
+    return text
+
+
+@dataclass(frozen=True)
+class Limits:
+    memory: int | None = None
+    cpus: float | None = None
+    cpuset: tuple[int, ...] | None = None
+    pids: int | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        if self.memory is not None:
+            out["memory"] = self.memory
+        if self.cpus is not None:
+            out["cpus"] = self.cpus
+        if self.cpuset is not None:
+            out["cpuset"] = format_cpuset(self.cpuset)
+        if self.pids is not None:
+            out["pids"] = self.pids
+        return out
+
+
+@dataclass(frozen=True)
+class DiskConfig:
+    size: int | None = None
+    backend: str = "auto"
+    mode: str = "strict"  # or "best-effort": warn instead of failing when nothing can enforce
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"backend": self.backend, "mode": self.mode}
+        if self.size is not None:
+            out["size"] = self.size
+        return out
+
+
+@dataclass(frozen=True)
+class HookRef:
+    path: str
+    args: tuple[str, ...] = ()
+    timeout: float | None = None
+    on_failure: str = "fail"  # or "warn"
+    env: tuple[tuple[str, str], ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"path": self.path}
+        if self.args:
+            out["args"] = list(self.args)
+        if self.timeout is not None:
+            out["timeout"] = self.timeout
+        if self.on_failure != "fail":
+            out["on_failure"] = self.on_failure
+        if self.env:
+            out["env"] = dict(self.env)
+        return out
+
+
+@dataclass(frozen=True)
+class NetConfig:
+    """``none`` gives the container only a loopback; ``host`` shares the host's network."""
+
+    mode: str = "none"
+    bridge: str | None = None
+    address: str | None = None
+    gateway: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"mode": self.mode}
+        for key in ("bridge", "address", "gateway"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        return out
+
+
+@dataclass(frozen=True)
+class ContainerConfig:
+    name: str
+    source: str = "busybox"
+    init: Init = Init.auto
+    hostname: str = ""
+    limits: Limits = field(default_factory=Limits)
+    disk: DiskConfig = field(default_factory=DiskConfig)
+    lxcfs: bool = True
+    runtime: RuntimeName = RuntimeName.auto
+    env: tuple[tuple[str, str], ...] = ()
+    hooks: tuple[tuple[str, tuple[HookRef, ...]], ...] = ()
+    net: NetConfig = field(default_factory=NetConfig)
+    restart: RestartPolicy = RestartPolicy.no
+    stop_timeout: int = 10
+    stop_signal: str | None = None
+    command: tuple[str, ...] = ()
+
+    @property
+    def env_dict(self) -> dict[str, str]:
+        return dict(self.env)
+
+    def hooks_for(self, stage: str) -> tuple[HookRef, ...]:
+        return dict(self.hooks).get(stage, ())
+
+    def to_dict(self) -> dict[str, Any]:
+        out: dict[str, Any] = {
+            "name": self.name,
+            "from": self.source,
+            "init": self.init.value,
+            "hostname": self.hostname,
+            "limits": self.limits.to_dict(),
+            "disk": self.disk.to_dict(),
+            "lxcfs": self.lxcfs,
+            "runtime": self.runtime.value,
+            "env": dict(self.env),
+            "hooks": {stage: [h.to_dict() for h in refs] for stage, refs in self.hooks},
+            "net": self.net.to_dict(),
+            "restart": self.restart.value,
+            "stop_timeout": self.stop_timeout,
+        }
+        if self.stop_signal:
+            out["stop_signal"] = self.stop_signal
+        if self.command:
+            out["command"] = list(self.command)
+        return out
+
+    def with_changes(self, **changes: Any) -> ContainerConfig:
+        return replace(self, **changes)
+
+
+KNOWN_KEYS = {
+    "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
+    "net", "restart", "stop_timeout", "stop_signal", "command",
+}  # fmt: skip
+LIMIT_KEYS = {"memory", "cpus", "cpuset", "pids"}
+
+
+def _enum(cls: type[enum.StrEnum], key: str, value: object) -> Any:
+    try:
+        return cls(str(value))
+    except ValueError:
+        choices = ", ".join(m.value for m in cls)
+        raise ConfigError(key, value, f"expected one of: {choices}") from None
+
+
+def _mapping(key: str, value: object) -> Mapping[str, Any]:
+    if value is None:
+        return {}
+    if not isinstance(value, Mapping):
+        raise ConfigError(key, value, "expected a mapping")
+    return value
+
+
+def _parse_limits(raw: object) -> Limits:
+    data = _mapping("limits", raw)
+    unknown = set(data) - LIMIT_KEYS
+    if unknown:
+        bad = sorted(unknown)[0]
+        raise ConfigError(f"limits.{bad}", data[bad], "unknown limit")
+    memory = data.get("memory")
+    cpus = data.get("cpus")
+    cpuset = data.get("cpuset")
+    pids = data.get("pids")
+    return Limits(
+        memory=None if memory is None else parse_size("limits.memory", memory),
+        cpus=None if cpus is None else parse_cpus("limits.cpus", cpus),
+        cpuset=None if cpuset is None else parse_cpuset("limits.cpuset", cpuset),
+        pids=None if pids is None else parse_positive_int("limits.pids", pids),
+    )
+
+
+def _parse_disk(raw: object) -> DiskConfig:
+    data = _mapping("disk", raw)
+    size = data.get("size")
+    mode = str(data.get("mode", "strict"))
+    if mode not in ("strict", "best-effort"):
+        raise ConfigError("disk.mode", mode, "expected strict or best-effort")
+    backend = str(data.get("backend", "auto"))
+    if backend not in ("auto", "project", "btrfs", "loop"):
+        raise ConfigError("disk.backend", backend, "expected one of: auto, project, btrfs, loop")
+    return DiskConfig(
+        size=None if size is None else parse_size("disk.size", size), backend=backend, mode=mode
+    )
+
+
+def _parse_env(raw: object) -> tuple[tuple[str, str], ...]:
+    data = _mapping("env", raw)
+    out: dict[str, str] = {}
+    for key, value in data.items():
+        if not ENV_KEY_RE.match(str(key)):
+            raise ConfigError(f"env.{key}", value, "invalid environment variable name")
+        out[str(key)] = "" if value is None else str(value)
+    return tuple(sorted(out.items()))
+
+
+def _parse_hook(stage: str, raw: object) -> HookRef:
+    key = f"hooks.{stage}"
+    if isinstance(raw, str):
+        raw = {"path": raw}
+    data = _mapping(key, raw)
+    path = data.get("path")
+    if not path or not str(path).startswith("/"):
+        raise ConfigError(f"{key}.path", path, "a hook needs an absolute path")
+    on_failure = str(data.get("on_failure", "fail"))
+    if on_failure not in ("fail", "warn"):
+        raise ConfigError(f"{key}.on_failure", on_failure, "expected fail or warn")
+    timeout = data.get("timeout")
+    if timeout is not None:
+        timeout = parse_cpus(f"{key}.timeout", timeout)  # any positive number of seconds
+    args = data.get("args", [])
+    if not isinstance(args, list):
+        raise ConfigError(f"{key}.args", args, "expected a list of strings")
+    return HookRef(
+        path=str(path),
+        args=tuple(str(a) for a in args),
+        timeout=timeout,
+        on_failure=on_failure,
+        env=_parse_env(data.get("env")),
+    )
+
+
+def _parse_hooks(raw: object) -> tuple[tuple[str, tuple[HookRef, ...]], ...]:
+    data = _mapping("hooks", raw)
+    out = []
+    for stage, entries in data.items():
+        if stage not in HOOK_STAGES:
+            raise ConfigError(
+                "hooks", stage, "unknown hook stage", hint=f"stages: {', '.join(HOOK_STAGES)}"
+            )
+        if not isinstance(entries, list):
+            entries = [entries]
+        out.append((str(stage), tuple(_parse_hook(stage, e) for e in entries)))
+    return tuple(sorted(out, key=lambda item: HOOK_STAGES.index(item[0])))
+
+
+def _parse_net(raw: object) -> NetConfig:
+    if isinstance(raw, str):
+        raw = {"mode": raw} if raw in ("none", "host") else {"mode": "bridge", "bridge": raw}
+    data = _mapping("net", raw)
+    mode = str(data.get("mode", "bridge" if data.get("bridge") else "none"))
+    if mode not in ("none", "host", "bridge"):
+        raise ConfigError("net.mode", mode, "expected none, host or bridge")
+    if mode == "bridge" and not data.get("bridge"):
+        raise ConfigError("net.bridge", None, "bridge mode needs a bridge name")
+    return NetConfig(
+        mode=mode,
+        bridge=data.get("bridge"),
+        address=data.get("address"),
+        gateway=data.get("gateway"),
+    )
+
+
+def normalise_source(value: object) -> str:
+    text = str(value or "busybox").strip()
+    if text == "busybox" or text.startswith(("debian:", "dir:", "tar:", "oci:")):
+        return text
+    if text.startswith(("/", ".")):
+        path = Path(text).expanduser().absolute()
+        tar_suffixes = (".tar", ".tar.gz", ".tgz", ".tar.xz", ".txz", ".tar.zst", ".tzst")
+        kind = "tar" if path.name.endswith(tar_suffixes) else "dir"
+        return f"{kind}:{path}"
+    raise ConfigError(
+        "from",
+        value,
+        "unknown source",
+        hint="use busybox, debian:SUITE, dir:PATH, tar:PATH or oci:PATH",
+    )
+
+
+def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
+    """Validate a merged settings mapping (file keys, with flags already applied)."""
+    unknown = set(data) - KNOWN_KEYS
+    if unknown:
+        bad = sorted(unknown)[0]
+        raise ConfigError(
+            bad, data[bad], "unknown setting", hint=f"known: {', '.join(sorted(KNOWN_KEYS))}"
+        )
+    name = validate_name(data.get("name"))
+    hostname = str(data.get("hostname") or name)
+    if len(hostname) > 253 or not re.match(r"^[A-Za-z0-9]([A-Za-z0-9.-]*[A-Za-z0-9])?$", hostname):
+        raise ConfigError("hostname", hostname, "invalid host name")
+    stop_timeout = data.get("stop_timeout", 10)
+    command = data.get("command") or []
+    if isinstance(command, str):
+        command = [command]
+    lxcfs = data.get("lxcfs", True)
+    if not isinstance(lxcfs, bool):
+        raise ConfigError("lxcfs", lxcfs, "expected true or false")
+    return ContainerConfig(
+        name=name,
+        source=normalise_source(data.get("from")),
+        init=_enum(Init, "init", data.get("init", "auto")),
+        hostname=hostname,
+        limits=_parse_limits(data.get("limits")),
+        disk=_parse_disk(data.get("disk")),
+        lxcfs=lxcfs,
+        runtime=_enum(RuntimeName, "runtime", data.get("runtime", "auto")),
+        env=_parse_env(data.get("env")),
+        hooks=_parse_hooks(data.get("hooks")),
+        net=_parse_net(data.get("net")),
+        restart=_enum(RestartPolicy, "restart", data.get("restart", "no")),
+        stop_timeout=parse_positive_int("stop_timeout", stop_timeout),
+        stop_signal=str(data["stop_signal"]) if data.get("stop_signal") else None,
+        command=tuple(str(c) for c in command),
+    )
+
+
+def load_yaml(path: Path) -> dict[str, Any]:
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise NotFound(f"config file {path} does not exist") from None
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        raise UsageError(
+            f"{path}: not valid YAML{where}: {getattr(exc, 'problem', exc)}",
+            hint="check indentation and quoting; the file is one YAML mapping of settings",
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise UsageError(f"{path}: expected a YAML mapping of settings, got {type(data).__name__}")
+    return data
+
+
+def merge(file_data: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, Any]:
+    """Overlay *flags* on *file_data*. Nested mappings (limits, disk, env, hooks) merge by key."""
+    merged: dict[str, Any] = dict(file_data)
+    for key, value in flags.items():
+        if value is None:
+            continue
+        if isinstance(value, Mapping):
+            base = merged.get(key)
+            inner = dict(base) if isinstance(base, Mapping) else {}
+            for inner_key, inner_value in value.items():
+                if inner_value is None:
+                    continue
+                if isinstance(inner_value, list) and isinstance(inner.get(inner_key), list):
+                    inner[inner_key] = [*inner[inner_key], *inner_value]
+                else:
+                    inner[inner_key] = inner_value
+            if inner or key in merged:
+                merged[key] = inner
+        else:
+            merged[key] = value
+    return merged
+
+
+def parse_key_values(key: str, items: list[str]) -> dict[str, str]:
+    """Parse repeated ``K=V`` flags (``--env``)."""
+    out: dict[str, str] = {}
+    for item in items:
+        name, sep, value = item.partition("=")
+        if not sep or not name:
+            raise ConfigError(key, item, "expected KEY=VALUE")
+        out[name] = value
+    return out
+
+
+def parse_hook_flags(items: list[str]) -> dict[str, list[str]]:
+    out: dict[str, list[str]] = {}
+    for item in items:
+        stage, sep, path = item.partition("=")
+        if not sep or stage not in HOOK_STAGES:
+            raise ConfigError(
+                "--hook", item, "expected STAGE=PATH", hint=f"stages: {', '.join(HOOK_STAGES)}"
+            )
+        out.setdefault(stage, []).append(path)
+    return out

@@ -1,0 +1,78 @@
+"""The view of a container that `inspect` and `list` print (CLI.md's JSON fields)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from richc.context import Context
+from richc.errors import RichcError
+from richc.procs import is_same_process
+from richc.store import ContainerDir
+
+
+def live_pid(cdir: ContainerDir, extra: dict[str, Any]) -> int | None:
+    """The init's pid if the recorded init is still alive (fast: no runtime call)."""
+    pid = extra.get("pid")
+    if isinstance(pid, int) and is_same_process(pid, extra.get("pid_start_time")):
+        return pid
+    return None
+
+
+def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
+    state = cdir.load_state()
+    try:
+        config = cdir.load_config()
+    except RichcError:
+        config = None
+    pid = live_pid(cdir, state.extra)
+    if state.status == "creating" or config is None:
+        status = "broken"
+    elif pid:
+        status = "running"
+    elif state.started_at:
+        status = "stopped"
+    else:
+        status = "created"
+    limits = config.limits if config else None
+    disk = state.extra.get("disk", {})
+    lxcfs = state.extra.get("lxcfs", {})
+    return {
+        "name": cdir.name,
+        "state": status,
+        "runtime": state.runtime,
+        "init": state.init,
+        "pid": pid,
+        "hostname": config.hostname if config else None,
+        "rootfs": str(cdir.rootfs),
+        "source": config.source if config else None,
+        "limits": {
+            "memory_bytes": limits.memory if limits else None,
+            "cpus": limits.cpus if limits else None,
+            "cpuset": (config.limits.to_dict().get("cpuset") if config else None),
+            "pids": limits.pids if limits else None,
+        },
+        "disk": {
+            "backend": disk.get("backend"),
+            "limit_bytes": disk.get("limit_bytes", config.disk.size if config else None),
+            "used_bytes": disk.get("used_bytes"),
+        },
+        "lxcfs": {
+            "enabled": config.lxcfs if config else False,
+            "healthy": lxcfs.get("healthy") if pid else None,
+        },
+        "env": config.env_dict if config else {},
+        "hooks": {stage: [h.to_dict() for h in refs] for stage, refs in config.hooks}
+        if config
+        else {},
+        "restart": config.restart.value if config else None,
+        "unit": state.extra.get("unit"),
+        "created_at": state.created_at,
+        "started_at": state.started_at if pid else None,
+        "stopped_at": state.stopped_at,
+        "applied": state.applied,
+    }
+
+
+def list_all(ctx: Context) -> list[dict[str, Any]]:
+    store = ctx.store
+    return [describe(ctx, store.container(name)) for name in store.names()]

@@ -1,0 +1,186 @@
+"""Container lifecycle operations: create, start, stop, restart and remove.
+
+Each takes the container's lock, so two richc processes acting on one container serialise.
+Every operation is safe to re-run after a crash: state written before a step says what a
+later `rm --force` has to undo.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+
+from richc import config as cfg
+from richc.context import Context
+from richc.errors import Conflict, RichcError
+from richc.hostfacts import host_facts
+from richc.procs import start_time
+from richc.runtime import Runtime, get_runtime
+from richc.spec import ContainerSpec, Paths, build_spec
+from richc.store import ContainerDir, State, now
+
+log = logging.getLogger("richc")
+
+
+def choose_runtime(requested: cfg.RuntimeName) -> str:
+    if requested is not cfg.RuntimeName.auto:
+        return requested.value
+    try:
+        import lxc  # noqa: F401
+    except ImportError:
+        log.debug("runtime auto: the python lxc bindings do not import, using runc")
+        return "runc"
+    return "lxc"
+
+
+def runtime_for(state: State) -> Runtime:
+    return get_runtime(state.runtime or "lxc")
+
+
+def make_spec(
+    ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
+) -> ContainerSpec:
+    paths = Paths(rootfs=cdir.rootfs, log_dir=cdir.log_dir, bundle=cdir.bundle)
+    return build_spec(config, cfg.Init(state.init), paths, host_facts())
+
+
+def create(ctx: Context, config: cfg.ContainerConfig) -> State:
+    from richc.rootfs import populate
+
+    store = ctx.store
+    cdir = store.reserve(config.name)
+    with cdir.lock():
+        state = State(
+            name=config.name,
+            status="creating",
+            created_at=now(),
+            runtime=choose_runtime(config.runtime),
+        )
+        try:
+            cdir.save_state(state)
+            cdir.save_config(config)
+            cdir.rootfs.mkdir(mode=0o755)
+            result = populate(config, cdir.rootfs, ctx.paths)
+            state.init = result.init.value
+            state.rootfs = str(cdir.rootfs)
+            state.applied = [c.to_dict() for c in result.changes]
+            state.status = "created"
+            cdir.save_state(state)
+        except BaseException:
+            # Leave nothing half-made; if even this fails, state says "creating" and
+            # `rm --force` finishes the job.
+            with contextlib.suppress(Exception):
+                _destroy(ctx, cdir, state)
+            raise
+    return state
+
+
+def is_running(cdir: ContainerDir, state: State) -> tuple[bool, int | None]:
+    status = runtime_for(state).status(cdir)
+    return status.running, status.pid
+
+
+def start(ctx: Context, name: str) -> State:
+    cdir = ctx.store.get(name)
+    with cdir.lock():
+        state = cdir.load_state()
+        _refuse_broken(state)
+        config = cdir.load_config()
+        runtime = runtime_for(state)
+        if runtime.status(cdir).running:
+            raise Conflict(f"{name} is already running", hint=f"`richc restart {name}` restarts it")
+        spec = make_spec(ctx, cdir, config, state)
+        runtime.render(spec, cdir)
+        pid = runtime.start(spec, cdir)
+        state.started_at = now()
+        state.stopped_at = None
+        state.extra["pid"] = pid
+        state.extra["pid_start_time"] = start_time(pid)
+        cdir.save_state(state)
+    return state
+
+
+def stop(ctx: Context, name: str, *, timeout: float | None = None, kill: bool = False) -> bool:
+    """Stop *name*; return True if init shut down cleanly, False if it had to be killed."""
+    cdir = ctx.store.get(name)
+    with cdir.lock():
+        state = cdir.load_state()
+        _refuse_broken(state)
+        config = cdir.load_config()
+        clean = _stop_locked(ctx, cdir, config, state, timeout=timeout, kill=kill)
+    return clean
+
+
+def _stop_locked(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    *,
+    timeout: float | None,
+    kill: bool,
+) -> bool:
+    runtime = runtime_for(state)
+    clean = True
+    if runtime.status(cdir).running:
+        spec = make_spec(ctx, cdir, config, state)
+        wait = config.stop_timeout if timeout is None else timeout
+        if kill or not runtime.shutdown(spec, cdir, wait):
+            if not kill:
+                log.warning(
+                    "%s did not shut down within %s s after %s; killing it",
+                    cdir.name,
+                    wait,
+                    spec.halt_signal,
+                )
+            runtime.kill(cdir)
+            clean = False
+    state.stopped_at = now()
+    state.extra.pop("pid", None)
+    state.extra.pop("pid_start_time", None)
+    cdir.save_state(state)
+    return clean
+
+
+def restart(ctx: Context, name: str, *, timeout: float | None = None) -> State:
+    stop(ctx, name, timeout=timeout)
+    return start(ctx, name)
+
+
+def remove(ctx: Context, name: str, *, force: bool = False) -> None:
+    store = ctx.store
+    cdir = store.get(name)
+    with cdir.lock():
+        state = cdir.load_state()
+        if state.status == "creating" and not force:
+            raise Conflict(
+                f"{name} was not fully created (an earlier create was interrupted)",
+                hint=f"clean it up with `richc rm --force {name}`",
+            )
+        running = False
+        with contextlib.suppress(RichcError):
+            running = runtime_for(state).status(cdir).running if state.runtime else False
+        if running:
+            if not force:
+                raise Conflict(
+                    f"{name} is running",
+                    hint=f"stop it first (`richc stop {name}`) or use `richc rm --force {name}`",
+                )
+            runtime_for(state).kill(cdir)
+        _destroy(ctx, cdir, state)
+
+
+def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:
+    """Undo everything create made, in reverse; each step tolerates its part being gone."""
+    if state.runtime:
+        with contextlib.suppress(RichcError):
+            runtime_for(state).cleanup(cdir)
+    ctx.store.remove(cdir)
+
+
+def _refuse_broken(state: State) -> None:
+    if state.status == "creating":
+        raise Conflict(
+            f"{state.name} was not fully created (an earlier create was interrupted)",
+            hint=f"remove it with `richc rm --force {state.name}` and create it again",
+        )

@@ -1,0 +1,91 @@
+"""The ``busybox`` source: an init-capable rootfs built from the host's busybox-static."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from richc.config import ContainerConfig, Init
+from richc.errors import HostUnsupported
+from richc.lock import locked
+from richc.paths import HostPaths
+from richc.rootfs import Change, RootfsResult
+from richc.rootfs.identity import render_identity, write_file
+from richc.run import run
+from richc.templating import render
+
+BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
+DIRS = (
+    "bin", "sbin", "usr/bin", "usr/sbin", "etc/init.d", "etc/profile.d", "dev", "proc", "sys",
+    "run", "tmp", "var/log", "var/run", "root", "home", "mnt",
+)  # fmt: skip
+
+
+def find_busybox() -> Path:
+    for candidate in BUSYBOX_CANDIDATES:
+        path = Path(candidate)
+        # A dynamically linked busybox would need the host's libc inside the rootfs; a
+        # static ELF has no program interpreter, whose path names ld-linux.
+        if path.is_file() and b"ld-linux" not in path.read_bytes()[:4096]:
+            return path
+    raise HostUnsupported(
+        "no statically linked busybox on this host",
+        hint="install it with `apt-get install busybox-static`",
+    )
+
+
+def _build_image(image: Path) -> None:
+    busybox = find_busybox()
+    tmp = image.with_name(image.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    for directory in DIRS:
+        (tmp / directory).mkdir(parents=True, exist_ok=True)
+    (tmp / "tmp").chmod(0o1777)
+    (tmp / "root").chmod(0o700)
+    shutil.copy2(busybox, tmp / "bin/busybox")
+    applets = run([busybox, "--list-full"]).stdout.split()
+    for applet in applets:
+        link = tmp / applet
+        if link.exists() or link.is_symlink():
+            continue
+        link.parent.mkdir(parents=True, exist_ok=True)
+        link.symlink_to(os.path.relpath("/bin/busybox", "/" + os.path.dirname(applet)))
+    if not (tmp / "sbin/init").exists():
+        (tmp / "sbin/init").symlink_to("../bin/busybox")
+    tmp.rename(image)
+
+
+def ensure_image(paths: HostPaths) -> Path:
+    """The cached base tree, built once per host from busybox --list-full."""
+    image = paths.images / "busybox" / "rootfs"
+    if image.is_dir():
+        return image
+    image.parent.mkdir(parents=True, exist_ok=True)
+    with locked(paths.run / "locks" / "image-busybox.lock", "the busybox image"):
+        if not image.is_dir():
+            _build_image(image)
+    return image
+
+
+def populate(config: ContainerConfig, target: Path, paths: HostPaths) -> RootfsResult:
+    image = ensure_image(paths)
+    # cp -a keeps the symlinks and modes; the tree is ~2 MB, so a copy beats any sharing.
+    run(["cp", "-a", "--reflink=auto", f"{image}/.", str(target)])
+    context = {"name": config.name}
+    files = {
+        "etc/inittab": ("rootfs/busybox/inittab.j2", 0o644),
+        "etc/init.d/rcS": ("rootfs/busybox/rcS.j2", 0o755),
+        "etc/init.d/rcK": ("rootfs/busybox/rcK.j2", 0o755),
+        "etc/passwd": ("rootfs/busybox/passwd.j2", 0o644),
+        "etc/group": ("rootfs/busybox/group.j2", 0o644),
+        "etc/shadow": ("rootfs/busybox/shadow.j2", 0o600),
+        "etc/profile": ("rootfs/busybox/profile.j2", 0o644),
+    }
+    changes = []
+    for relpath, (template, mode) in files.items():
+        write_file(target, relpath, render(template, **context), mode)
+        changes.append(Change(f"/{relpath}", "write", "busybox init system"))
+    changes += render_identity(config, target)
+    init = Init.busybox if config.init is Init.auto else config.init
+    return RootfsResult(init=init, changes=changes)

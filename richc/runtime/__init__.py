@@ -1,0 +1,59 @@
+"""The runtime protocol: what richc asks of LXC or runc, and how it picks one."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+from richc.spec import ContainerSpec
+from richc.store import ContainerDir
+
+
+@dataclass(frozen=True)
+class RuntimeStatus:
+    running: bool
+    pid: int | None = None
+
+
+@dataclass(frozen=True)
+class ExecRequest:
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    uid: int = 0
+    gid: int = 0
+    cwd: str = "/"
+
+
+class Runtime(Protocol):
+    name: str
+
+    def render(self, spec: ContainerSpec, cdir: ContainerDir) -> None:
+        """Write the runtime's own config (LXC config, OCI bundle) from the spec."""
+
+    def start(self, spec: ContainerSpec, cdir: ContainerDir) -> int:
+        """Start init detached and return its host pid."""
+
+    def status(self, cdir: ContainerDir) -> RuntimeStatus: ...
+
+    def shutdown(self, spec: ContainerSpec, cdir: ContainerDir, timeout: float) -> bool:
+        """Send the init's halt signal and wait; True if it stopped within *timeout*."""
+
+    def kill(self, cdir: ContainerDir) -> None:
+        """Stop the container at once (SIGKILL to init) and wait until it is gone."""
+
+    def exec(self, cdir: ContainerDir, request: ExecRequest) -> int:
+        """Run a command inside with inherited stdio; return its exit code."""
+
+    def cleanup(self, cdir: ContainerDir) -> None:
+        """Remove what the runtime keeps outside the container directory."""
+
+
+def get_runtime(name: str) -> Runtime:
+    """Return the runtime called *name* ("lxc" or "runc")."""
+    if name == "lxc":
+        from richc.runtime.lxc import LxcRuntime
+
+        return LxcRuntime()
+    from richc.errors import UsageError
+
+    raise UsageError(f"unknown runtime {name!r}", hint="use lxc or runc")

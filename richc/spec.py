@@ -1,0 +1,186 @@
+"""The runtime-neutral ContainerSpec, built by a pure function from config and host facts.
+
+Runtimes render only from a spec; nothing here touches the host, so it is unit-tested
+without root.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from richc.config import ContainerConfig, Init
+from richc.units import format_cpuset
+
+# The signal each init understands as "shut down cleanly", and as "reboot".
+# busybox init: SIGUSR2 is poweroff, SIGTERM reboot. SysV init: SIGPWR runs the inittab
+# powerfail action (our rendered inittab makes that a shutdown). systemd: SIGRTMIN+3 halts.
+HALT_SIGNALS = {
+    Init.systemd: "SIGRTMIN+3",
+    Init.sysvinit: "SIGPWR",
+    Init.busybox: "SIGUSR2",
+    Init.dumb_init: "SIGTERM",
+}
+REBOOT_SIGNALS = {
+    Init.systemd: "SIGINT",
+    Init.sysvinit: "SIGINT",
+    Init.busybox: "SIGTERM",
+    Init.dumb_init: "SIGTERM",
+}
+INIT_ARGV = {
+    Init.systemd: ("/sbin/init",),
+    Init.sysvinit: ("/sbin/init",),
+    Init.busybox: ("/sbin/init",),
+    Init.dumb_init: ("/.richc/dumb-init", "--"),
+}
+
+# Dropped from every container: they reach outside it (kernel modules, MAC policy, the host
+# clock, raw IO ports). The same set LXC's common.conf drops, taken here on purpose.
+BASE_CAP_DROP = ("mac_admin", "mac_override", "sys_module", "sys_rawio", "sys_time")
+
+# Device nodes a system container needs: (type, major, minor, access).
+ALLOWED_DEVICES = (
+    ("c", 1, 3, "rwm"),  # /dev/null
+    ("c", 1, 5, "rwm"),  # /dev/zero
+    ("c", 1, 7, "rwm"),  # /dev/full
+    ("c", 1, 8, "rwm"),  # /dev/random
+    ("c", 1, 9, "rwm"),  # /dev/urandom
+    ("c", 5, 0, "rwm"),  # /dev/tty
+    ("c", 5, 1, "rwm"),  # /dev/console
+    ("c", 5, 2, "rwm"),  # /dev/ptmx
+    ("c", 136, "*", "rwm"),  # /dev/pts/*
+    ("c", 10, 229, "rwm"),  # /dev/fuse
+    ("c", 10, 200, "rwm"),  # /dev/net/tun
+)
+
+
+@dataclass(frozen=True)
+class HostFacts:
+    """What the spec needs to know about the host; the probe fills it in."""
+
+    cgroup_version: int = 1
+    apparmor: bool = False
+    cgroup_namespace: bool = True
+    cpu_count: int = 1
+
+
+@dataclass(frozen=True)
+class Mount:
+    source: str
+    target: str  # absolute path inside the container
+    fstype: str = "none"
+    options: tuple[str, ...] = ("bind",)
+    kind: str = "file"  # "file" or "dir": what to create at the target if missing
+    optional: bool = True
+
+
+@dataclass(frozen=True)
+class Paths:
+    rootfs: Path
+    log_dir: Path
+    bundle: Path
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    name: str
+    hostname: str
+    rootfs: Path
+    log_dir: Path
+    init: Init
+    argv: tuple[str, ...]
+    env: tuple[tuple[str, str], ...]
+    halt_signal: str
+    reboot_signal: str
+    stop_timeout: int
+    cgroup_version: int
+    cgroup: tuple[tuple[str, str], ...]  # controller file -> value, for this cgroup version
+    memory: int | None
+    cpus: float | None
+    cpuset: str | None
+    pids: int | None
+    mounts: tuple[Mount, ...] = ()
+    namespaces: tuple[str, ...] = ("mount", "pid", "uts", "ipc", "network", "cgroup")
+    cap_drop: tuple[str, ...] = BASE_CAP_DROP
+    devices: tuple[tuple[str, int, int | str, str], ...] = ALLOWED_DEVICES
+    rlimits: tuple[tuple[str, int, int], ...] = ()
+    apparmor_profile: str | None = None
+    network: str = "none"
+    bridge: str | None = None
+    extra: dict[str, str] = field(default_factory=dict)
+
+
+CPU_PERIOD_US = 100_000
+
+
+def cgroup_settings(config: ContainerConfig, version: int) -> tuple[tuple[str, str], ...]:
+    """The cgroup files and values that realise the config's limits on *version*."""
+    limits = config.limits
+    out: list[tuple[str, str]] = []
+    if version == 2:
+        if limits.memory is not None:
+            out.append(("memory.max", str(limits.memory)))
+        if limits.cpus is not None:
+            out.append(("cpu.max", f"{round(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}"))
+        if limits.cpuset is not None:
+            out.append(("cpuset.cpus", format_cpuset(limits.cpuset)))
+        if limits.pids is not None:
+            out.append(("pids.max", str(limits.pids)))
+    else:
+        if limits.memory is not None:
+            out.append(("memory.limit_in_bytes", str(limits.memory)))
+        if limits.cpus is not None:
+            out.append(("cpu.cfs_period_us", str(CPU_PERIOD_US)))
+            out.append(("cpu.cfs_quota_us", str(round(limits.cpus * CPU_PERIOD_US))))
+        if limits.cpuset is not None:
+            out.append(("cpuset.cpus", format_cpuset(limits.cpuset)))
+        if limits.pids is not None:
+            out.append(("pids.max", str(limits.pids)))
+    return tuple(out)
+
+
+def build_spec(
+    config: ContainerConfig,
+    init: Init,
+    paths: Paths,
+    host: HostFacts,
+    *,
+    mounts: tuple[Mount, ...] = (),
+    cap_drop_extra: tuple[str, ...] = (),
+) -> ContainerSpec:
+    """Turn a validated config plus host facts into the spec both runtimes render."""
+    if init is Init.auto:
+        raise ValueError("the init must be resolved (detected from the rootfs) before the spec")
+    argv = INIT_ARGV[init]
+    if init is Init.dumb_init:
+        argv = (*argv, *(config.command or ("/bin/sh",)))
+    env = (("container", "lxc"), *config.env)
+    namespaces: tuple[str, ...] = ("mount", "pid", "uts", "ipc", "network")
+    if host.cgroup_namespace:
+        namespaces = (*namespaces, "cgroup")
+    cap_drop = tuple(sorted({*BASE_CAP_DROP, *cap_drop_extra}))
+    limits = config.limits
+    return ContainerSpec(
+        name=config.name,
+        hostname=config.hostname or config.name,
+        rootfs=paths.rootfs,
+        log_dir=paths.log_dir,
+        init=init,
+        argv=argv,
+        env=env,
+        halt_signal=config.stop_signal or HALT_SIGNALS[init],
+        reboot_signal=REBOOT_SIGNALS[init],
+        stop_timeout=config.stop_timeout,
+        cgroup_version=host.cgroup_version,
+        cgroup=cgroup_settings(config, host.cgroup_version),
+        memory=limits.memory,
+        cpus=limits.cpus,
+        cpuset=None if limits.cpuset is None else format_cpuset(limits.cpuset),
+        pids=limits.pids,
+        mounts=mounts,
+        namespaces=namespaces,
+        cap_drop=cap_drop,
+        apparmor_profile="unconfined" if host.apparmor else None,
+        network=config.net.mode,
+        bridge=config.net.bridge,
+    )

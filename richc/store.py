@@ -1,0 +1,219 @@
+"""The state store: one directory per container, the only code that knows the layout.
+
+``containers/NAME/config.yaml`` holds the normalised config and ``state.json`` the
+schema-versioned state. Both are written atomically (temp file, fsync, rename), so a crash
+leaves either the old or the new file, never half of one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from richc import config as cfg
+from richc.errors import Conflict, NotFound, RichcError
+from richc.lock import locked
+from richc.paths import HostPaths
+
+STATE_SCHEMA = 1
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+@dataclass
+class State:
+    """What richc recorded about a container. Runtime facts (running, pid) are read live."""
+
+    name: str
+    status: str = "creating"  # creating -> created; a "creating" container is a crashed create
+    created_at: str = ""
+    started_at: str | None = None
+    stopped_at: str | None = None
+    runtime: str = ""
+    init: str = ""
+    rootfs: str = ""
+    applied: list[dict[str, str]] = field(default_factory=list)  # fix-ups applied to the rootfs
+    extra: dict[str, Any] = field(default_factory=dict)  # per-feature state (disk, lxcfs, ...)
+    schema: int = STATE_SCHEMA
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> State:
+        schema = data.get("schema", 0)
+        if schema > STATE_SCHEMA:
+            raise RichcError(
+                f"state of {data.get('name')} has schema {schema}, newer than this richc knows",
+                hint="upgrade richc",
+            )
+        known = {f for f in cls.__dataclass_fields__}
+        return cls(**{k: v for k, v in data.items() if k in known})
+
+
+def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+class ContainerDir:
+    """The files of one container."""
+
+    def __init__(self, store: Store, name: str) -> None:
+        self.store = store
+        self.name = name
+        self.path = store.paths.containers / name
+
+    @property
+    def config_file(self) -> Path:
+        return self.path / "config.yaml"
+
+    @property
+    def state_file(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def rootfs(self) -> Path:
+        return self.path / "rootfs"
+
+    @property
+    def lxc_config(self) -> Path:
+        return self.path / "config"
+
+    @property
+    def bundle(self) -> Path:
+        """The OCI bundle directory (runc runtime)."""
+        return self.path
+
+    @property
+    def log_dir(self) -> Path:
+        return self.store.paths.logs / self.name
+
+    @property
+    def run_dir(self) -> Path:
+        return self.store.paths.run / "containers" / self.name
+
+    def exists(self) -> bool:
+        return self.path.is_dir()
+
+    def load_config(self) -> cfg.ContainerConfig:
+        try:
+            data = yaml.safe_load(self.config_file.read_text())
+        except FileNotFoundError:
+            raise NotFound(
+                f"container {self.name} has no config (a create was interrupted)",
+                hint=f"remove it with `richc rm --force {self.name}` and create it again",
+            ) from None
+        return cfg.from_dict(data)
+
+    def save_config(self, config: cfg.ContainerConfig) -> None:
+        write_atomic(self.config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
+
+    def load_state(self) -> State:
+        try:
+            return State.from_dict(json.loads(self.state_file.read_text()))
+        except FileNotFoundError:
+            return State(name=self.name, status="creating")
+        except json.JSONDecodeError as exc:
+            raise RichcError(
+                f"{self.state_file} is corrupt: {exc}",
+                hint=f"remove the container with `richc rm --force {self.name}`",
+            ) from None
+
+    def save_state(self, state: State) -> None:
+        write_atomic(self.state_file, json.dumps(asdict(state), indent=2, sort_keys=True) + "\n")
+
+    @contextlib.contextmanager
+    def lock(self, wait: float = 30.0) -> Iterator[None]:
+        with locked(self.store.paths.run / "locks" / f"{self.name}.lock", self.name, wait=wait):
+            yield
+
+
+class Store:
+    def __init__(self, paths: HostPaths) -> None:
+        self.paths = paths
+
+    def container(self, name: str) -> ContainerDir:
+        return ContainerDir(self, cfg.validate_name(name))
+
+    def get(self, name: str) -> ContainerDir:
+        cdir = self.container(name)
+        if not cdir.exists():
+            raise NotFound(f"no container named {name}", hint="`richc list` shows the containers")
+        return cdir
+
+    def reserve(self, name: str) -> ContainerDir:
+        """Claim *name* atomically: mkdir succeeds for exactly one of two racing creates."""
+        cdir = self.container(name)
+        self.paths.containers.mkdir(parents=True, exist_ok=True)
+        try:
+            cdir.path.mkdir(mode=0o750)
+        except FileExistsError:
+            state = cdir.load_state()
+            hint = "choose another name, or remove it with `richc rm`"
+            if state.status == "creating":
+                hint = f"an earlier create did not finish; clean up with `richc rm --force {name}`"
+            raise Conflict(f"container {name} already exists", hint=hint) from None
+        return cdir
+
+    def names(self) -> list[str]:
+        try:
+            entries = os.listdir(self.paths.containers)
+        except FileNotFoundError:
+            return []
+        return sorted(
+            n for n in entries if cfg.NAME_RE.match(n) and (self.paths.containers / n).is_dir()
+        )
+
+    def remove(self, cdir: ContainerDir) -> None:
+        """Delete the container's files. Refuses to cross into a still-mounted filesystem."""
+        _remove_tree(cdir.path)
+        shutil.rmtree(cdir.log_dir, ignore_errors=True)
+        shutil.rmtree(cdir.run_dir, ignore_errors=True)
+
+
+def _remove_tree(path: Path) -> None:
+    if not path.exists():
+        return
+
+    def onerror(func: Any, failed: str, exc_info: Any) -> None:
+        exc = exc_info[1]
+        if isinstance(exc, FileNotFoundError):
+            return
+        raise RichcError(
+            f"cannot remove {failed}: {exc}",
+            hint="something may still be mounted there; check `findmnt -R " + str(path) + "`",
+        )
+
+    # rmtree does not follow symlinks and, with one_file_system-like safety below, will not
+    # descend into a mount that a crash left behind: it fails on the busy mount instead.
+    with open("/proc/self/mountinfo") as handle:
+        prefix = str(path.resolve()) + "/"
+        for line in handle:
+            mount_point = line.split()[4]
+            if mount_point.startswith(prefix):
+                raise RichcError(
+                    f"{mount_point} is still mounted",
+                    hint=f"unmount it (`umount -R {mount_point}`) or use `richc rm --force`",
+                )
+    shutil.rmtree(path, onerror=onerror)
