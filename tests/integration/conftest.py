@@ -1,0 +1,85 @@
+"""Fixtures for integration tests: a private --root, unique names, and a richc runner that
+removes every container it saw when the test ends, pass or fail."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+
+RICHC = Path(sys.executable).with_name("richc")
+
+
+def _require_root_and_lxc() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("integration tests need root")
+    if shutil.which("lxc-start") is None:
+        pytest.skip("LXC is not installed (apt-get install lxc)")
+
+
+def unique_name(prefix: str = "richc-test") -> str:
+    return f"{prefix}-{secrets.token_hex(4)}"
+
+
+@pytest.fixture
+def name() -> str:
+    return unique_name()
+
+
+RichcRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+@pytest.fixture
+def richc_root(tmp_path: Path) -> Path:
+    root = tmp_path / "root"
+    root.mkdir()
+    return root
+
+
+@pytest.fixture
+def richc(richc_root: Path) -> Iterator[RichcRunner]:
+    """Run the installed `richc` as a subprocess under a private root.
+
+    ``richc("exec", name, "--", "ps", check=False)`` returns the CompletedProcess; with the
+    default ``check=True`` a non-zero exit fails the test and shows stderr.
+    """
+    _require_root_and_lxc()
+    env = dict(os.environ, RICHC_ROOT=str(richc_root))
+
+    def run(
+        *args: str,
+        check: bool = True,
+        timeout: float = 300,
+        input: str | None = None,
+        extra_env: dict[str, str] | None = None,
+    ) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [str(RICHC), *args],
+            env={**env, **(extra_env or {})},
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            input=input,
+            stdin=None if input is not None else subprocess.DEVNULL,
+        )
+        if check and proc.returncode != 0:
+            pytest.fail(
+                f"richc {' '.join(args)} exited {proc.returncode}\n"
+                f"stdout:\n{proc.stdout}\nstderr:\n{proc.stderr}"
+            )
+        return proc
+
+    yield run
+    containers = richc_root / "var/lib/richc/containers"
+    if containers.is_dir():
+        for entry in sorted(containers.iterdir()):
+            if entry.is_dir():
+                run("rm", "--force", entry.name, check=False, timeout=120)
+        leftovers = [e.name for e in containers.iterdir() if e.is_dir()]
+        assert not leftovers, f"rm --force left containers behind: {leftovers}"
