@@ -102,7 +102,10 @@ def choose_cgroup_mount(cgroups: CgroupFacts, cgroup_ns: bool) -> tuple[str | No
         return None, "no cgroup hierarchy is mounted on the host"
     if cgroups.layout is CgroupLayout.v2:
         if cgroup_ns:
-            return "cgroup:mixed", "pure cgroup2: LXC mounts cgroup2 in the container's cgroup namespace"
+            return (
+                "cgroup:mixed",
+                "pure cgroup2: LXC mounts cgroup2 in the container's cgroup namespace",
+            )
         return None, "LXC cannot mount cgroup2 without a cgroup namespace (kernel < 4.6)"
     if cgroup_ns:
         return "cgroup:mixed", (
@@ -116,36 +119,35 @@ def choose_cgroup_mount(cgroups: CgroupFacts, cgroup_ns: bool) -> tuple[str | No
 
 
 def quota_backends(quota: QuotaFacts, kernel: KernelVersion | None) -> tuple[QuotaBackend, ...]:
-    where = f"{quota.path} is on {quota.fstype or 'an unknown filesystem'}" + (
-        f" ({quota.mountpoint})" if quota.mountpoint else ""
-    )
-    if quota.fstype == "btrfs" and has(kernel, "btrfs_qgroups"):
-        btrfs = QuotaBackend("btrfs", True, f"{where}: qgroups on a subvolume per container")
-    elif quota.fstype == "btrfs":
-        btrfs = QuotaBackend("btrfs", False, f"{where}, but qgroups need kernel 3.6")
+    """Each backend in richc's order of preference, with why it can or cannot serve the path."""
+    fstype = quota.fstype or "unknown"
+    if fstype == "btrfs" and has(kernel, "btrfs_qgroups"):
+        btrfs = QuotaBackend("btrfs", True, "btrfs: a qgroup-limited subvolume per container")
+    elif fstype == "btrfs":
+        btrfs = QuotaBackend("btrfs", False, "btrfs qgroups need kernel 3.6")
     else:
-        btrfs = QuotaBackend("btrfs", False, f"{where}, not btrfs")
+        btrfs = QuotaBackend("btrfs", False, f"{fstype}, not btrfs")
 
-    if quota.fstype in ("ext4", "xfs") and quota.project_option:
-        project = QuotaBackend("project", True, f"{where}, mounted with {quota.project_option}")
-    elif quota.fstype in ("ext4", "xfs"):
-        option = "prjquota" if quota.fstype == "ext4" else "pquota"
-        reasons = [f"{where}, mounted without {option}"]
-        if quota.fstype == "ext4" and quota.qfmt_v2 is False:
-            reasons.append("the kernel lacks ext4 quota files (CONFIG_QFMT_V2)")
-        if quota.fstype == "xfs" and quota.xfs_quota is False:
-            reasons.append("the kernel lacks XFS quota (CONFIG_XFS_QUOTA)")
-        if quota.fstype == "ext4" and not has(kernel, "ext4_project_quota"):
+    if fstype in ("ext4", "xfs") and quota.project_option:
+        project = QuotaBackend("project", True, f"{fstype} mounted with {quota.project_option}")
+    elif fstype in ("ext4", "xfs"):
+        option = "prjquota" if fstype == "ext4" else "pquota"
+        reasons = [f"{fstype} mounted without {option}"]
+        if fstype == "ext4" and quota.qfmt_v2 is False:
+            reasons.append("kernel lacks ext4 quota files (CONFIG_QFMT_V2)")
+        if fstype == "xfs" and quota.xfs_quota is False:
+            reasons.append("kernel lacks XFS quota (CONFIG_XFS_QUOTA)")
+        if fstype == "ext4" and not has(kernel, "ext4_project_quota"):
             reasons.append("ext4 project quota needs kernel 4.5")
-        project = QuotaBackend("project", False, "; ".join(reasons))
+        project = QuotaBackend("project", False, ", ".join(reasons))
     else:
-        project = QuotaBackend("project", False, f"{where}: only ext4 and xfs have project quota")
+        project = QuotaBackend("project", False, f"{fstype} has no project quota")
 
     if quota.loop_devices:
         device = "/dev/loop-control" if quota.loop_control else "/dev/loop0"
-        loop = QuotaBackend("loop", True, f"{device} present: an ext4 image per container")
+        loop = QuotaBackend("loop", True, f"{device}: an ext4 image per container")
     else:
-        loop = QuotaBackend("loop", False, "no loop devices (/dev/loop-control, /dev/loop0)")
+        loop = QuotaBackend("loop", False, "no /dev/loop-control or /dev/loop0")
     return btrfs, project, loop
 
 

@@ -33,7 +33,8 @@ class KernelVersion:
         return cls(int(match[1]), int(match[2]), int(match[3] or 0))
 
     def __str__(self) -> str:
-        return f"{self.major}.{self.minor}.{self.patch}"
+        base = f"{self.major}.{self.minor}"
+        return f"{base}.{self.patch}" if self.patch else base
 
 
 def release_from_proc_version(text: str) -> str | None:
