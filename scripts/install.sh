@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# Install everything richc and its tests need on a fresh Debian 12 machine, then richc itself
+# into .venv (editable). Safe to re-run: it skips what is already there.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# System packages. Core: LXC and its headers for the python bindings, lxcfs, runc/crun,
+# busybox-static for the busybox source, debootstrap for debian:SUITE. Quota backends:
+# btrfs-progs, xfsprogs, quota, e2fsprogs. systemd for `systemd-analyze verify`,
+# libsystemd-dev + pkg-config to build systemd-python. qemu + a Debian kernel for the VM tests.
+APT_PACKAGES=(
+    lxc lxc-dev lxcfs runc crun busybox-static debootstrap
+    btrfs-progs xfsprogs quota e2fsprogs
+    systemd libsystemd-dev pkg-config
+    qemu-system-x86 linux-image-amd64
+    tar zstd xz-utils gzip rsync util-linux iproute2 procps
+)
+
+missing=()
+for pkg in "${APT_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" || missing+=("$pkg")
+done
+if ((${#missing[@]})); then
+    echo ">>> apt-get install ${missing[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# The python environment. Use a real interpreter, not a pyenv shim (150-300 ms per call):
+# the venv's python links to the interpreter the shim resolves to.
+PYTHON=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+    echo ">>> creating .venv" >&2
+    "$PYTHON" -m venv .venv
+fi
+if ! .venv/bin/python -c "import richc, lxc, systemd.journal, pytest, mypy, virtme_ng" 2>/dev/null \
+    || [ pyproject.toml -nt .venv/.richc-installed ]; then
+    echo ">>> pip install -e .[lxc,journal,dev] virtme-ng" >&2
+    .venv/bin/pip install -q --disable-pip-version-check --upgrade pip
+    .venv/bin/pip install -q --disable-pip-version-check -e ".[lxc,journal,dev]" virtme-ng
+    touch .venv/.richc-installed
+fi
+echo ">>> richc installed: $(readlink -f .venv/bin/richc)" >&2
