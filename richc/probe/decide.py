@@ -122,7 +122,7 @@ def quota_backends(quota: QuotaFacts, kernel: KernelVersion | None) -> tuple[Quo
     """Each backend in richc's order of preference, with why it can or cannot serve the path."""
     fstype = quota.fstype or "unknown"
     if fstype == "btrfs" and has(kernel, "btrfs_qgroups"):
-        btrfs = QuotaBackend("btrfs", True, "btrfs: a qgroup-limited subvolume per container")
+        btrfs = QuotaBackend("btrfs", True, "a qgroup-limited subvolume per container")
     elif fstype == "btrfs":
         btrfs = QuotaBackend("btrfs", False, "btrfs qgroups need kernel 3.6")
     else:

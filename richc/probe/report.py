@@ -30,13 +30,10 @@ def _kernel(probe: HostProbe) -> Decision:
     version = probe.kernel.version
     missing = [r for r in REQUIREMENTS if not has(version, r.feature)]
     if version is None:
-        use = "no version-gated feature"
-        why = "the kernel release is unreadable"
+        use, why = "no version-gated feature", "the kernel release is unreadable"
     elif missing:
-        use = "without " + " ".join(r.feature for r in missing)
-        why = "upstream kernels added them in " + ", ".join(
-            f"{r.feature} {r.since}" for r in missing
-        )
+        use = f"{len(missing)} newer features off"
+        why = "lacks " + ", ".join(f"{r.feature} ({r.since})" for r in missing)
     else:
         use = "every feature"
         why = f"{version} has every kernel feature richc knows how to use"
@@ -61,12 +58,10 @@ def _cgroups(probe: HostProbe, feats: Features) -> Decision:
     cg = probe.cgroups
     parts = []
     if cg.v1_controllers:
-        parts.append("v1 " + " ".join(cg.v1_controllers))
+        parts.append("v1: " + " ".join(cg.v1_controllers))
     if cg.v2_mountpoint is not None:
-        parts.append(
-            "v2 " + (" ".join(cg.v2_controllers) or f"(no controllers, {cg.v2_mountpoint})")
-        )
-    value = f"{cg.layout}: " + "; ".join(parts) if parts else str(cg.layout)
+        parts.append("v2: " + (" ".join(cg.v2_controllers) or "none"))
+    value = f"{cg.layout} ({'; '.join(parts)})" if parts else str(cg.layout)
     if feats.cgroup_version == 0:
         return Decision("cgroups", value, "no limits", "no cgroup hierarchy is mounted")
     lacking = []
