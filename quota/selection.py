@@ -1,0 +1,95 @@
+"""Choosing a backend: by name, or ``auto`` by the filesystem that holds the store."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from quota.backend import QuotaBackend, StrPath, existing_parent
+from quota.btrfs import BtrfsBackend
+from quota.errors import BackendUnavailable, QuotaError
+from quota.loop import LoopBackend
+from quota.mounts import BTRFS_SUPER_MAGIC, EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC, fs_magic
+from quota.project import ProjectBackend
+from quota.registry import REGISTRY_NAME
+
+BACKENDS = ("project", "btrfs", "loop")
+
+
+def make_backend(name: str, store: StrPath, *, registry: StrPath | None = None) -> QuotaBackend:
+    """The backend called *name*; the project registry defaults to STORE/quota-projects.json."""
+    if name == "project":
+        return ProjectBackend(registry or Path(store) / REGISTRY_NAME)
+    if name == "btrfs":
+        return BtrfsBackend()
+    if name == "loop":
+        return LoopBackend()
+    raise ValueError(f"unknown disk backend {name!r} (choose from auto, {', '.join(BACKENDS)})")
+
+
+@dataclass(frozen=True)
+class Probe:
+    """Whether *backend* can enforce a limit at *path*, and if not, why (for doctor)."""
+
+    backend: str
+    ok: bool
+    reason: str = ""
+    hint: str | None = None
+    errno: int = 0
+
+
+def probe(name: str, path: StrPath, *, registry: StrPath | None = None) -> Probe:
+    try:
+        make_backend(name, path, registry=registry).check(path)
+    except QuotaError as exc:
+        return Probe(name, False, exc.message, exc.hint, exc.errno or 0)
+    except OSError as exc:
+        return Probe(name, False, f"{exc.strerror or exc}", None, exc.errno or 0)
+    return Probe(name, True)
+
+
+def preference(path: StrPath) -> tuple[str, ...]:
+    """Backends ``auto`` tries, best first: the filesystem's own quota, then a loop image."""
+    magic = fs_magic(existing_parent(path))
+    if magic == BTRFS_SUPER_MAGIC:
+        return ("btrfs", "loop")
+    if magic in (EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC):
+        return ("project", "loop")
+    return ("loop",)
+
+
+def probe_all(path: StrPath, *, registry: StrPath | None = None) -> list[Probe]:
+    return [probe(name, path, registry=registry) for name in BACKENDS]
+
+
+def select_backend(
+    path: StrPath, requested: str = "auto", *, registry: StrPath | None = None
+) -> QuotaBackend:
+    """The backend that will limit rootfs directories under *path* (the store).
+
+    A named backend that cannot work raises its own error (not mounted with prjquota, not
+    btrfs, ...). ``auto`` takes the first that works and raises BackendUnavailable, with
+    every reason, when none does.
+    """
+    if requested != "auto":
+        backend = make_backend(requested, path, registry=registry)
+        backend.check(path)
+        return backend
+    reasons: dict[str, QuotaError] = {}
+    for name in preference(path):
+        backend = make_backend(name, path, registry=registry)
+        try:
+            backend.check(path)
+        except QuotaError as exc:
+            reasons[name] = exc
+            continue
+        return backend
+    first = next(iter(reasons.values()))
+    detail = "; ".join(f"{name}: {exc.message}" for name, exc in reasons.items())
+    raise BackendUnavailable(
+        f"no disk quota backend can enforce a limit under {os.fspath(path)} ({detail})",
+        path,
+        reasons=reasons,
+        hint=first.hint,
+    )
