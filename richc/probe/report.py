@@ -358,14 +358,6 @@ class HostReport:
             ],
         }
 
-    def table(self) -> str:
-        """One line per check: name, value, what richc will use and why."""
-        rows = [("CHECK", "VALUE", "USE", "WHY")]
-        rows += [(d.check, d.value, d.use, d.why) for d in self.decisions]
-        widths = [max(len(row[i]) for row in rows) for i in range(3)]
-        return "\n".join(
-            "  ".join(cell.ljust(width) for cell, width in zip(row[:3], widths, strict=True))
-            + "  "
-            + row[3]
-            for row in rows
-        )
+    def rows(self) -> list[tuple[str, str, str, str]]:
+        """The table: one row per check (name, value, what richc will use, why)."""
+        return [(d.check, d.value, d.use, d.why) for d in self.decisions]

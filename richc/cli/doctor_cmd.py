@@ -1,0 +1,74 @@
+"""``richc doctor``: what this host offers, and what richc will use and why."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from richc.cli.app import app, context
+from richc.cli.output import Format, emit_json, emit_table
+from richc.errors import HostUnsupported
+
+
+def _host_path(path: Path) -> str:
+    """*path* with symlinks resolved as far as it exists, so mountinfo prefixes match."""
+    missing: list[str] = []
+    while not path.exists() and path != path.parent:
+        missing.insert(0, path.name)
+        path = path.parent
+    return os.path.join(os.path.realpath(path), *missing)
+
+
+@app.command()
+def doctor(
+    ctx: typer.Context,
+    output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    host_root: Annotated[
+        Path,
+        typer.Option(
+            "--host-root",
+            envvar="RICHC_HOST_ROOT",
+            help=(
+                "Read /proc, /sys, /dev, /run and /boot below this directory instead of /, "
+                "e.g. a tree recorded by tests/fixtures/hosts/record.py. The lxc bindings "
+                "and runc/crun are still checked on this machine."
+            ),
+        ),
+    ] = Path("/"),
+) -> None:
+    """Probe the kernel and host; say what richc will use and why.
+
+    Checks the kernel version, namespaces, cgroup layout and controllers, overlayfs, FUSE,
+    lxcfs, quota backends for the store, seccomp, AppArmor, user namespaces, the lxc
+    bindings, runc/crun and systemd. Exits 1 when no runtime can run containers here.
+
+    Examples:
+
+      richc doctor
+
+      richc doctor --format json
+    """
+    from richc.probe import HostReport, probe_host
+    from richc.probe.kernel import has
+
+    paths = context(ctx).paths
+    if host_root == Path("/"):
+        store = _host_path(paths.lib)
+    else:
+        # The store as the probed host sees it (/var/lib/richc): its mountinfo knows nothing
+        # of this machine's --root.
+        store = "/" + str(paths.lib.relative_to(paths.root))
+    report = HostReport.of(probe_host(host_root, store_path=store))
+    if output is Format.json:
+        emit_json(report.to_json())
+    else:
+        emit_table(("CHECK", "VALUE", "USE", "WHY"), report.rows())
+    if report.features.runtime is None:
+        runtime = next(d for d in report.decisions if d.check == "runtime")
+        hint = "install lxc and the python lxc bindings (pip install 'richc[lxc]')"
+        if has(report.features.kernel, "runc"):
+            hint += ", or runc"
+        raise HostUnsupported(f"no container runtime works on this host: {runtime.why}", hint=hint)
