@@ -25,7 +25,7 @@ def _register_commands() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    import typer
+    import click
 
     from richc.errors import RichcError
 
@@ -41,17 +41,12 @@ def main(argv: list[str] | None = None) -> int:
         if exc.hint:
             print(f"hint: {exc.hint}", file=sys.stderr)
         code = getattr(exc, "exit_code", 1)
-    except typer.Exit as exc:
+    except click.exceptions.Exit as exc:
         code = exc.exit_code
-    except typer.TyperException as exc:
-        # Typer's usage errors carry exit_code 2 and know how to show themselves.
-        show = getattr(exc, "show", None)
-        if show:
-            show()
-        else:
-            print(f"error: {exc.format_message()}", file=sys.stderr)
+    except click.ClickException as exc:
+        exc.show()  # usage errors carry exit_code 2
         code = exc.exit_code
-    except typer.Abort:
+    except click.exceptions.Abort:
         print("aborted", file=sys.stderr)
         code = 130
     except KeyboardInterrupt:

@@ -1,0 +1,128 @@
+"""Time richc's busybox lifecycle against the raw LXC tools, in the same run.
+
+    .venv/bin/python bench/bench_lifecycle.py [--rounds N] [--list-size 100]
+
+Each round creates, starts, execs `true` in, stops and removes one richc container and one
+raw LXC container built from the same rootfs and an equivalent config. It also times
+`richc --help` against `python -c pass`, and `richc list` with many containers against `lxc-ls`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+from common import RICHC, VENV_PYTHON, Report, richc_env, timed
+
+
+def raw_config(richc_config: Path, richc_name: str, raw_dir: Path, raw_name: str) -> str:
+    """The LXC config richc rendered, pointed at the raw container's own rootfs and logs."""
+    text = richc_config.read_text()
+    out = []
+    for line in text.splitlines():
+        if line.startswith("lxc.rootfs.path"):
+            line = f"lxc.rootfs.path = dir:{raw_dir / 'rootfs'}"
+        elif line.startswith(("lxc.console.logfile", "lxc.log.file")):
+            key = line.split("=")[0].strip()
+            line = f"{key} = {raw_dir / Path(line.split('=')[1].strip()).name}"
+        elif line.startswith("lxc.uts.name"):
+            line = f"lxc.uts.name = {raw_name}"
+        out.append(line)
+    return "\n".join(out) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--list-size", type=int, default=100)
+    args = parser.parse_args()
+
+    base = Path(tempfile.mkdtemp(prefix="richc-bench-"))
+    root = base / "root"
+    env = richc_env(root)
+    lxcpath = base / "raw"
+    lxcpath.mkdir()
+    report = Report("busybox lifecycle: richc (lxc runtime) vs raw LXC")
+    steps: dict[str, tuple[list[float], list[float]]] = {
+        s: ([], []) for s in ("create", "start", "exec -- true", "stop", "rm")
+    }
+    try:
+        # Warm caches (busybox image, page cache) outside the timed rounds.
+        subprocess.run([RICHC, "create", "warm"], env=env, check=True, capture_output=True)
+        image = root / "var/lib/richc/images/busybox/rootfs"
+        template = root / "var/lib/richc/containers/warm"
+        subprocess.run([RICHC, "start", "warm"], env=env, check=True, capture_output=True)
+        subprocess.run([RICHC, "rm", "--force", "warm"], env=env, check=True, capture_output=True)
+        subprocess.run([RICHC, "create", "tmpl"], env=env, check=True, capture_output=True)
+        subprocess.run([RICHC, "start", "tmpl"], env=env, check=True, capture_output=True)
+        richc_config = root / "var/lib/richc/containers/tmpl/config"
+        config_text = richc_config.read_text()
+        subprocess.run([RICHC, "rm", "--force", "tmpl"], env=env, check=True, capture_output=True)
+        del template
+        for i in range(args.rounds):
+            name, raw = f"bench-{i}", f"raw-{i}"
+            raw_dir = lxcpath / raw
+            lxc = ["-P", str(lxcpath), "-n", raw]
+
+            def raw_create(raw_dir: Path = raw_dir, raw: str = raw) -> None:
+                raw_dir.mkdir()
+                subprocess.run(["cp", "-a", f"{image}/.", str(raw_dir / "rootfs")], check=True)
+                tmp = raw_dir / "config.in"
+                tmp.write_text(config_text)
+                (raw_dir / "config").write_text(raw_config(tmp, name, raw_dir, raw))
+
+            import time
+
+            t0 = time.perf_counter()
+            raw_create()
+            steps["create"][1].append(time.perf_counter() - t0)
+            steps["create"][0].append(timed([RICHC, "create", name], env))
+            steps["start"][0].append(timed([RICHC, "start", name], env))
+            steps["start"][1].append(timed(["lxc-start", *lxc, "-d"]))
+            steps["exec -- true"][0].append(timed([RICHC, "exec", name, "--", "true"], env))
+            steps["exec -- true"][1].append(timed(["lxc-attach", *lxc, "--", "true"]))
+            steps["stop"][0].append(timed([RICHC, "stop", name], env))
+            steps["stop"][1].append(timed(["lxc-stop", *lxc]))
+            steps["rm"][0].append(timed([RICHC, "rm", name], env))
+            steps["rm"][1].append(timed(["lxc-destroy", *lxc]))
+        raw_names = {
+            "create": "cp -a rootfs + write config",
+            "start": "lxc-start -d",
+            "exec -- true": "lxc-attach -- true",
+            "stop": "lxc-stop",
+            "rm": "lxc-destroy",
+        }
+        for step, (richc_t, raw_t) in steps.items():
+            report.add(step, richc_t, raw_names[step], raw_t)
+
+        help_t = [timed([RICHC, "--help"], env) for _ in range(10)]
+        pass_t = [timed([VENV_PYTHON, "-c", "pass"]) for _ in range(10)]
+        report.add("richc --help", help_t, "python -c pass", pass_t)
+
+        for i in range(args.list_size):
+            subprocess.run([RICHC, "create", f"many-{i}"], env=env, check=True, capture_output=True)
+            many = lxcpath / f"many-{i}"
+            many.mkdir()
+            (many / "config").write_text(config_text)
+        list_t = [timed([RICHC, "list"], env) for _ in range(10)]
+        ls_t = [timed(["lxc-ls", "-P", str(lxcpath)]) for _ in range(10)]
+        report.add(f"richc list ({args.list_size})", list_t, f"lxc-ls ({args.list_size})", ls_t)
+        report.print()
+    finally:
+        for entry in (root / "var/lib/richc/containers").glob("*"):
+            subprocess.run([RICHC, "rm", "--force", entry.name], env=env, capture_output=True)
+        for entry in lxcpath.glob("*"):
+            subprocess.run(
+                ["lxc-stop", "-k", "-P", str(lxcpath), "-n", entry.name], capture_output=True
+            )
+            subprocess.run(
+                ["lxc-destroy", "-P", str(lxcpath), "-n", entry.name], capture_output=True
+            )
+        shutil.rmtree(base, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
