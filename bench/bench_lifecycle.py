@@ -15,10 +15,10 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from common import RICHC, VENV_PYTHON, Report, richc_env, timed
+from common import RICHC, VENV_PYTHON, Report, richc_env, timed, timed_call
 
 
-def raw_config(richc_config: Path, richc_name: str, raw_dir: Path, raw_name: str) -> str:
+def raw_config(richc_config: Path, raw_dir: Path, raw_name: str) -> str:
     """The LXC config richc rendered, pointed at the raw container's own rootfs and logs."""
     text = richc_config.read_text()
     out = []
@@ -32,6 +32,15 @@ def raw_config(richc_config: Path, richc_name: str, raw_dir: Path, raw_name: str
             line = f"lxc.uts.name = {raw_name}"
         out.append(line)
     return "\n".join(out) + "\n"
+
+
+def raw_create(image: Path, config_text: str, raw_dir: Path, raw: str) -> None:
+    """What `lxc-create` with a copied rootfs amounts to: copy the tree, write a config."""
+    raw_dir.mkdir()
+    subprocess.run(["cp", "-a", f"{image}/.", str(raw_dir / "rootfs")], check=True)
+    tmp = raw_dir / "config.in"
+    tmp.write_text(config_text)
+    (raw_dir / "config").write_text(raw_config(tmp, raw_dir, raw))
 
 
 def main() -> None:
@@ -67,18 +76,9 @@ def main() -> None:
             raw_dir = lxcpath / raw
             lxc = ["-P", str(lxcpath), "-n", raw]
 
-            def raw_create(raw_dir: Path = raw_dir, raw: str = raw) -> None:
-                raw_dir.mkdir()
-                subprocess.run(["cp", "-a", f"{image}/.", str(raw_dir / "rootfs")], check=True)
-                tmp = raw_dir / "config.in"
-                tmp.write_text(config_text)
-                (raw_dir / "config").write_text(raw_config(tmp, name, raw_dir, raw))
-
-            import time
-
-            t0 = time.perf_counter()
-            raw_create()
-            steps["create"][1].append(time.perf_counter() - t0)
+            steps["create"][1].append(
+                timed_call(lambda d=raw_dir, r=raw: raw_create(image, config_text, d, r))
+            )
             steps["create"][0].append(timed([RICHC, "create", name], env))
             steps["start"][0].append(timed([RICHC, "start", name], env))
             steps["start"][1].append(timed(["lxc-start", *lxc, "-d"]))
