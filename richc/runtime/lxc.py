@@ -6,11 +6,13 @@ every such result becomes a typed error here, pointing at the container's LXC lo
 
 from __future__ import annotations
 
+import hashlib
 import os
 from pathlib import Path
 from typing import Any
 
 from richc.errors import HostUnsupported, RuntimeFailure
+from richc.resources import templates_dir
 from richc.runtime import ExecRequest, RuntimeStatus
 from richc.spec import ContainerSpec
 from richc.store import ContainerDir
@@ -41,7 +43,18 @@ class LxcRuntime:
         from richc.store import write_atomic
 
         spec.log_dir.mkdir(parents=True, exist_ok=True)
-        text = render(
+        # Rendering needs jinja2 (~50 ms to import); skip it when neither the spec nor the
+        # template changed since the config on disk was written.
+        template = templates_dir() / "lxc/config.j2"
+        digest = hashlib.sha256(repr(spec).encode() + template.read_bytes()).hexdigest()[:24]
+        marker = f"# richc-render: {digest}\n"
+        try:
+            with open(cdir.lxc_config) as handle:
+                if handle.readline() == marker:
+                    return
+        except FileNotFoundError:
+            pass
+        text = marker + render(
             "lxc/config.j2",
             spec=spec,
             init_cmd=" ".join(spec.argv),
