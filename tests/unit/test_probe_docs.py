@@ -43,6 +43,13 @@ def test_kernel_compat_table_matches_requirements() -> None:
     assert rows == [(r.feature, str(r.since)) for r in REQUIREMENTS]
 
 
+def test_readme_has_the_kernel_table() -> None:
+    text = (DOCS.parent / "README.md").read_text()
+    section = text.split("\n## Kernel compatibility\n", 1)[1].split("\n## ", 1)[0]
+    rows = [(key, cell.strip()) for key, cell in ROW.findall(section)]
+    assert rows == [(r.feature, str(r.since)) for r in REQUIREMENTS]
+
+
 def test_every_json_key_is_documented_in_order() -> None:
     documented = [key for key, _ in documented_rows("doctor.md", "JSON document")]
     seen: set[str] = set()
