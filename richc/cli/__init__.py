@@ -16,7 +16,11 @@ def _register_commands() -> None:
     # Each command group lives in its own module and adds itself to ``app`` on import.
     from richc.cli import containers  # noqa: F401
 
-    for optional in ("doctor_cmd", "hooks_cmd", "lxcfs_cmd", "quota_cmd", "unit_cmd", "stats_cmd"):
+    optional_modules = (
+        "logs_cmd", "doctor_cmd", "hooks_cmd", "lxcfs_cmd", "quota_cmd", "unit_cmd", "stats_cmd",
+        "set_cmd",
+    )  # fmt: skip
+    for optional in optional_modules:
         try:
             __import__(f"richc.cli.{optional}")
         except ModuleNotFoundError as exc:

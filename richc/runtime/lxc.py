@@ -125,6 +125,14 @@ class LxcRuntime:
         code = os.waitstatus_to_exitcode(status)
         return 128 - code if code < 0 else code
 
+    def console(self, cdir: ContainerDir) -> None:
+        """Attach the caller's terminal to the container's console; Ctrl-a q detaches."""
+        container = self._container(cdir)
+        if not container.console(ttynum=-1, stdinfd=0, stdoutfd=1, stderrfd=2, escape=1):
+            raise RuntimeFailure(
+                f"cannot attach to {cdir.name}'s console", hint=self._log_hint(cdir)
+            )
+
     def cleanup(self, cdir: ContainerDir) -> None:
         # LXC keeps nothing outside the container directory and the log directory.
         Path(cdir.lxc_config).unlink(missing_ok=True)

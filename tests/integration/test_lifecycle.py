@@ -202,3 +202,14 @@ def test_sigkill_during_create_leaves_state_rm_force_cleans(
     assert not (containers / name).exists()
     richc("create", name, "--start")  # the name is usable again
     assert richc("exec", name, "--", "true").returncode == 0
+
+
+def test_logs_show_the_console_getty(richc: RichcRunner, name: str) -> None:
+    richc("create", name, "--start")
+    deadline = time.monotonic() + 10
+    output = ""
+    while time.monotonic() < deadline and "login:" not in output:
+        output = richc("logs", name).stdout
+        time.sleep(0.2)
+    assert f"{name} login:" in output, output
+    assert "not found" not in output, "the rc script ran a missing command"
