@@ -5,7 +5,14 @@ tests), plus the live runtime checks of :mod:`richc.probe.tools`. ``features()``
 spec builder consumes; ``HostReport`` is what ``richc doctor`` prints.
 """
 
-from richc.probe.decide import Decision, Features, RuntimeChoice, choose_runtime, features
+from richc.probe.decide import (
+    Decision,
+    Features,
+    RuntimeChoice,
+    choose_runtime,
+    features,
+    host_features,
+)
 from richc.probe.host import CgroupLayout, HostProbe, probe_host
 from richc.probe.kernel import REQUIREMENTS, KernelVersion
 from richc.probe.report import SCHEMA_VERSION, HostReport
@@ -24,6 +31,7 @@ __all__ = [
     "RuntimeTools",
     "choose_runtime",
     "features",
+    "host_features",
     "probe_host",
     "probe_tools",
 ]

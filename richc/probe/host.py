@@ -159,7 +159,7 @@ class HostProbe:
     user_namespaces: UserNamespaceFacts
     systemd: SystemdFacts
     cpu_count: int | None
-    runtimes: RuntimeTools
+    runtimes: RuntimeTools | None  # None when the live checks were skipped (live=False)
 
 
 def read_kernel(tree: HostTree) -> KernelFacts:
@@ -331,11 +331,13 @@ def probe_host(
     *,
     store_path: str = "/var/lib/richc",
     tools: RuntimeTools | None = None,
+    live: bool = True,
 ) -> HostProbe:
     """Read every fact from the tree at *root*; *store_path* is where quotas would apply.
 
     *tools* are the live checks (:func:`probe_tools`); pass them in to simulate a host
-    without the lxc bindings or without runc.
+    without the lxc bindings or without runc. ``live=False`` skips them (no ``import lxc``,
+    no subprocess) for callers that only need kernel facts: then no runtime is chosen.
     """
     tree = HostTree(Path(root))
     kernel = read_kernel(tree)
@@ -357,5 +359,5 @@ def probe_host(
         user_namespaces=read_user_namespaces(tree, namespaces),
         systemd=SystemdFacts(tree.read_line("proc/1/comm"), tree.is_dir("run/systemd/system")),
         cpu_count=read_cpu_count(tree),
-        runtimes=tools if tools is not None else probe_tools(),
+        runtimes=tools if tools is not None else (probe_tools() if live else None),
     )

@@ -21,7 +21,7 @@ from richc.probe.decide import (
 )
 from richc.probe.host import CgroupLayout, HostProbe
 from richc.probe.kernel import REQUIREMENTS, has, requirement
-from richc.probe.tools import Tool
+from richc.probe.tools import RuntimeTools, Tool
 
 SCHEMA_VERSION = 1
 
@@ -188,8 +188,14 @@ def _user_namespaces(probe: HostProbe) -> Decision:
     return Decision("user_namespaces", value, use, why)
 
 
+def _tools(probe: HostProbe) -> RuntimeTools:
+    if probe.runtimes is None:
+        raise ValueError("a doctor report needs the live runtime checks (probe_host(live=True))")
+    return probe.runtimes
+
+
 def _runtime(probe: HostProbe) -> Decision:
-    tools = probe.runtimes
+    tools = _tools(probe)
     parts = [
         f"lxc bindings {tools.lxc.version or ''}".strip()
         if tools.lxc.loaded
@@ -224,7 +230,7 @@ def decisions(probe: HostProbe, feats: Features | None = None) -> tuple[Decision
         _cgroup_mount(probe, feats),
         _overlay(probe),
         _fuse(probe),
-        _lxcfs(probe, feats, probe.runtimes.lxcfs),
+        _lxcfs(probe, feats, _tools(probe).lxcfs),
         _open_tree(feats),
         _pidfd(feats),
         _quota(probe),
@@ -253,7 +259,7 @@ class HostReport:
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``richc doctor --format json`` document (docs/doctor.md)."""
-        p, f = self.probe, self.features
+        p, f, tools = self.probe, self.features, _tools(self.probe)
         cg = p.cgroups
         return {
             "schema_version": SCHEMA_VERSION,
@@ -288,7 +294,7 @@ class HostReport:
                 "fuse": p.filesystems.fuse,
                 "dev_fuse": p.filesystems.dev_fuse,
             },
-            "lxcfs": {"mountpoints": list(p.lxcfs.mountpoints), "binary": _tool(p.runtimes.lxcfs)},
+            "lxcfs": {"mountpoints": list(p.lxcfs.mountpoints), "binary": _tool(tools.lxcfs)},
             "quota": {
                 "path": p.quota.path,
                 "mountpoint": p.quota.mountpoint,
@@ -322,13 +328,13 @@ class HostReport:
             },
             "runtimes": {
                 "lxc": {
-                    "bindings": p.runtimes.lxc.loaded,
-                    "liblxc": p.runtimes.lxc.liblxc,
-                    "version": p.runtimes.lxc.version,
-                    "error": p.runtimes.lxc.error,
+                    "bindings": tools.lxc.loaded,
+                    "liblxc": tools.lxc.liblxc,
+                    "version": tools.lxc.version,
+                    "error": tools.lxc.error,
                 },
-                "runc": _tool(p.runtimes.runc),
-                "crun": _tool(p.runtimes.crun),
+                "runc": _tool(tools.runc),
+                "crun": _tool(tools.crun),
             },
             "cpu_count": p.cpu_count,
             "features": {

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from richc.probe import features
+from richc.probe import HostReport, choose_runtime, features, host_features, probe_host
 from richc.probe.tools import probe_lxc, probe_tools
-from tests.fixtures.hosts.support import probe_fixture
+from tests.fixtures.hosts.support import HOSTS, probe_fixture
 
 
 def failing_import(name: str) -> types.ModuleType:
@@ -72,3 +72,13 @@ def test_auto_falls_back_to_runc_without_bindings(host: str, expected: str) -> N
 def test_nothing_to_run_with() -> None:
     feats = features(probe_fixture("linux-5.10-bullseye", lxc=False, runc=False, crun=False))
     assert feats.runtime is None and feats.runtime_binary is None
+
+
+def test_kernel_only_probe_skips_the_live_checks() -> None:
+    probe = probe_host(HOSTS / "linux-5.10-bullseye", live=False)
+    assert probe.runtimes is None
+    assert choose_runtime(probe).runtime is None
+    feats = host_features(str(HOSTS / "linux-5.10-bullseye"))
+    assert feats.cgroup_version == 2 and feats.use_cgroup_ns and feats.runtime is None
+    with pytest.raises(ValueError, match="live runtime checks"):
+        HostReport.of(probe)
