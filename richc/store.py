@@ -26,6 +26,8 @@ from richc.lock import locked
 from richc.paths import HostPaths
 
 STATE_SCHEMA = 1
+# libyaml's loader is ~10x faster than the pure-Python one: `richc list` reads every config.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
 def now() -> str:
@@ -118,7 +120,7 @@ class ContainerDir:
 
     def load_config(self) -> cfg.ContainerConfig:
         try:
-            data = yaml.safe_load(self.config_file.read_text())
+            data = yaml.load(self.config_file.read_text(), Loader=_YAML_LOADER)
         except FileNotFoundError:
             raise NotFound(
                 f"container {self.name} has no config (a create was interrupted)",
