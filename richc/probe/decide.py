@@ -70,7 +70,7 @@ class Features:
     has_seccomp_filter: bool
     apparmor: bool
     systemd_pid1: bool
-    lxcfs_mountpoint: str | None
+    lxcfs_mountpoint: str | None  # a serving lxcfs to bind views from
     quota_backend: str | None
     runtime: str | None
     runtime_binary: str | None
@@ -211,7 +211,7 @@ def features(probe: HostProbe) -> Features:
         has_seccomp_filter=probe.seccomp.filter,
         apparmor=probe.apparmor.enabled,
         systemd_pid1=probe.systemd.pid1,
-        lxcfs_mountpoint=probe.lxcfs.mountpoints[0] if probe.lxcfs.mountpoints else None,
+        lxcfs_mountpoint=probe.lxcfs.serving[0] if probe.lxcfs.serving else None,
         quota_backend=quota.name if quota else None,
         runtime=runtime.runtime,
         runtime_binary=runtime.binary,

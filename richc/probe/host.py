@@ -7,6 +7,7 @@ them all. Nothing here decides what richc does with a fact: that is :mod:`.decid
 from __future__ import annotations
 
 import enum
+import errno
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -94,7 +95,12 @@ class FilesystemFacts:
 
 @dataclass(frozen=True)
 class LxcfsFacts:
-    mountpoints: tuple[str, ...]  # live fuse.lxcfs mounts
+    mountpoints: tuple[str, ...]  # fuse.lxcfs mounts in mountinfo
+    dead: tuple[str, ...]  # those whose daemon is gone: ENOTCONN ("Transport endpoint ...")
+
+    @property
+    def serving(self) -> tuple[str, ...]:
+        return tuple(m for m in self.mountpoints if m not in self.dead)
 
 
 @dataclass(frozen=True)
@@ -311,6 +317,22 @@ def read_user_namespaces(tree: HostTree, namespaces: NamespaceFacts) -> UserName
     )
 
 
+def read_lxcfs(tree: HostTree, mounts: tuple[Mount, ...]) -> LxcfsFacts:
+    points = tuple(m.mountpoint for m in mounts if m.fstype == "fuse.lxcfs")
+    dead = []
+    for point in points:
+        # A FUSE mount whose daemon died stays in mountinfo; only a request to it tells.
+        # stat() may be answered from the attribute cache, so read a byte. In a recorded
+        # tree the path is simply absent (ENOENT), which proves nothing.
+        try:
+            with open(tree.path(f"{point}/proc/uptime"), "rb") as view:
+                view.read(1)
+        except OSError as exc:
+            if exc.errno == errno.ENOTCONN:
+                dead.append(point)
+    return LxcfsFacts(points, tuple(dead))
+
+
 def read_cpu_count(tree: HostTree) -> int | None:
     """CPUs online, from the list format of /sys/devices/system/cpu/online ("0-3,6")."""
     text = tree.read_line("sys/devices/system/cpu/online")
@@ -350,7 +372,7 @@ def probe_host(
         namespaces=namespaces,
         cgroups=read_cgroups(tree, mounts),
         filesystems=filesystems,
-        lxcfs=LxcfsFacts(tuple(m.mountpoint for m in mounts if m.fstype == "fuse.lxcfs")),
+        lxcfs=read_lxcfs(tree, mounts),
         quota=read_quota(tree, kernel, mounts, filesystems, store_path),
         seccomp=read_seccomp(tree, kernel),
         apparmor=AppArmorFacts(

@@ -116,13 +116,21 @@ def _fuse(probe: HostProbe) -> Decision:
 
 
 def _lxcfs(probe: HostProbe, feats: Features, binary: Tool) -> Decision:
-    mounts = probe.lxcfs.mountpoints
+    lxcfs = probe.lxcfs
     installed = f"lxcfs {binary.version or ''}".strip() if binary.present else "lxcfs not installed"
-    value = f"mounted at {', '.join(mounts)}" if mounts else f"not mounted; {installed}"
+    if lxcfs.mountpoints:
+        value = "mounted at " + ", ".join(
+            f"{m} (dead)" if m in lxcfs.dead else m for m in lxcfs.mountpoints
+        )
+    else:
+        value = f"not mounted; {installed}"
     if not feats.has_fuse:
         return Decision("lxcfs", value, "no views", "FUSE is unavailable")
-    if mounts:
-        return Decision("lxcfs", value, "views", f"a live lxcfs at {mounts[0]}")
+    if feats.lxcfs_mountpoint:
+        return Decision("lxcfs", value, "views", f"lxcfs answers at {feats.lxcfs_mountpoint}")
+    if lxcfs.dead and binary.present:
+        why = "every lxcfs mount is dead (ENOTCONN): it must be restarted and its views re-attached"
+        return Decision("lxcfs", value, "views after a restart", why)
     if binary.present:
         return Decision("lxcfs", value, "views", "richc starts lxcfs when a container wants views")
     return Decision("lxcfs", value, "no views", "install lxcfs for /proc views of the limits")
@@ -294,7 +302,11 @@ class HostReport:
                 "fuse": p.filesystems.fuse,
                 "dev_fuse": p.filesystems.dev_fuse,
             },
-            "lxcfs": {"mountpoints": list(p.lxcfs.mountpoints), "binary": _tool(tools.lxcfs)},
+            "lxcfs": {
+                "mountpoints": list(p.lxcfs.mountpoints),
+                "dead": list(p.lxcfs.dead),
+                "binary": _tool(tools.lxcfs),
+            },
             "quota": {
                 "path": p.quota.path,
                 "mountpoint": p.quota.mountpoint,

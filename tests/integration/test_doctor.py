@@ -12,6 +12,8 @@ import os
 import shutil
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -207,3 +209,58 @@ def test_old_kernel_without_lxc_has_no_runtime(tmp_path: Path, no_lxc: dict[str,
     assert proc.stderr.startswith("error: no container runtime works on this host")
     assert "runc: kernel 2.6.32 is older than 3.10" in proc.stderr
     assert "or runc" not in proc.stderr  # runc would not help on this kernel
+
+
+def lxcfs_mounted(point: Path) -> bool:
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(point) and fields[fields.index("-", 6) + 1] == "fuse.lxcfs":
+            return True
+    return False
+
+
+@pytest.fixture
+def private_lxcfs(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
+    """An lxcfs of our own on a private directory; unmounted and stopped (by pid) after."""
+    lxcfs = shutil.which("lxcfs", path="/usr/sbin:/usr/bin:/sbin:/bin")
+    if lxcfs is None:
+        pytest.skip("lxcfs is not installed")
+    if os.geteuid() != 0:
+        pytest.skip("lxcfs needs root")
+    home = tmp_path / "lxcfs"
+    home.mkdir()
+    proc = subprocess.Popen(
+        [lxcfs, "--foreground", "--pidfile", str(tmp_path / "lxcfs.pid"), str(home)],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not lxcfs_mounted(home):
+            if proc.poll() is not None or time.monotonic() > deadline:
+                pytest.fail(f"lxcfs did not mount {home} (exit status {proc.poll()})")
+            time.sleep(0.05)
+        yield proc, home
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        subprocess.run(["umount", "-l", str(home)], capture_output=True, check=False)
+
+
+def test_lxcfs_serving_then_dead(
+    tmp_path: Path, private_lxcfs: tuple[subprocess.Popen[bytes], Path]
+) -> None:
+    proc, home = private_lxcfs
+    data = doctor_json(tmp_path)
+    assert str(home) in data["lxcfs"]["mountpoints"]
+    assert str(home) not in data["lxcfs"]["dead"]
+
+    proc.kill()  # SIGKILL: the mount stays, the daemon behind it is gone
+    proc.wait()
+    data = doctor_json(tmp_path)
+    assert str(home) in data["lxcfs"]["dead"]
+    assert data["features"]["lxcfs_mountpoint"] != str(home)
+    table = doctor(tmp_path).stdout
+    assert f"{home} (dead)" in table
