@@ -50,7 +50,7 @@ class QuotaBackend(Protocol):
 
 def fs_size(path: StrPath) -> tuple[int, int]:
     """(total, available) bytes of the filesystem holding *path*."""
-    st = os.statvfs(path)
+    st = os.statvfs(existing_parent(path))
     return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
 

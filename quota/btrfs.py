@@ -117,6 +117,7 @@ def _drop_qgroup(parent: Path, subvol: int, attempts: int = 20) -> None:
     (EBUSY) until the cleaner has freed the subvolume's blocks; each commit moves that on,
     so wait for the cleaner where the kernel can (6.8+, which then drops the qgroup by
     itself), else retry a few times and leave the rest to the kernel."""
+    btrfsctl.sync(parent)
     btrfsctl.subvolume_sync_wait(parent, subvol)
     for _ in range(attempts):
         try:
@@ -130,5 +131,5 @@ def _drop_qgroup(parent: Path, subvol: int, attempts: int = 20) -> None:
                 return
             if exc.errno != errno.EBUSY:
                 raise
-        syncfs(parent)
+        btrfsctl.sync(parent)
         time.sleep(0.05)

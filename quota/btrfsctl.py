@@ -8,7 +8,7 @@ import os
 import struct
 from dataclasses import dataclass
 
-from quota._libc import IOR, IOW, IOWR, StrPath, ioctl, opened
+from quota._libc import IO, IOR, IOW, IOWR, StrPath, ioctl, opened
 
 # <linux/btrfs.h>
 BTRFS_IOCTL_MAGIC = 0x94
@@ -94,6 +94,7 @@ class SearchArgs(ctypes.Structure):
     _fields_ = [("key", SearchKey), ("buf", ctypes.c_char * BTRFS_SEARCH_ARGS_BUFSIZE)]
 
 
+BTRFS_IOC_SYNC = IO(BTRFS_IOCTL_MAGIC, 8)
 BTRFS_IOC_SUBVOL_CREATE = IOW(BTRFS_IOCTL_MAGIC, 14, VolArgs)
 BTRFS_IOC_SNAP_DESTROY = IOW(BTRFS_IOCTL_MAGIC, 15, VolArgs)
 BTRFS_IOC_TREE_SEARCH = IOWR(BTRFS_IOCTL_MAGIC, 17, SearchArgs)
@@ -234,6 +235,13 @@ def qgroup_destroy(path: StrPath, qgroupid: int) -> None:
             path,
             "BTRFS_IOC_QGROUP_CREATE",
         )
+
+
+def sync(path: StrPath) -> None:
+    """Commit, and wake the cleaner thread: without the nudge a deleted subvolume waits
+    for the next periodic commit (30 s) before its space and qgroup are freed."""
+    with opened(path, _DIR) as fd:
+        ioctl(fd, BTRFS_IOC_SYNC, 0, path, "BTRFS_IOC_SYNC")
 
 
 def subvolume_sync_wait(path: StrPath, subvolid: int) -> bool:
