@@ -147,7 +147,10 @@ def quota_backends(quota: QuotaFacts, kernel: KernelVersion | None) -> tuple[Quo
         device = "/dev/loop-control" if quota.loop_control else "/dev/loop0"
         loop = QuotaBackend("loop", True, f"{device}: an ext4 image per container")
     else:
-        loop = QuotaBackend("loop", False, "no /dev/loop-control or /dev/loop0")
+        why = "no /dev/loop-control or /dev/loop0"
+        if quota.loop_module:
+            why += " (loop is a module: `modprobe loop` creates them)"
+        loop = QuotaBackend("loop", False, why)
     return btrfs, project, loop
 
 

@@ -115,6 +115,7 @@ class QuotaFacts:
     btrfs: bool  # btrfs is a known filesystem
     loop_control: bool
     loop_devices: bool
+    loop_module: bool | None  # CONFIG_BLK_DEV_LOOP=m: devices appear after `modprobe loop`
 
 
 @dataclass(frozen=True)
@@ -290,6 +291,7 @@ def read_quota(
         btrfs="btrfs" in fs.registered or bool(kconfig_flag(kernel.config, "BTRFS_FS")),
         loop_control=tree.exists("dev/loop-control"),
         loop_devices=tree.exists("dev/loop0") or tree.exists("dev/loop-control"),
+        loop_module=kernel.config.get("BLK_DEV_LOOP") == "m" if kernel.config else None,
     )
 
 

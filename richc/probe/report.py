@@ -315,6 +315,7 @@ class HostReport:
                 "kernel_quota": p.quota.kernel_quota,
                 "qfmt_v2": p.quota.qfmt_v2,
                 "xfs_quota": p.quota.xfs_quota,
+                "loop_module": p.quota.loop_module,
                 "backends": [
                     {"name": b.name, "possible": b.possible, "why": b.why}
                     for b in quota_backends(p.quota, f.kernel)

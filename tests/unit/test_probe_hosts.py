@@ -216,3 +216,30 @@ class TestRecordedHost:
         found = checks(self.name)
         assert "CONFIG_QFMT_V2" in found["quota"][2]
         assert found["systemd"][1] == "unit files only"
+
+
+class TestRecordedVM:
+    """Debian 12's 6.1 kernel under virtme-ng, recorded in the VM: pure cgroup v2."""
+
+    name = "linux-6.1-debian-vm"
+
+    def test_facts(self) -> None:
+        probe = probe_fixture(self.name)
+        assert probe.kernel.release == "6.1.0-56-amd64"
+        assert probe.cgroups.layout is CgroupLayout.v2
+        assert probe.cgroups.v2_mountpoint == "/sys/fs/cgroup"
+        assert "misc" in probe.cgroups.v2_controllers
+        assert probe.apparmor.enabled
+        assert probe.quota.fstype == "overlay"
+        assert probe.quota.loop_module is True and not probe.quota.loop_devices
+
+    def test_choices(self) -> None:
+        feats = features(probe_fixture(self.name))
+        assert feats.cgroup_version == 2 and feats.use_cgroup_ns
+        assert feats.quota_backend is None
+        found = checks(self.name)
+        assert found["quota"][1] == "none: --disk is refused"
+        assert "modprobe loop" in found["quota"][2]
+        # Pure v2: crun is acceptable here, unlike on the hybrid CI host.
+        feats = features(probe_fixture(self.name, lxc=False, runc=False))
+        assert feats.runtime_binary == "/usr/bin/crun"
