@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Protocol
 
 from quota.errors import InvalidLimit, QuotaExceeded
+from quota.mounts import find_mount
 
 StrPath = str | os.PathLike[str]
 
@@ -49,8 +50,9 @@ class QuotaBackend(Protocol):
 
 
 def fs_size(path: StrPath) -> tuple[int, int]:
-    """(total, available) bytes of the filesystem holding *path*."""
-    st = os.statvfs(existing_parent(path))
+    """(total, available) bytes of the filesystem holding *path*, asked at its mount point:
+    inside a project-quota tree statfs reports the project's limit instead."""
+    st = os.statvfs(find_mount(existing_parent(path)).mount_point)
     return st.f_blocks * st.f_frsize, st.f_bavail * st.f_frsize
 
 

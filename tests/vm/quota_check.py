@@ -1,0 +1,212 @@
+"""The project quota backend, end to end, on ext4 (prjquota) and xfs (pquota).
+
+Run by quota_guest.sh inside the VM; prints one ``CHECK name: ok|FAIL detail`` line per
+check and a final ``QUOTA-VM-RESULT: PASS|FAIL``; exits 0 only when every check passed.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+import subprocess
+import sys
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+sys.path.insert(0, sys.argv[1] if len(sys.argv) > 1 else str(Path(__file__).parents[2]))
+
+import quota
+from quota import fsxattr, loopdev, quotactl
+from quota.mounts import find_mount, mount, umount
+from quota.registry import ProjectRegistry
+
+MiB = 1 << 20
+WORK = Path("/tmp/quota-vm")
+failures: list[str] = []
+
+
+def check(name: str, fn: Callable[[], object]) -> None:
+    start = time.monotonic()
+    try:
+        detail = fn()
+    except Exception as exc:  # a failed check must not stop the others
+        failures.append(name)
+        print(f"CHECK {name}: FAIL {type(exc).__name__}: {exc}", flush=True)
+        traceback.print_exc(file=sys.stdout)
+        return
+    extra = f" {detail}" if detail else ""
+    print(f"CHECK {name}: ok ({time.monotonic() - start:.1f}s){extra}", flush=True)
+
+
+def write_mib(path: Path, mib: int) -> subprocess.CompletedProcess[str]:
+    # Root with CAP_SYS_RESOURCE ignores quota hard limits: write as a container root does.
+    return subprocess.run(
+        [
+            "setpriv",
+            "--inh-caps=-sys_resource",
+            "--bounding-set=-sys_resource",
+            "dd",
+            "if=/dev/zero",
+            f"of={path}",
+            "bs=1M",
+            f"count={mib}",
+            "conv=fsync",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def expect(cond: bool, what: str) -> None:
+    if not cond:
+        raise AssertionError(what)
+
+
+class Filesystem:
+    def __init__(self, fstype: str, size: int, mkfs: list[str], option: str) -> None:
+        self.fstype = fstype
+        self.option = option
+        self.image = WORK / f"{fstype}.img"
+        self.mnt = Path(f"/run/quota-vm-{fstype}")
+        with open(self.image, "wb") as f:
+            f.truncate(size)
+        subprocess.run([*mkfs, str(self.image)], check=True, capture_output=True)
+        self.mnt.mkdir(parents=True, exist_ok=True)
+
+    def mount(self, options: str) -> None:
+        with loopdev.attached(self.image) as device:
+            mount(device, self.mnt, self.fstype, data=options)
+
+    def unmount(self) -> None:
+        umount(self.mnt)
+
+    def destroy(self) -> None:
+        self.image.unlink()
+
+
+def scenario(fs: Filesystem, unenforced_options: str) -> None:
+    tag = fs.fstype
+
+    def not_enabled() -> str:
+        fs.mount(unenforced_options)
+        try:
+            probe = quota.probe("project", fs.mnt)
+            expect(not probe.ok and probe.errno == errno.ESRCH, f"probe said {probe}")
+            expect(fs.option in probe.reason and str(fs.mnt) in probe.reason, probe.reason)
+            return probe.reason
+        finally:
+            fs.unmount()
+
+    check(f"{tag}-not-enabled-is-explained", not_enabled)
+    fs.mount(fs.option)
+    store = fs.mnt / "store"
+    store.mkdir()
+    backend = quota.select_backend(store, "auto")
+    rootfs = store / "c1" / "rootfs"
+    registry = ProjectRegistry(store / "quota-projects.json")
+
+    def auto_picks_project() -> str:
+        expect(backend.name == "project", f"auto chose {backend.name}")
+        return backend.name
+
+    def prepare_and_df() -> str:
+        rootfs.parent.mkdir()
+        backend.prepare(rootfs, 64 * MiB)
+        st = os.statvfs(rootfs)  # what df / shows inside the container
+        size = st.f_blocks * st.f_frsize
+        expect(size == 64 * MiB, f"statfs size {size}")
+        projid, inherit = fsxattr.get_project(rootfs)
+        expect(inherit and projid == registry.lookup(rootfs), f"{projid} {inherit}")
+        return f"df size {size // MiB}M project {projid}"
+
+    def write_fails() -> str:
+        result = write_mib(rootfs / "big", 100)
+        expect(result.returncode != 0, "100 MiB fitted under 64M")
+        msg = result.stderr.strip().splitlines()[0]
+        expect("Disk quota exceeded" in msg or "No space left on device" in msg, msg)
+        return msg
+
+    def usage_reported() -> str:
+        usage = backend.usage(rootfs)
+        expect(usage.limit_bytes == 64 * MiB, str(usage))
+        expect(40 * MiB < usage.used_bytes <= 64 * MiB, str(usage))
+        return str(usage)
+
+    def resize_lets_write_pass() -> str:
+        (rootfs / "big").unlink()
+        backend.resize(rootfs, 128 * MiB)
+        result = write_mib(rootfs / "big", 100)
+        expect(result.returncode == 0, result.stderr)
+        st = os.statvfs(rootfs)
+        expect(st.f_blocks * st.f_frsize == 128 * MiB, "df did not follow the resize")
+        return str(backend.usage(rootfs))
+
+    def shrink_below_usage_refused() -> str:
+        try:
+            backend.resize(rootfs, 32 * MiB)
+        except quota.QuotaExceeded as exc:
+            return str(exc)
+        raise AssertionError("shrinking below usage was accepted")
+
+    def adopt_tree_with_fifo() -> str:
+        tree = store / "c2" / "rootfs"
+        (tree / "run").mkdir(parents=True)
+        os.mkfifo(tree / "run" / "initctl")  # a project ID on a FIFO can hang: skipped
+        (tree / "data").write_bytes(b"x" * MiB)
+        backend.set_limit(tree, 16 * MiB)
+        usage = backend.usage(tree)
+        expect(usage.used_bytes >= MiB, str(usage))
+        expect(registry.lookup(tree) != registry.lookup(rootfs), "IDs collide")
+        return f"project {registry.lookup(tree)} {usage}"
+
+    def remove_clears_limit_and_keeps_id_reserved() -> str:
+        target = quotactl.Target.of(rootfs)
+        projid = registry.lookup(rootfs)
+        assert projid is not None
+        backend.remove(rootfs)
+        dq = quotactl.get_quota(target, projid)
+        expect(dq.dqb_bhardlimit == 0 and registry.lookup(rootfs) is None, "limit left")
+        # Files still carry the ID: a new tree must not get it.
+        fresh = store / "c3" / "rootfs"
+        fresh.parent.mkdir()
+        backend.prepare(fresh, 16 * MiB)
+        expect(registry.lookup(fresh) != projid, "an ID still in use was handed out again")
+        backend.remove(fresh)
+        backend.remove(store / "c2" / "rootfs")
+        return f"freed {projid}"
+
+    check(f"{tag}-auto-picks-project", auto_picks_project)
+    check(f"{tag}-prepare-64M-df", prepare_and_df)
+    check(f"{tag}-write-100M-fails", write_fails)
+    check(f"{tag}-usage", usage_reported)
+    check(f"{tag}-resize-128M-write-ok", resize_lets_write_pass)
+    check(f"{tag}-shrink-below-usage-refused", shrink_below_usage_refused)
+    check(f"{tag}-adopt-tree-with-fifo", adopt_tree_with_fifo)
+    check(f"{tag}-remove", remove_clears_limit_and_keeps_id_reserved)
+    print(f"INFO {tag} mount: {find_mount(fs.mnt)}", flush=True)
+    fs.unmount()
+    fs.destroy()
+
+
+def main() -> int:
+    start = time.monotonic()
+    WORK.mkdir(parents=True, exist_ok=True)
+    print(f"INFO kernel {os.uname().release}", flush=True)
+    try:
+        ext4 = Filesystem("ext4", 256 * MiB, ["mkfs.ext4", "-q", "-O", "quota,project"], "prjquota")
+        scenario(ext4, "")  # the quota feature accounts, nothing enforces
+        xfs = Filesystem("xfs", 320 * MiB, ["mkfs.xfs", "-q"], "pquota")
+        scenario(xfs, "pqnoenforce")
+    except Exception:
+        traceback.print_exc(file=sys.stdout)
+        failures.append("setup")
+    print(f"INFO guest checks took {time.monotonic() - start:.1f}s", flush=True)
+    print(f"QUOTA-VM-RESULT: {'FAIL ' + ','.join(failures) if failures else 'PASS'}", flush=True)
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
