@@ -55,6 +55,7 @@ def doctor(
     from richc.probe.kernel import has
 
     paths = context(ctx).paths
+    host_root = host_root.resolve()
     if host_root == Path("/"):
         store = _host_path(paths.lib)
     else:
