@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from richc.probe.host import CgroupFacts, CgroupLayout, HostProbe, QuotaFacts, probe_host
 from richc.probe.kernel import KernelVersion, has, requirement
+from richc.probe.tools import probe_tools
 
 # /proc/self/ns names -> the names the spec and the OCI runtime-spec use, in clone order.
 SPEC_NAMESPACES = (
@@ -229,3 +230,11 @@ def host_features(root: str = "/", store_path: str = "/var/lib/richc") -> Featur
     :func:`choose_runtime` on a full probe for ``--runtime auto``.
     """
     return features(probe_host(root, store_path=store_path, live=False))
+
+
+def auto_runtime(root: str = "/") -> RuntimeChoice:
+    """``--runtime auto`` for ``richc create``: the same choice ``richc doctor`` shows.
+
+    Skips the ``--version`` subprocesses, which only the report needs.
+    """
+    return choose_runtime(probe_host(root, tools=probe_tools(version=lambda path: None)))

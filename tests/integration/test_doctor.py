@@ -264,3 +264,15 @@ def test_lxcfs_serving_then_dead(
     assert data["features"]["lxcfs_mountpoint"] != str(home)
     table = doctor(tmp_path).stdout
     assert f"{home} (dead)" in table
+
+
+def test_create_path_picks_what_doctor_shows(tmp_path: Path) -> None:
+    """`--runtime auto` (auto_runtime) and doctor's runtime line agree on this host."""
+    from richc.probe import auto_runtime
+
+    choice = auto_runtime()
+    data = doctor_json(tmp_path)
+    assert (choice.runtime, choice.binary) == (
+        data["features"]["runtime"],
+        data["features"]["runtime_binary"],
+    )
