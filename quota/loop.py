@@ -165,16 +165,22 @@ class LoopBackend:
         grow the image with resize2fs, but only if nothing else (a running container's
         mount namespace) still holds the filesystem: resizing a mounted ext4 from outside
         would corrupt it."""
+        busy = ResizeUnsupported(
+            f"cannot grow {os.fspath(rootfs)} while it is in use: growing a mounted ext4 "
+            "needs CAP_SYS_RESOURCE, which this process does not have",
+            rootfs,
+            hint="stop the container and set the size again; it grows offline then",
+        )
         device = find_mount(rootfs).source
-        umount(rootfs)
+        try:
+            umount(rootfs)
+        except OSError as exc:
+            if exc.errno == errno.EBUSY:
+                raise busy from None
+            raise
         if _in_use(device):
             mount(device, rootfs, "ext4")  # the same, still live filesystem: put it back
-            raise ResizeUnsupported(
-                f"cannot grow {os.fspath(rootfs)} while it is in use: growing a mounted ext4 "
-                "needs CAP_SYS_RESOURCE, which this process does not have",
-                rootfs,
-                hint="stop the container and set the size again; it grows offline then",
-            )
+            raise busy
         for stale in loopdev.devices_for(image):
             loopdev.detach(stale)
         self._grow_image(image, old, new)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from richc.context import Context
+from richc.disk import view as disk_view
 from richc.errors import RichcError
 from richc.procs import is_same_process
 from richc.store import ContainerDir
@@ -34,7 +35,6 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
     else:
         status = "created"
     limits = config.limits if config else None
-    disk = state.extra.get("disk", {})
     lxcfs = state.extra.get("lxcfs", {})
     return {
         "name": cdir.name,
@@ -51,11 +51,7 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
             "cpuset": (config.limits.to_dict().get("cpuset") if config else None),
             "pids": limits.pids if limits else None,
         },
-        "disk": {
-            "backend": disk.get("backend"),
-            "limit_bytes": disk.get("limit_bytes", config.disk.size if config else None),
-            "used_bytes": disk.get("used_bytes"),
-        },
+        "disk": disk_view(ctx, cdir, state),
         "lxcfs": {
             "enabled": config.lxcfs if config else False,
             "healthy": lxcfs.get("healthy") if pid else None,

@@ -23,14 +23,20 @@ log = logging.getLogger("richc")
 
 
 def choose_runtime(requested: cfg.RuntimeName) -> str:
+    """The runtime for a new container: the one asked for, or what `richc doctor` picks."""
     if requested is not cfg.RuntimeName.auto:
         return requested.value
-    try:
-        import lxc  # noqa: F401
-    except ImportError:
-        log.debug("runtime auto: the python lxc bindings do not import, using runc")
-        return "runc"
-    return "lxc"
+    from richc.errors import HostUnsupported
+    from richc.probe import auto_runtime
+
+    choice = auto_runtime()
+    if choice.runtime is None:
+        raise HostUnsupported(
+            f"no container runtime works on this host: {choice.why}",
+            hint="install lxc and lxc-dev (and `pip install lxc`) or runc; see `richc doctor`",
+        )
+    log.debug("runtime auto: %s (%s)", choice.runtime, choice.why)
+    return choice.runtime
 
 
 def runtime_for(state: State) -> Runtime:
@@ -41,7 +47,11 @@ def make_spec(
     ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
 ) -> ContainerSpec:
     paths = Paths(rootfs=cdir.rootfs, log_dir=cdir.log_dir, bundle=cdir.bundle)
-    return build_spec(config, cfg.Init(state.init), paths, host_facts())
+    from richc import disk
+
+    return build_spec(
+        config, cfg.Init(state.init), paths, host_facts(), cap_drop_extra=disk.cap_drop(config)
+    )
 
 
 def create(ctx: Context, config: cfg.ContainerConfig) -> State:
@@ -59,7 +69,9 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
         try:
             cdir.save_state(state)
             cdir.save_config(config)
-            cdir.rootfs.mkdir(mode=0o755)
+            from richc import disk
+
+            disk.create_rootfs(ctx, cdir, config, state)  # under a quota when --disk is set
             result = populate(config, cdir.rootfs, ctx.paths)
             state.init = result.init.value
             state.rootfs = str(cdir.rootfs)
@@ -89,6 +101,9 @@ def start(ctx: Context, name: str) -> State:
         runtime = runtime_for(state)
         if runtime.status(cdir).running:
             raise Conflict(f"{name} is already running", hint=f"`richc restart {name}` restarts it")
+        from richc import disk
+
+        disk.activate(ctx, cdir, state)  # a loop image is unmounted after a reboot
         spec = make_spec(ctx, cdir, config, state)
         runtime.render(spec, cdir)
         pid = runtime.start(spec, cdir)
@@ -175,6 +190,9 @@ def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:
     if state.runtime:
         with contextlib.suppress(RichcError):
             runtime_for(state).cleanup(cdir)
+    from richc import disk
+
+    disk.release(ctx, cdir, state)  # quota, subvolume or image + loop device
     ctx.store.remove(cdir)
 
 

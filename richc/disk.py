@@ -1,0 +1,189 @@
+"""Disk quotas for containers: the glue between richc and the standalone ``quota`` package.
+
+The backend chosen at create time is recorded in ``state.extra["disk"]`` *before* anything
+is made, so ``rm --force`` after a crash knows what to undo. Errors from ``quota`` (real
+OSErrors) become typed RichcErrors here, once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import os
+from typing import Any
+
+import quota
+from richc import config as cfg
+from richc.context import Context
+from richc.errors import Conflict, HostUnsupported, NotFound, RichcError, UsageError
+from richc.store import ContainerDir, State
+
+log = logging.getLogger("richc.disk")
+
+REGISTRY_NAME = "quota-projects.json"
+# A container whose disk is limited must not hold CAP_SYS_RESOURCE: with it, root inside
+# writes straight past ext4 quota limits and reserved blocks (TESTING.md, measured).
+LIMITED_CAP_DROP = ("sys_resource",)
+BEST_EFFORT = "best-effort"
+
+
+def _store(ctx: Context) -> str:
+    return os.fspath(ctx.paths.containers)
+
+
+def _registry(ctx: Context) -> str:
+    return os.fspath(ctx.paths.lib / REGISTRY_NAME)
+
+
+def backend(ctx: Context, name: str) -> quota.QuotaBackend:
+    return quota.make_backend(name, _store(ctx), registry=_registry(ctx))
+
+
+def probe_all(ctx: Context) -> list[quota.Probe]:
+    """Whether each backend can enforce a limit for this store, and if not why (doctor)."""
+    path = ctx.paths.containers if ctx.paths.containers.exists() else ctx.paths.root
+    return quota.probe_all(path, registry=_registry(ctx))
+
+
+def wrap(exc: OSError) -> RichcError:
+    """The RichcError a user sees for a quota failure."""
+    if not isinstance(exc, quota.QuotaError):
+        return RichcError(f"disk quota: {exc}")
+    hint = exc.hint
+    if isinstance(exc, quota.InvalidLimit):
+        return UsageError(f"disk.size: {exc.message}", hint=hint)
+    if isinstance(exc, quota.QuotaExceeded | quota.ResizeUnsupported):
+        return Conflict(exc.message, hint=hint)
+    if isinstance(exc, quota.NotManaged):
+        return NotFound(exc.message, hint=hint)
+    if isinstance(
+        exc,
+        quota.BackendUnavailable
+        | quota.KernelTooOld
+        | quota.QuotaUnsupported
+        | quota.QuotaNotEnabled,
+    ):
+        return HostUnsupported(
+            exc.message,
+            hint=hint
+            or "choose another --disk-backend, or --disk-quota-mode best-effort to "
+            "create it without a limit",
+        )
+    return RichcError(exc.message, hint=hint)
+
+
+def cap_drop(config: cfg.ContainerConfig) -> tuple[str, ...]:
+    return LIMITED_CAP_DROP if config.disk.size is not None else ()
+
+
+def create_rootfs(
+    ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
+) -> None:
+    """Make the container's rootfs directory, under a disk limit when one is asked for.
+
+    Fails closed: when no backend can enforce the size the create fails, unless the
+    config says ``disk.mode: best-effort``, which warns and goes on without a limit.
+    """
+    size = config.disk.size
+    if size is None:
+        cdir.rootfs.mkdir(mode=0o755)
+        return
+    try:
+        chosen = quota.select_backend(_store(ctx), config.disk.backend, registry=_registry(ctx))
+    except quota.QuotaError as exc:
+        if config.disk.mode != BEST_EFFORT:
+            raise wrap(exc) from None
+        log.warning(
+            "warning: %s; creating %s without a disk limit (best-effort)", exc.message, config.name
+        )
+        state.extra["disk"] = {"backend": None, "limit_bytes": None, "unenforced": exc.message}
+        cdir.rootfs.mkdir(mode=0o755)
+        return
+    log.debug("disk: %s backend, %d bytes for %s", chosen.name, size, cdir.rootfs)
+    state.extra["disk"] = {"backend": chosen.name, "limit_bytes": size}
+    cdir.save_state(state)
+    try:
+        chosen.prepare(cdir.rootfs, size)
+    except OSError as exc:
+        raise wrap(exc) from None
+    os.chmod(cdir.rootfs, 0o755)
+
+
+def _recorded(state: State) -> str | None:
+    name = (state.extra.get("disk") or {}).get("backend")
+    return name if isinstance(name, str) else None
+
+
+def activate(ctx: Context, cdir: ContainerDir, state: State) -> None:
+    """Before a start: remount a loop image after a reboot, re-check enforcement."""
+    name = _recorded(state)
+    if name is None:
+        return
+    try:
+        backend(ctx, name).activate(cdir.rootfs)
+    except OSError as exc:
+        raise wrap(exc) from None
+
+
+def release(ctx: Context, cdir: ContainerDir, state: State) -> None:
+    """Remove the limit, the subvolume or the image and its loop device (idempotent)."""
+    name = _recorded(state)
+    if name is None:
+        return
+    try:
+        backend(ctx, name).remove(cdir.rootfs)
+    except OSError as exc:
+        raise wrap(exc) from None
+
+
+def view(ctx: Context, cdir: ContainerDir, state: State) -> dict[str, Any]:
+    """``disk`` as inspect shows it: the backend, and the limit and usage read live."""
+    info = state.extra.get("disk") or {}
+    out: dict[str, Any] = {
+        "backend": info.get("backend"),
+        "limit_bytes": info.get("limit_bytes"),
+        "used_bytes": None,
+    }
+    name = _recorded(state)
+    if name is not None and cdir.rootfs.exists():
+        try:
+            usage = backend(ctx, name).usage(cdir.rootfs)
+        except OSError as exc:
+            log.debug("disk usage of %s: %s", cdir.name, exc)
+        else:
+            out["limit_bytes"], out["used_bytes"] = usage.limit_bytes, usage.used_bytes
+    if info.get("unenforced"):
+        out["unenforced"] = info["unenforced"]
+    return out
+
+
+def set_size(ctx: Context, name: str, size: int) -> dict[str, Any]:
+    """``richc set NAME disk=SIZE``: resize live where the backend can, else say why not.
+    A container created without a limit can be put under one where the backend can adopt
+    an existing tree (project quota)."""
+    cdir = ctx.store.get(name)
+    with cdir.lock():
+        state = cdir.load_state()
+        config = cdir.load_config()
+        recorded = _recorded(state)
+        try:
+            if recorded is not None:
+                backend(ctx, recorded).resize(cdir.rootfs, size)
+            else:
+                chosen = quota.select_backend(
+                    _store(ctx), config.disk.backend, registry=_registry(ctx)
+                )
+                chosen.set_limit(cdir.rootfs, size)
+                recorded = chosen.name
+        except quota.QuotaUnsupported as exc:
+            raise HostUnsupported(
+                f"cannot put {name} under a disk limit now: {exc.message}",
+                hint="create the container with --disk SIZE",
+            ) from None
+        except OSError as exc:
+            raise wrap(exc) from None
+        state.extra["disk"] = {"backend": recorded, "limit_bytes": size}
+        cdir.save_state(state)
+        disk = dataclasses.replace(config.disk, size=size)
+        cdir.save_config(dataclasses.replace(config, disk=disk))
+        return view(ctx, cdir, state)
