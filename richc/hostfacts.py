@@ -1,30 +1,55 @@
-"""The few host facts the spec needs, read cheaply on every start.
+"""The host facts the spec needs, from the same probe `richc doctor` reports.
 
-The full probe behind `richc doctor` lives in :mod:`richc.probe`; this is its fast subset.
+Importing and running the probe costs ~25 ms, paid on every start otherwise. The facts it
+gives the spec (cgroup layout, namespaces, AppArmor) cannot change without a reboot, so
+they are cached under the run directory keyed by the kernel's boot id.
 """
 
 from __future__ import annotations
 
-import os
-from functools import cache
+import contextlib
+import dataclasses
+import json
 from pathlib import Path
 
+from richc import __version__
 from richc.spec import HostFacts
 
 
-@cache
-def host_facts(root: str = "/") -> HostFacts:
-    base = Path(root)
-    # A pure cgroup v2 host mounts cgroup2 at /sys/fs/cgroup itself; hybrid hosts (v1
-    # controllers plus an empty v2 at /sys/fs/cgroup/unified) still take lxc.cgroup.* keys.
-    version = 2 if (base / "sys/fs/cgroup/cgroup.controllers").exists() else 1
+def _boot_id() -> str:
     try:
-        apparmor = (base / "sys/module/apparmor/parameters/enabled").read_text().startswith("Y")
+        return Path("/proc/sys/kernel/random/boot_id").read_text().strip()
     except OSError:
-        apparmor = False
+        return ""
+
+
+def probe_facts(root: str = "/") -> HostFacts:
+    from richc.probe import host_features
+
+    features = host_features(root)
     return HostFacts(
-        cgroup_version=version,
-        apparmor=apparmor,
-        cgroup_namespace=(base / "proc/self/ns/cgroup").exists(),
-        cpu_count=os.cpu_count() or 1,
+        cgroup_version=features.cgroup_version or 1,
+        apparmor=features.apparmor,
+        cgroup_namespace=features.use_cgroup_ns,
+        cpu_count=features.cpu_count,
+        cgroup_mount=features.lxc_cgroup_mount,
     )
+
+
+def host_facts(run_dir: Path | None = None) -> HostFacts:
+    """The host's facts, from the boot's cache in *run_dir* when there is one."""
+    if run_dir is None:
+        return probe_facts()
+    cache = run_dir / "hostfacts.json"
+    key = {"boot_id": _boot_id(), "richc": __version__}
+    with contextlib.suppress(OSError, ValueError, TypeError):
+        data = json.loads(cache.read_text())
+        if data.get("key") == key:
+            return HostFacts(**data["facts"])
+    facts = probe_facts()
+    if key["boot_id"]:
+        from richc.store import write_atomic
+
+        with contextlib.suppress(OSError):
+            write_atomic(cache, json.dumps({"key": key, "facts": dataclasses.asdict(facts)}))
+    return facts

@@ -50,7 +50,11 @@ def make_spec(
     from richc import disk
 
     return build_spec(
-        config, cfg.Init(state.init), paths, host_facts(), cap_drop_extra=disk.cap_drop(config)
+        config,
+        cfg.Init(state.init),
+        paths,
+        host_facts(ctx.paths.run),
+        cap_drop_extra=disk.cap_drop(config),
     )
 
 

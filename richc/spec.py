@@ -62,6 +62,9 @@ class HostFacts:
     apparmor: bool = False
     cgroup_namespace: bool = True
     cpu_count: int = 1
+    # The cgroup entry of lxc.mount.auto, or None where LXC cannot mount cgroups (pure v2
+    # without a cgroup namespace); see richc.probe.decide.choose_cgroup_mount.
+    cgroup_mount: str | None = "cgroup:mixed"
 
 
 @dataclass(frozen=True)
@@ -105,6 +108,7 @@ class ContainerSpec:
     devices: tuple[tuple[str, int, int | str, str], ...] = ALLOWED_DEVICES
     rlimits: tuple[tuple[str, int, int], ...] = ()
     apparmor_profile: str | None = None
+    cgroup_mount: str | None = "cgroup:mixed"
     network: str = "none"
     bridge: str | None = None
     extra: dict[str, str] = field(default_factory=dict)
@@ -181,6 +185,7 @@ def build_spec(
         namespaces=namespaces,
         cap_drop=cap_drop,
         apparmor_profile="unconfined" if host.apparmor else None,
+        cgroup_mount=host.cgroup_mount,
         network=config.net.mode,
         bridge=config.net.bridge,
     )

@@ -58,9 +58,6 @@ class LxcRuntime:
             "lxc/config.j2",
             spec=spec,
             init_cmd=" ".join(spec.argv),
-            # With cgroup v1 and no cgroup namespace an init would see the host's whole
-            # hierarchy; cgroup:mixed gives it its own subtree read-write, the rest read-only.
-            cgroup_mount=True,
         )
         write_atomic(cdir.lxc_config, text)
 
