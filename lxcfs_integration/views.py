@@ -9,9 +9,12 @@ from __future__ import annotations
 
 import enum
 import os
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+
+from lxcfs_integration.errors import LxcfsError
 
 DEFAULT_HOME = Path("/var/lib/lxcfs")
 
@@ -57,22 +60,39 @@ def check_views(views: Iterable[View], home: Path) -> None:
             raise ValueError(f"lxcfs view target {view.target!r} is not a clean absolute path")
 
 
+def _has(path: Path, kind: ViewKind) -> bool:
+    try:
+        mode = path.stat().st_mode
+    except FileNotFoundError:
+        return False
+    except OSError as exc:
+        # ENOTCONN from a dead lxcfs: no list of views is better than a wrong one.
+        raise LxcfsError(
+            f"lxcfs at {path} does not answer: {exc.strerror}",
+            hint="restart lxcfs (richc lxcfs remount does, then re-attaches the views)",
+        ) from exc
+    return stat.S_ISDIR(mode) if kind is ViewKind.DIR else stat.S_ISREG(mode)
+
+
 def compute_views(home: Path = DEFAULT_HOME) -> tuple[View, ...]:
-    """The views the lxcfs serving *home* offers now (every check is a real lookup through it)."""
+    """The views the lxcfs serving *home* offers now (every check is a real lookup through it).
+
+    An empty or missing home gives no views; a dead one raises LxcfsError.
+    """
     views: list[View] = []
     proc = home / "proc"
     for name in PROC_FILES:
-        if (proc / name).is_file():
+        if _has(proc / name, ViewKind.FILE):
             views.append(View(proc / name, f"/proc/{name}", ViewKind.FILE))
     for name in PRESSURE_FILES:
-        if (proc / "pressure" / name).is_file():
+        if _has(proc / "pressure" / name, ViewKind.FILE):
             views.append(View(proc / "pressure" / name, f"/proc/pressure/{name}", ViewKind.FILE))
     cpu = home / CPU_DIR
     # lxcfs >= 5 serves the whole cpu directory (a uevent file marks the passthrough);
     # older versions only the online file.
-    if (cpu / "uevent").exists() and (cpu / "online").is_file():
+    if _has(cpu / "uevent", ViewKind.FILE) and _has(cpu / "online", ViewKind.FILE):
         views.append(View(cpu, f"/{CPU_DIR}", ViewKind.DIR))
-    elif (cpu / "online").is_file():
+    elif _has(cpu / "online", ViewKind.FILE):
         views.append(View(cpu / "online", f"/{CPU_DIR}/online", ViewKind.FILE))
     result = tuple(views)
     check_views(result, home)
