@@ -1,8 +1,10 @@
 """Project quotas on ext4 and xfs, in one throwaway VM running Debian's kernel.
 
 This host's kernel lacks the ext4/xfs quota formats, so tests/vm/quota_guest.sh runs the
-checks in a virtme-ng guest (TESTING.md). One boot covers both filesystems; it takes
-about 30 s here (software emulation).
+checks in a virtme-ng guest (TESTING.md). One boot covers both filesystems: the quota
+package directly (about 30 s), then the issue's container story with richc itself
+(create --disk 64M, df, dd, quota show, set disk=128M live, rm). About 2.5-3 minutes in
+all here, under software emulation; each richc call costs seconds in the guest.
 """
 
 from __future__ import annotations
@@ -90,5 +92,14 @@ def test_project_quota_on_ext4_and_xfs_in_a_vm() -> None:
             "remove",
         ):
             assert checks.get(f"{fs}-{step}") == "ok", f"{fs}-{step} missing\n{log[-4000:]}"
+        for step in (
+            "create-64M-df",
+            "dd-100M-fails",
+            "quota-show",
+            "set-128M-live",
+            "rm-leaves-no-limit",
+        ):
+            key = f"{fs}-container-{step}"
+            assert checks.get(key) == "ok", f"{key} missing\n{log[-4000:]}"
     assert "Disk quota exceeded" in log  # ext4 says EDQUOT ...
     assert re.search(r"xfs-write-100M-fails: ok .*No space left on device", log)  # xfs ENOSPC

@@ -7,6 +7,7 @@ check and a final ``QUOTA-VM-RESULT: PASS|FAIL``; exits 0 only when every check 
 from __future__ import annotations
 
 import errno
+import json
 import os
 import subprocess
 import sys
@@ -23,6 +24,8 @@ from quota.mounts import find_mount, mount, umount
 from quota.registry import ProjectRegistry
 
 MiB = 1 << 20
+RICHC = Path(sys.executable).with_name("richc")
+PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 WORK = Path("/tmp/quota-vm")
 failures: list[str] = []
 
@@ -187,8 +190,81 @@ def scenario(fs: Filesystem, unenforced_options: str) -> None:
     check(f"{tag}-adopt-tree-with-fifo", adopt_tree_with_fifo)
     check(f"{tag}-remove", remove_clears_limit_and_keeps_id_reserved)
     print(f"INFO {tag} mount: {find_mount(fs.mnt)}", flush=True)
+    containers(fs)
     fs.unmount()
     fs.destroy()
+
+
+def richc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [str(RICHC), *args],
+        env={"RICHC_ROOT": str(root), "PATH": PATH},
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def containers(fs: Filesystem) -> None:
+    """The issue's container story with richc itself, on the project backend."""
+    tag = f"{fs.fstype}-container"
+    root = fs.mnt / "richc-root"
+    name = "quota-vm-c1"
+    state: dict[str, int] = {}
+
+    def ok(*args: str) -> str:
+        proc = richc(root, *args)
+        expect(proc.returncode == 0, f"richc {' '.join(args)}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def create_df() -> str:
+        ok("create", name, "--disk", "64M", "--start")
+        disk = json.loads(ok("inspect", name))["disk"]
+        expect(disk["backend"] == "project", str(disk))
+        size = int(ok("exec", name, "--", "df", "-k", "/").splitlines()[-1].split()[1]) * 1024
+        expect(size == 64 * MiB, f"df / inside says {size}")
+        return f"df / = {size // MiB}M"
+
+    def dd_fails() -> str:
+        proc = richc(
+            root, "exec", name, "--", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=100"
+        )
+        expect(proc.returncode != 0, "100 MiB fitted")
+        expect("Disk quota exceeded" in proc.stderr or "No space left" in proc.stderr, proc.stderr)
+        return proc.stderr.strip().splitlines()[0]
+
+    def show() -> str:
+        data = json.loads(ok("quota", "show", name, "--format", "json"))
+        expect(data["limit_bytes"] == 64 * MiB and data["used_bytes"] > 40 * MiB, str(data))
+        registry = ProjectRegistry(root / "var/lib/richc/quota-projects.json")
+        projid = registry.lookup(root / "var/lib/richc/containers" / name / "rootfs")
+        expect(projid is not None, "no project ID recorded")
+        state["projid"] = projid or 0
+        return str(data)
+
+    def set_live() -> str:
+        ok("exec", name, "--", "rm", "/big")
+        ok("set", name, "disk=128M")
+        ok("exec", name, "--", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=100")
+        size = int(ok("exec", name, "--", "df", "-k", "/").splitlines()[-1].split()[1]) * 1024
+        expect(size == 128 * MiB, f"df / after set says {size}")
+        return "grown live to 128M"
+
+    def rm_clean() -> str:
+        ok("rm", "--force", name)
+        target = quotactl.Target.of(fs.mnt)
+        dq = quotactl.get_quota(target, state["projid"])
+        expect(dq.dqb_bhardlimit == 0, "project limit left behind")
+        expect(not (root / "var/lib/richc/containers" / name).exists(), "container dir left")
+        return f"project {state['projid']} limit cleared"
+
+    check(f"{tag}-create-64M-df", create_df)
+    check(f"{tag}-dd-100M-fails", dd_fails)
+    check(f"{tag}-quota-show", show)
+    check(f"{tag}-set-128M-live", set_live)
+    check(f"{tag}-rm-leaves-no-limit", rm_clean)
+    richc(root, "rm", "--force", name)  # whatever happened above
 
 
 def main() -> int:
