@@ -15,6 +15,7 @@ from quota._libc import StrPath, ioctl, opened
 LOOP_SET_FD = 0x4C00
 LOOP_CLR_FD = 0x4C01
 LOOP_SET_STATUS64 = 0x4C04
+LOOP_GET_STATUS64 = 0x4C05
 LOOP_SET_CAPACITY = 0x4C07
 LOOP_CONFIGURE = 0x4C0A  # 5.8+: attach and configure in one step
 LOOP_CTL_GET_FREE = 0x4C82
@@ -53,8 +54,32 @@ class LoopConfig(ctypes.Structure):
 
 
 def _get_free() -> int:
+    if not os.path.exists(LOOP_CONTROL):
+        return _scan_free()
     with opened(LOOP_CONTROL, os.O_RDWR) as ctl:
         return ioctl(ctl, LOOP_CTL_GET_FREE, 0, LOOP_CONTROL, "LOOP_CTL_GET_FREE")
+
+
+def _scan_free(limit: int = 256) -> int:
+    """Before 3.1 there is no loop-control: the first /dev/loopN whose status query says
+    ENXIO (nothing bound) is free."""
+    for number in range(limit):
+        device = f"/dev/loop{number}"
+        if not os.path.exists(device):
+            break
+        with opened(device, os.O_RDONLY) as fd:
+            try:
+                ioctl(fd, LOOP_GET_STATUS64, LoopInfo64(), device, "LOOP_GET_STATUS64")
+            except OSError as exc:
+                if exc.errno == errno.ENXIO:
+                    return number
+                raise
+    raise OSError(errno.ENODEV, "no free loop device (and no /dev/loop-control)")
+
+
+def available() -> bool:
+    """Whether loop devices can be had: through loop-control, or /dev/loop0 and up."""
+    return os.path.exists(LOOP_CONTROL) or os.path.exists("/dev/loop0")
 
 
 def _info(image: str) -> LoopInfo64:

@@ -286,3 +286,17 @@ def test_xfs_relabel_sets_ids_and_inheritance_skipping_fifos(xfs_store: Path) ->
     assert fsxattr.get_project(tree / "etc" / "hosts") == (123456, False)
     (tree / "etc" / "new").write_text("x")
     assert fsxattr.get_project(tree / "etc" / "new")[0] == 123456  # inherited
+
+
+def test_loop_devices_without_loop_control(
+    host_store: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kernels before 3.1 have no /dev/loop-control: a free /dev/loopN is found by asking
+    each device for its status."""
+    monkeypatch.setattr(loopdev, "LOOP_CONTROL", str(host_store / "no-loop-control"))
+    image = host_store / "scan.img"
+    with open(image, "wb") as f:
+        f.truncate(16 * MiB)
+    with loopdev.attached(image) as device:
+        assert loopdev.devices_for(image) == [device]
+    assert loopdev.devices_for(image) == []  # autoclear on the last close
