@@ -7,6 +7,7 @@ from typing import Any
 from richc.context import Context
 from richc.disk import view as disk_view
 from richc.errors import RichcError
+from richc.lxcfs import quick_healthy as lxcfs_health
 from richc.procs import is_same_process
 from richc.store import ContainerDir
 
@@ -35,7 +36,6 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
     else:
         status = "created"
     limits = config.limits if config else None
-    lxcfs = state.extra.get("lxcfs", {})
     return {
         "name": cdir.name,
         "state": status,
@@ -54,7 +54,7 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
         "disk": disk_view(ctx, cdir, state),
         "lxcfs": {
             "enabled": config.lxcfs if config else False,
-            "healthy": lxcfs.get("healthy") if pid else None,
+            "healthy": lxcfs_health(state, pid),
         },
         "env": config.env_dict if config else {},
         "hooks": {stage: [h.to_dict() for h in refs] for stage, refs in config.hooks}

@@ -47,13 +47,14 @@ def make_spec(
     ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
 ) -> ContainerSpec:
     paths = Paths(rootfs=cdir.rootfs, log_dir=cdir.log_dir, bundle=cdir.bundle)
-    from richc import disk
+    from richc import disk, lxcfs
 
     return build_spec(
         config,
         cfg.Init(state.init),
         paths,
         host_facts(ctx.paths.run),
+        mounts=lxcfs.mounts(state),  # the views lxcfs.prepare recorded at start
         cap_drop_extra=disk.cap_drop(config),
     )
 
@@ -108,6 +109,9 @@ def start(ctx: Context, name: str) -> State:
         from richc import disk
 
         disk.activate(ctx, cdir, state)  # a loop image is unmounted after a reboot
+        from richc import lxcfs
+
+        lxcfs.prepare(ctx, config, state)  # starts lxcfs if needed; records the views
         spec = make_spec(ctx, cdir, config, state)
         runtime.render(spec, cdir)
         pid = runtime.start(spec, cdir)
