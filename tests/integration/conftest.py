@@ -82,4 +82,8 @@ def richc(richc_root: Path) -> Iterator[RichcRunner]:
             if entry.is_dir():
                 run("rm", "--force", entry.name, check=False, timeout=120)
         leftovers = [e.name for e in containers.iterdir() if e.is_dir()]
+        # `richc start` runs an lxcfs on the root's own home (ROOT/var/lib/lxcfs by default):
+        # stop it by its pid file and detach its mount.
+        if (richc_root / "run/richc/lxcfs").is_dir():
+            run("lxcfs", "stop", check=False, timeout=60)
         assert not leftovers, f"rm --force left containers behind: {leftovers}"
