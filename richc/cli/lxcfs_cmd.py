@@ -36,7 +36,11 @@ def status(ctx: typer.Context, output: FormatOpt = Format.table) -> int:
     from richc import lxcfs
 
     info = lxcfs.status(context(ctx))
-    healthy = info["host"]["healthy"] and all(c["healthy"] for c in info["containers"])
+    # No lxcfs at all is fine while no running container wants views; a dead one is not.
+    host_ok = info["host"]["healthy"] or (
+        info["host"]["state"] == "absent" and not info["containers"]
+    )
+    healthy = host_ok and all(c["healthy"] for c in info["containers"])
     if output is Format.json:
         emit_json(info)
         return 0 if healthy else 1
