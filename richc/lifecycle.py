@@ -97,11 +97,15 @@ def is_running(cdir: ContainerDir, state: State) -> tuple[bool, int | None]:
     return status.running, status.pid
 
 
-def start(ctx: Context, name: str) -> State:
+def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> State:
+    """Start *name*. A supervisor restarting it passes *unless_stop_requested*: a `richc stop`
+    since the last start then wins (Conflict), checked under the lock so the two cannot race."""
     cdir = ctx.store.get(name)
     with cdir.lock():
         state = cdir.load_state()
         _refuse_broken(state)
+        if unless_stop_requested and state.extra.get("stop_requested"):
+            raise Conflict(f"{name} was stopped on request", hint=f"`richc start {name}`")
         config = cdir.load_config()
         runtime = runtime_for(state)
         if runtime.status(cdir).running:
@@ -117,18 +121,34 @@ def start(ctx: Context, name: str) -> State:
         pid = runtime.start(spec, cdir)
         state.started_at = now()
         state.stopped_at = None
+        state.extra.pop("stop_requested", None)
         state.extra["pid"] = pid
         state.extra["pid_start_time"] = start_time(pid)
         cdir.save_state(state)
     return state
 
 
-def stop(ctx: Context, name: str, *, timeout: float | None = None, kill: bool = False) -> bool:
-    """Stop *name*; return True if init shut down cleanly, False if it had to be killed."""
+def stop(
+    ctx: Context,
+    name: str,
+    *,
+    timeout: float | None = None,
+    kill: bool = False,
+    requested: bool = True,
+) -> bool:
+    """Stop *name*; return True if init shut down cleanly, False if it had to be killed.
+
+    A *requested* stop is marked in the state before the init is asked to go, so a
+    `start --foreground` supervisor sees "stopped by request", not "init died", and never
+    restarts it. The supervisor's own clean-up after an init died passes requested=False.
+    """
     cdir = ctx.store.get(name)
     with cdir.lock():
         state = cdir.load_state()
         _refuse_broken(state)
+        if requested:
+            state.extra["stop_requested"] = now()
+            cdir.save_state(state)
         config = cdir.load_config()
         clean = _stop_locked(ctx, cdir, config, state, timeout=timeout, kill=kill)
     return clean

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-import sys
 from typing import Annotated
 
 import typer
@@ -40,14 +38,14 @@ def global_options(
     ] = "/",
     debug: Annotated[bool, typer.Option("--debug", help="Log every step and command.")] = False,
 ) -> None:
+    from richc import log
     from richc.paths import HostPaths
 
-    logging.basicConfig(
-        level=logging.DEBUG if debug else logging.INFO,
-        format="%(levelname)s: %(message)s" if debug else "%(message)s",
-        stream=sys.stderr,
-    )
-    ctx.obj = Context(paths=HostPaths.from_root(root), debug=debug)
+    paths = HostPaths.from_root(root)
+    # journald with RICHC_* fields where it runs; stderr + the container's richc.log otherwise.
+    log.setup(debug=debug, logs_dir=paths.logs)
+    log.bind(operation=ctx.invoked_subcommand)
+    ctx.obj = Context(paths=paths, debug=debug)
 
 
 def context(ctx: typer.Context) -> Context:

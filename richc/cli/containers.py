@@ -130,14 +130,38 @@ def create(
 def start(
     ctx: typer.Context,
     name: CompletedName,
+    foreground: Annotated[
+        bool,
+        typer.Option(
+            "--foreground",
+            help="Stay attached until the container stops; restart it by its restart policy"
+            " (what the systemd unit runs). Exit 0: stopped by request; 3: init died.",
+        ),
+    ] = False,
+    max_restarts: Annotated[
+        int,
+        typer.Option(min=0, help="With --foreground and restart: on-failure, restarts in a row."),
+    ] = 5,
+    restart_delay: Annotated[
+        float,
+        typer.Option(
+            min=0.0, help="With --foreground, seconds before the first restart (doubles)."
+        ),
+    ] = 1.0,
 ) -> int:
     """Start a container's init.
 
     Example: richc start web01
+
+    Example: richc start --foreground web01
     """
     from richc import lifecycle
 
     rctx = context(ctx)
+    if foreground:
+        from richc.supervise import RestartRules, supervise
+
+        return supervise(rctx, name, RestartRules(max_restarts, restart_delay))
     state = lifecycle.start(rctx, name)
     print(f"started {name} (pid {state.extra.get('pid')})", file=sys.stderr)
     return 0
