@@ -7,9 +7,12 @@ OSErrors) become typed RichcErrors here, once.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import errno
 import logging
 import os
+from collections.abc import Iterator
 from typing import Any
 
 import quota
@@ -187,3 +190,35 @@ def set_size(ctx: Context, name: str, size: int) -> dict[str, Any]:
         disk = dataclasses.replace(config.disk, size=size)
         cdir.save_config(dataclasses.replace(config, disk=disk))
         return view(ctx, cdir, state)
+
+
+@contextlib.contextmanager
+def fitting(
+    ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
+) -> Iterator[None]:
+    """Around populating a limited rootfs: a source that does not fit is a clear error,
+    also where richc itself may write past the limit (CAP_SYS_RESOURCE and ext4 quota)."""
+    size = config.disk.size
+    try:
+        yield
+    except OSError as exc:
+        if size is None or exc.errno not in (errno.EDQUOT, errno.ENOSPC):
+            raise
+        raise UsageError(
+            f"the rootfs from {config.source} does not fit in a disk limit of {size} bytes "
+            f"({exc.strerror})",
+            hint="choose a larger --disk",
+        ) from None
+    name = _recorded(state)
+    if size is None or name is None:
+        return
+    try:
+        usage = backend(ctx, name).usage(cdir.rootfs)
+    except OSError as exc:
+        raise wrap(exc) from None
+    if usage.used_bytes > usage.limit_bytes:
+        raise UsageError(
+            f"the rootfs from {config.source} takes {usage.used_bytes} bytes, more than the disk "
+            f"limit of {usage.limit_bytes}",
+            hint="choose a larger --disk",
+        )

@@ -77,7 +77,8 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
             from richc import disk
 
             disk.create_rootfs(ctx, cdir, config, state)  # under a quota when --disk is set
-            result = populate(config, cdir.rootfs, ctx.paths)
+            with disk.fitting(ctx, cdir, config, state):
+                result = populate(config, cdir.rootfs, ctx.paths)
             state.init = result.init.value
             state.rootfs = str(cdir.rootfs)
             state.applied = [c.to_dict() for c in result.changes]
@@ -215,6 +216,10 @@ def remove(ctx: Context, name: str, *, force: bool = False) -> None:
 
 def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:
     """Undo everything create made, in reverse; each step tolerates its part being gone."""
+    if state.extra.get("unit"):
+        from richc import systemd_unit
+
+        systemd_unit.uninstall(ctx.paths, cdir.name)  # its unit would start a ghost at boot
     if state.runtime:
         with contextlib.suppress(RichcError):
             runtime_for(state).cleanup(cdir)
