@@ -49,11 +49,19 @@ class ProjectBackend:
         self.check(rootfs)
         validate_limit(limit_bytes, rootfs)
         target = quotactl.Target.of(rootfs)
+        known = self.registry.lookup(rootfs) is not None
         projid = self.registry.allocate(rootfs, lambda i: quotactl.in_use(target, i))
-        relabel_tree(rootfs, projid)
-        used = quotactl.get_quota(target, projid).dqb_curspace
-        refuse_below_usage(rootfs, limit_bytes, used)
-        quotactl.set_limits(target, projid, limit_bytes)
+        try:
+            relabel_tree(rootfs, projid)
+            used = quotactl.get_quota(target, projid).dqb_curspace
+            refuse_below_usage(rootfs, limit_bytes, used)
+            quotactl.set_limits(target, projid, limit_bytes)
+        except BaseException:
+            if not known:
+                # Files already relabelled keep the ID busy in the kernel's eyes, so the
+                # allocator will not hand it out again while they exist.
+                self.registry.release(rootfs)
+            raise
 
     def _project(self, rootfs: StrPath) -> tuple[quotactl.Target, int]:
         projid = self.registry.lookup(rootfs)
