@@ -59,21 +59,44 @@ def validate_name(name: object, key: str = "name") -> str:
 
 @dataclass(frozen=True)
 class Limits:
+    """Resource limits; richc.limits validates them and maps them to cgroup files and OCI."""
+
     memory: int | None = None
+    memory_swap: int | None = None  # memory plus swap, as Docker's --memory-swap
+    memory_reservation: int | None = None
     cpus: float | None = None
+    cpu_shares: int | None = None  # cgroup v1 scale (2..262144); converted on v2
+    cpu_weight: int | None = None  # cgroup v2 scale (1..10000); converted on v1
     cpuset: tuple[int, ...] | None = None
     pids: int | None = None
+    io_weight: int | None = None  # 10..1000, BFQ's scale
+    device_read_bps: tuple[tuple[str, int], ...] = ()  # (device path or MAJ:MIN, rate)
+    device_write_bps: tuple[tuple[str, int], ...] = ()
+    device_read_iops: tuple[tuple[str, int], ...] = ()
+    device_write_iops: tuple[tuple[str, int], ...] = ()
+    ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); 2**64-1 = unlimited
 
     def to_dict(self) -> dict[str, Any]:
+        from richc.limits import format_rlimit
+
         out: dict[str, Any] = {}
-        if self.memory is not None:
-            out["memory"] = self.memory
-        if self.cpus is not None:
-            out["cpus"] = self.cpus
+        for key in ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
+                    "cpu_weight"):  # fmt: skip
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
         if self.cpuset is not None:
             out["cpuset"] = format_cpuset(self.cpuset)
-        if self.pids is not None:
-            out["pids"] = self.pids
+        for key in ("pids", "io_weight"):
+            if getattr(self, key) is not None:
+                out[key] = getattr(self, key)
+        for key in DEVICE_LIMIT_KEYS:
+            if getattr(self, key):
+                out[key] = dict(getattr(self, key))
+        if self.ulimits:
+            out["ulimits"] = {
+                name: f"{format_rlimit(soft)}:{format_rlimit(hard)}"
+                for name, soft, hard in self.ulimits
+            }
         return out
 
 
@@ -183,7 +206,11 @@ KNOWN_KEYS = {
     "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
     "net", "restart", "stop_timeout", "stop_signal", "command",
 }  # fmt: skip
-LIMIT_KEYS = {"memory", "cpus", "cpuset", "pids"}
+DEVICE_LIMIT_KEYS = ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")
+LIMIT_KEYS = {
+    "memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpu_weight", "cpuset",
+    "pids", "io_weight", *DEVICE_LIMIT_KEYS, "ulimits",
+}  # fmt: skip
 
 
 def _enum(cls: type[enum.StrEnum], key: str, value: object) -> Any:
@@ -208,16 +235,32 @@ def _parse_limits(raw: object) -> Limits:
     if unknown:
         bad = sorted(unknown)[0]
         raise ConfigError(f"limits.{bad}", data[bad], "unknown limit")
-    memory = data.get("memory")
-    cpus = data.get("cpus")
-    cpuset = data.get("cpuset")
-    pids = data.get("pids")
-    return Limits(
-        memory=None if memory is None else parse_size("limits.memory", memory),
-        cpus=None if cpus is None else parse_cpus("limits.cpus", cpus),
-        cpuset=None if cpuset is None else parse_cpuset("limits.cpuset", cpuset),
-        pids=None if pids is None else parse_positive_int("limits.pids", pids),
+    from richc import limits as lim
+
+    def opt(key: str, parse: Any) -> Any:
+        value = data.get(key)
+        return None if value is None else parse(f"limits.{key}", value)
+
+    limits = Limits(
+        memory=opt("memory", parse_size),
+        memory_swap=opt("memory_swap", parse_size),
+        memory_reservation=opt("memory_reservation", parse_size),
+        cpus=opt("cpus", parse_cpus),
+        cpu_shares=opt("cpu_shares", parse_positive_int),
+        cpu_weight=opt("cpu_weight", parse_positive_int),
+        cpuset=opt("cpuset", parse_cpuset),
+        pids=opt("pids", parse_positive_int),
+        io_weight=opt("io_weight", parse_positive_int),
+        **{
+            key: lim.parse_device_rates(
+                f"limits.{key}", data.get(key), bytes_per_second=key.endswith("bps")
+            )
+            for key in DEVICE_LIMIT_KEYS
+        },
+        ulimits=lim.parse_ulimits("limits.ulimits", data.get("ulimits")),
     )
+    lim.check(limits)
+    return limits
 
 
 def _parse_disk(raw: object) -> DiskConfig:

@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from richc import limits as limits_mod
 from richc.config import ContainerConfig, Init
 from richc.units import format_cpuset
 
@@ -65,6 +66,9 @@ class HostFacts:
     # The cgroup entry of lxc.mount.auto, or None where LXC cannot mount cgroups (pure v2
     # without a cgroup namespace); see richc.probe.decide.choose_cgroup_mount.
     cgroup_mount: str | None = "cgroup:mixed"
+    # The IO weight file (blkio.bfq.weight, blkio.weight, io.bfq.weight, io.weight); None:
+    # the BFQ file of the cgroup version. richc.limits.read_host finds the host's.
+    io_weight_file: str | None = None
 
 
 @dataclass(frozen=True)
@@ -114,33 +118,18 @@ class ContainerSpec:
     extra: dict[str, str] = field(default_factory=dict)
 
 
-CPU_PERIOD_US = 100_000
+CPU_PERIOD_US = limits_mod.CPU_PERIOD_US
 
 
-def cgroup_settings(config: ContainerConfig, version: int) -> tuple[tuple[str, str], ...]:
-    """The cgroup files and values that realise the config's limits on *version*."""
-    limits = config.limits
-    out: list[tuple[str, str]] = []
-    if version == 2:
-        if limits.memory is not None:
-            out.append(("memory.max", str(limits.memory)))
-        if limits.cpus is not None:
-            out.append(("cpu.max", f"{round(limits.cpus * CPU_PERIOD_US)} {CPU_PERIOD_US}"))
-        if limits.cpuset is not None:
-            out.append(("cpuset.cpus", format_cpuset(limits.cpuset)))
-        if limits.pids is not None:
-            out.append(("pids.max", str(limits.pids)))
-    else:
-        if limits.memory is not None:
-            out.append(("memory.limit_in_bytes", str(limits.memory)))
-        if limits.cpus is not None:
-            out.append(("cpu.cfs_period_us", str(CPU_PERIOD_US)))
-            out.append(("cpu.cfs_quota_us", str(round(limits.cpus * CPU_PERIOD_US))))
-        if limits.cpuset is not None:
-            out.append(("cpuset.cpus", format_cpuset(limits.cpuset)))
-        if limits.pids is not None:
-            out.append(("pids.max", str(limits.pids)))
-    return tuple(out)
+def cgroup_settings(
+    config: ContainerConfig, version: int, *, io_weight_file: str | None = None
+) -> tuple[tuple[str, str], ...]:
+    """The cgroup files and values that realise the config's limits on *version*.
+
+    Every limit (memory, swap, reservation, CPU quota and weight, cpuset, pids, IO weight
+    and per-device throttles) has its v1 and v2 file; see richc.limits.cgroup_files.
+    """
+    return limits_mod.cgroup_files(config.limits, version, io_weight_file=io_weight_file)
 
 
 def build_spec(
@@ -176,7 +165,7 @@ def build_spec(
         reboot_signal=REBOOT_SIGNALS[init],
         stop_timeout=config.stop_timeout,
         cgroup_version=host.cgroup_version,
-        cgroup=cgroup_settings(config, host.cgroup_version),
+        cgroup=cgroup_settings(config, host.cgroup_version, io_weight_file=host.io_weight_file),
         memory=limits.memory,
         cpus=limits.cpus,
         cpuset=None if limits.cpuset is None else format_cpuset(limits.cpuset),
@@ -184,6 +173,7 @@ def build_spec(
         mounts=mounts,
         namespaces=namespaces,
         cap_drop=cap_drop,
+        rlimits=limits_mod.rlimits(limits),
         apparmor_profile="unconfined" if host.apparmor else None,
         cgroup_mount=host.cgroup_mount,
         network=config.net.mode,

@@ -45,6 +45,37 @@ def create(
     cpus: Annotated[str | None, typer.Option(help="CPU quota, e.g. 1.5.")] = None,
     cpuset: Annotated[str | None, typer.Option(help="CPUs it may use, e.g. 0-1.")] = None,
     pids: Annotated[str | None, typer.Option(help="Maximum number of processes.")] = None,
+    memory_swap: Annotated[
+        str | None, typer.Option(help="Memory plus swap, e.g. 1G (at least --memory).")
+    ] = None,
+    memory_reservation: Annotated[
+        str | None, typer.Option(help="Soft memory floor kept under pressure, e.g. 256M.")
+    ] = None,
+    cpu_shares: Annotated[
+        str | None, typer.Option(help="Relative CPU share, 2-262144 (v1 scale).")
+    ] = None,
+    cpu_weight: Annotated[
+        str | None, typer.Option(help="Relative CPU weight, 1-10000 (v2 scale).")
+    ] = None,
+    io_weight: Annotated[
+        str | None, typer.Option(help="Relative IO weight, 10-1000 (BFQ disks).")
+    ] = None,
+    device_read_bps: Annotated[
+        list[str] | None, typer.Option(help="DEVICE:RATE, e.g. /dev/sda:10M; repeatable.")
+    ] = None,
+    device_write_bps: Annotated[
+        list[str] | None, typer.Option(help="DEVICE:RATE, e.g. /dev/sda:10M; repeatable.")
+    ] = None,
+    device_read_iops: Annotated[
+        list[str] | None, typer.Option(help="DEVICE:IOPS, e.g. 8:0:1000; repeatable.")
+    ] = None,
+    device_write_iops: Annotated[
+        list[str] | None, typer.Option(help="DEVICE:IOPS, e.g. 8:0:1000; repeatable.")
+    ] = None,
+    ulimit: Annotated[
+        list[str] | None,
+        typer.Option("--ulimit", help="NAME=SOFT[:HARD], e.g. nofile=1024:2048; repeatable."),
+    ] = None,
     disk: Annotated[str | None, typer.Option(help="Disk quota for the rootfs, e.g. 10G.")] = None,
     disk_backend: Annotated[
         str | None, typer.Option(help="Quota backend: auto, project, btrfs or loop.")
@@ -85,6 +116,7 @@ def create(
     """
     from richc import config as cfg
     from richc import lifecycle
+    from richc.limits import parse_ulimit_flags, validate_for_host
 
     file_data = cfg.load_yaml(config_file) if config_file else {}
     flags: dict[str, Any] = {
@@ -92,7 +124,22 @@ def create(
         "from": source,
         "init": init,
         "hostname": hostname,
-        "limits": {"memory": memory, "cpus": cpus, "cpuset": cpuset, "pids": pids},
+        "limits": {
+            "memory": memory,
+            "cpus": cpus,
+            "cpuset": cpuset,
+            "pids": pids,
+            "memory_swap": memory_swap,
+            "memory_reservation": memory_reservation,
+            "cpu_shares": cpu_shares,
+            "cpu_weight": cpu_weight,
+            "io_weight": io_weight,
+            "device_read_bps": device_read_bps or None,
+            "device_write_bps": device_write_bps or None,
+            "device_read_iops": device_read_iops or None,
+            "device_write_iops": device_write_iops or None,
+            "ulimits": parse_ulimit_flags(ulimit or []) or None,
+        },
         "disk": {"size": disk, "backend": disk_backend, "mode": disk_quota_mode},
         "lxcfs": lxcfs,
         "runtime": runtime,
@@ -108,6 +155,7 @@ def create(
         raise UsageError("a container name is required", hint="richc create NAME [OPTIONS]")
     config = cfg.from_dict(merged)
     rctx = context(ctx)
+    validate_for_host(config.limits, rctx.paths.run)  # CPUs, controllers, devices it has
     if dry_run:
         from richc.plan import plan
 
