@@ -331,14 +331,14 @@ def watch(
     conf = settings(ctx.paths)
     while not stop.is_set():
         try:
-            if not li.home_status(conf.home).state.serving():
-                _report_event(on_event, remount(ctx))
+            home = li.home_status(conf.home).state
+            targets = running_targets(ctx)
+            if not home.serving():
+                # An absent lxcfs that no running container wants is left alone.
+                if home.needs_unmount() or targets:
+                    _report_event(on_event, remount(ctx))
             else:
-                sick = [
-                    t.cdir.name
-                    for t in running_targets(ctx)
-                    if quick_healthy(t.state, t.pid) is False
-                ]
+                sick = [t.cdir.name for t in targets if quick_healthy(t.state, t.pid) is False]
                 if sick:
                     _report_event(on_event, remount(ctx, sick))
         except RichcError as exc:
