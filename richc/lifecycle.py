@@ -78,7 +78,7 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
 
             disk.create_rootfs(ctx, cdir, config, state)  # under a quota when --disk is set
             with disk.fitting(ctx, cdir, config, state):
-                result = populate(config, cdir.rootfs, ctx.paths)
+                result = populate(config, cdir, ctx.paths, state)
             state.init = result.init.value
             state.rootfs = str(cdir.rootfs)
             state.applied = [c.to_dict() for c in result.changes]
@@ -114,6 +114,9 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
         from richc import disk
 
         disk.activate(ctx, cdir, state)  # a loop image is unmounted after a reboot
+        from richc.rootfs import share
+
+        share.activate(cdir, state)  # an overlay rootfs is unmounted after a reboot
         from richc import lxcfs
 
         lxcfs.prepare(ctx, config, state)  # starts lxcfs if needed; records the views
@@ -224,7 +227,9 @@ def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:
         with contextlib.suppress(RichcError):
             runtime_for(state).cleanup(cdir)
     from richc import disk
+    from richc.rootfs import share
 
+    share.release(cdir, state)  # the overlay rootfs mount, if it shares an image
     disk.release(ctx, cdir, state)  # quota, subvolume or image + loop device
     ctx.store.remove(cdir)
 

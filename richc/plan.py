@@ -9,15 +9,19 @@ from richc.context import Context
 
 
 def plan(ctx: Context, config: ContainerConfig) -> dict[str, Any]:
+    from richc.rootfs.planning import plan as plan_rootfs
+
     store = ctx.store
     cdir = store.container(config.name)
+    init, rootfs_changes = plan_rootfs(config, ctx.paths, cdir.rootfs)
     changes = [
         {"path": str(cdir.path), "action": "create", "reason": "the container's directory"},
-        {"path": str(cdir.rootfs), "action": "populate", "reason": f"rootfs from {config.source}"},
+        *(change.to_dict() for change in rootfs_changes),
     ]
     return {
         "name": config.name,
         "exists": cdir.exists(),
+        "init": init.value,
         "config": config.to_dict(),
         "changes": changes,
     }

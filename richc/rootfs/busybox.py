@@ -7,11 +7,13 @@ import shutil
 from pathlib import Path
 
 from richc.config import ContainerConfig, Init
-from richc.errors import HostUnsupported
+from richc.errors import HostUnsupported, UsageError
 from richc.lock import locked
 from richc.paths import HostPaths
 from richc.rootfs import Change, RootfsResult
-from richc.rootfs.identity import render_identity, write_file
+from richc.rootfs.edit import Edit, write_edit
+from richc.rootfs.identity import identity_edits
+from richc.rootfs.inits import reaper_edit
 from richc.run import run
 from richc.templating import render
 
@@ -68,24 +70,48 @@ def ensure_image(paths: HostPaths) -> Path:
     return image
 
 
+FILES = {
+    "etc/inittab": ("rootfs/busybox/inittab.j2", 0o644),
+    "etc/init.d/rcS": ("rootfs/busybox/rcS.j2", 0o755),
+    "etc/init.d/rcK": ("rootfs/busybox/rcK.j2", 0o755),
+    "etc/passwd": ("rootfs/busybox/passwd.j2", 0o644),
+    "etc/group": ("rootfs/busybox/group.j2", 0o644),
+    "etc/shadow": ("rootfs/busybox/shadow.j2", 0o600),
+    "etc/profile": ("rootfs/busybox/profile.j2", 0o644),
+}
+
+
+def _edits(config: ContainerConfig) -> list[Edit]:
+    context = {"name": config.name}
+    edits = [
+        write_edit(relpath, render(template, **context), "busybox init system", mode=mode)
+        for relpath, (template, mode) in FILES.items()
+    ]
+    if config.init is Init.dumb_init:
+        edits.append(reaper_edit())
+    return edits + identity_edits(config)
+
+
+def _init(config: ContainerConfig) -> Init:
+    return Init.busybox if config.init is Init.auto else config.init
+
+
+def plan(config: ContainerConfig) -> tuple[Init, list[Change]]:
+    """What populate would do, touching nothing (``create --dry-run``)."""
+    copy = Change("/", "copy", "the busybox image (busybox-static and its applet links)")
+    return _init(config), [copy] + [edit.change for edit in _edits(config)]
+
+
 def populate(config: ContainerConfig, target: Path, paths: HostPaths) -> RootfsResult:
+    if config.init not in (Init.auto, Init.busybox, Init.dumb_init):
+        raise UsageError(
+            f"--init {config.init.value} does not go with --from busybox",
+            hint="use --init busybox (the default) or dumb-init",
+        )
     image = ensure_image(paths)
     # cp -a keeps the symlinks and modes; the tree is ~2 MB, so a copy beats any sharing.
     run(["cp", "-a", "--reflink=auto", f"{image}/.", str(target)])
-    context = {"name": config.name}
-    files = {
-        "etc/inittab": ("rootfs/busybox/inittab.j2", 0o644),
-        "etc/init.d/rcS": ("rootfs/busybox/rcS.j2", 0o755),
-        "etc/init.d/rcK": ("rootfs/busybox/rcK.j2", 0o755),
-        "etc/passwd": ("rootfs/busybox/passwd.j2", 0o644),
-        "etc/group": ("rootfs/busybox/group.j2", 0o644),
-        "etc/shadow": ("rootfs/busybox/shadow.j2", 0o600),
-        "etc/profile": ("rootfs/busybox/profile.j2", 0o644),
-    }
-    changes = []
-    for relpath, (template, mode) in files.items():
-        write_file(target, relpath, render(template, **context), mode)
-        changes.append(Change(f"/{relpath}", "write", "busybox init system"))
-    changes += render_identity(config, target)
-    init = Init.busybox if config.init is Init.auto else config.init
-    return RootfsResult(init=init, changes=changes)
+    edits = _edits(config)
+    for edit in edits:
+        edit.run(target)
+    return RootfsResult(init=_init(config), changes=[edit.change for edit in edits])

@@ -1,0 +1,76 @@
+"""A progress line on stderr for long copies, extractions and downloads (terminals only).
+
+The work itself runs in a child process (cp, tar, debootstrap), so progress is measured
+from the outside: a thread polls the target filesystem's free space with statvfs, which
+costs nothing and works for every tool. On anything but a terminal this is silent.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+INTERVAL = 0.25
+BAR_WIDTH = 28
+
+
+def _used(path: Path) -> int:
+    st = os.statvfs(path)
+    return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def _human(size: float) -> str:
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"  # pragma: no cover - the loop always returns
+
+
+def format_line(label: str, done: int, total: int | None, elapsed: float) -> str:
+    """One redrawn progress line: a bar when the total is known, a counter otherwise."""
+    if total:
+        fraction = min(max(done / total, 0.0), 1.0)
+        filled = int(fraction * BAR_WIDTH)
+        bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+        return f"{label} [{bar}] {fraction:4.0%} {_human(done)}/{_human(total)}"
+    return f"{label} {_human(done)} ({elapsed:.0f} s)"
+
+
+def wanted(stream: object = None) -> bool:
+    stream = stream or sys.stderr
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+@contextlib.contextmanager
+def progress(label: str, target: Path, total: int | None = None) -> Iterator[None]:
+    """Show *label* with the bytes written under *target*'s filesystem while the body runs."""
+    if not wanted():
+        yield
+        return
+    stop = threading.Event()
+    watch = target if target.exists() else target.parent
+    start_used, started = _used(watch), time.monotonic()
+
+    def draw() -> None:
+        while not stop.wait(INTERVAL):
+            done = max(_used(watch) - start_used, 0)
+            line = format_line(label, done, total, time.monotonic() - started)
+            sys.stderr.write("\r\x1b[K" + line)
+            sys.stderr.flush()
+
+    thread = threading.Thread(target=draw, daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+        sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()

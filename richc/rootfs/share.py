@@ -1,0 +1,107 @@
+"""Sharing a cached image between containers instead of copying it.
+
+Measured on this project's hosts (ext4, a 252 MB debootstrap tree): ``cp -a`` takes
+0.7-1.6 s and 252 MB per container; reflinks are not supported on ext4; an overlayfs mount
+(image as the read-only lower layer, the container's changes in its own upper directory)
+takes a few milliseconds and a few hundred kilobytes. So overlay is the default wherever the
+kernel has it. A container with a ``--disk`` limit is copied instead, so that its quota
+covers one self-contained tree on the quota-managed directory.
+
+The overlay is mounted at the container's ``rootfs`` on the host, so every part of richc
+(and the runtimes, and hooks) sees a complete tree there. It is mounted at create, again at
+start after a host reboot, and unmounted when the container is removed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from pathlib import Path
+from typing import Any
+
+from richc.errors import CommandFailed, RichcError
+from richc.run import run
+from richc.store import ContainerDir, State
+
+log = logging.getLogger("richc.rootfs")
+
+STATE_KEY = "rootfs"
+
+
+def overlay_supported() -> bool:
+    try:
+        with open("/proc/filesystems") as handle:
+            return any(line.split()[-1] == "overlay" for line in handle if line.strip())
+    except OSError:
+        return False
+
+
+def is_mounted(path: Path) -> bool:
+    target = str(path.resolve())
+    with open("/proc/self/mountinfo") as handle:
+        return any(line.split()[4] == target for line in handle)
+
+
+def layer_dirs(cdir: ContainerDir) -> tuple[Path, Path]:
+    """The container's upper (its own changes) and overlayfs work directory."""
+    return cdir.path / "overlay/upper", cdir.path / "overlay/work"
+
+
+def record(state: State, image: Path, cdir: ContainerDir) -> dict[str, Any]:
+    upper, work = layer_dirs(cdir)
+    info = {"mode": "overlay", "image": str(image), "upper": str(upper), "work": str(work)}
+    state.extra[STATE_KEY] = info
+    return info
+
+
+def _mount(info: dict[str, Any], target: Path) -> None:
+    upper, work = Path(info["upper"]), Path(info["work"])
+    image = Path(info["image"])
+    if not image.is_dir():
+        raise RichcError(
+            f"the image {image} this container's rootfs is layered on is gone",
+            hint="re-create the container (the image is rebuilt on the next create)",
+        )
+    upper.mkdir(parents=True, exist_ok=True)
+    work.mkdir(parents=True, exist_ok=True)
+    upper.chmod(0o755)
+    options = f"lowerdir={image},upperdir={upper},workdir={work}"
+    try:
+        run(["mount", "-t", "overlay", "overlay", "-o", options, target])
+    except CommandFailed as exc:
+        raise RichcError(
+            f"cannot mount the overlay rootfs at {target}: {exc.message}",
+            hint="the kernel needs overlayfs (`modprobe overlay`); see `richc doctor`",
+        ) from None
+
+
+def mount(state: State, image: Path, cdir: ContainerDir) -> None:
+    """Layer the container's rootfs on *image*; record it first so a crash can be undone."""
+    info = record(state, image, cdir)
+    cdir.save_state(state)
+    cdir.rootfs.mkdir(mode=0o755, exist_ok=True)
+    _mount(info, cdir.rootfs)
+
+
+def activate(cdir: ContainerDir, state: State) -> None:
+    """Before a start: mount the overlay again if a reboot (or an admin) unmounted it."""
+    info = state.extra.get(STATE_KEY) or {}
+    if info.get("mode") != "overlay" or is_mounted(cdir.rootfs):
+        return
+    _mount(info, cdir.rootfs)
+
+
+def release(cdir: ContainerDir, state: State) -> None:
+    """Unmount the overlay (idempotent); the store then deletes the upper layer with the rest."""
+    info = state.extra.get(STATE_KEY) or {}
+    if info.get("mode") != "overlay" or not cdir.rootfs.exists():
+        return
+    while is_mounted(cdir.rootfs):
+        try:
+            run(["umount", cdir.rootfs])
+        except CommandFailed:
+            # Busy (a shell's cwd, a leftover process): detach it; the kernel frees it later.
+            with contextlib.suppress(CommandFailed):
+                run(["umount", "--lazy", cdir.rootfs])
+            if is_mounted(cdir.rootfs):
+                raise
