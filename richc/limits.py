@@ -421,17 +421,18 @@ def cgroup_files(
     """The cgroup files and values that realise *limits* on cgroup *version*, in write order.
 
     A file may appear more than once (one line per device). On v1 the memory limit comes
-    before memory+swap, as the kernel wants when both rise from the defaults.
+    before memory+swap, as the kernel wants when both are set from the defaults.
     """
     out: list[tuple[str, str]] = []
     weight_file = io_weight_file or default_io_weight_file(version)
+    memory: list[tuple[str, str]] = []
     if version == 2:
         if limits.memory is not None:
-            out.append(("memory.max", str(limits.memory)))
+            memory.append(("memory.max", str(limits.memory)))
         if limits.memory_swap is not None and limits.memory is not None:
-            out.append(("memory.swap.max", str(limits.memory_swap - limits.memory)))
+            memory.append(("memory.swap.max", str(limits.memory_swap - limits.memory)))
         if limits.memory_reservation is not None:
-            out.append(("memory.low", str(limits.memory_reservation)))
+            memory.append(("memory.low", str(limits.memory_reservation)))
         if limits.cpus is not None:
             out.append(("cpu.max", f"{cpu_quota_us(limits.cpus)} {CPU_PERIOD_US}"))
         weight = limits.cpu_weight
@@ -449,11 +450,11 @@ def cgroup_files(
             out.append(("io.max", f"{device} " + " ".join(f"{k}={v}" for k, v in fields)))
     else:
         if limits.memory is not None:
-            out.append(("memory.limit_in_bytes", str(limits.memory)))
+            memory.append(("memory.limit_in_bytes", str(limits.memory)))
         if limits.memory_swap is not None:
-            out.append(("memory.memsw.limit_in_bytes", str(limits.memory_swap)))
+            memory.append(("memory.memsw.limit_in_bytes", str(limits.memory_swap)))
         if limits.memory_reservation is not None:
-            out.append(("memory.soft_limit_in_bytes", str(limits.memory_reservation)))
+            memory.append(("memory.soft_limit_in_bytes", str(limits.memory_reservation)))
         if limits.cpus is not None:
             out.append(("cpu.cfs_period_us", str(CPU_PERIOD_US)))
             out.append(("cpu.cfs_quota_us", str(cpu_quota_us(limits.cpus))))
@@ -471,7 +472,9 @@ def cgroup_files(
         for key, filename, _ in DEVICE_THROTTLES:
             for device, rate in getattr(limits, key):
                 out.append((filename, f"{device_number(device)} {rate}"))
-    return tuple(out)
+    # Memory last: lowering it is the write a live container most often refuses (usage
+    # above the new limit), and then the writes before it are undone.
+    return (*out, *memory)
 
 
 def _io_max(limits: Limits) -> dict[str, list[tuple[str, int]]]:

@@ -1,55 +1,47 @@
 """`richc set NAME KEY=VALUE...`: change a container's settings live and persist them.
 
-Each key has one setter in SETTERS; add a key by adding a setter. Only ``disk=`` exists so
-far (resources add memory=, cpus=, cpuset=, pids=, env.K= here).
+The logic (validation of every key first, live cgroup writes with rollback, env files,
+config.yaml, and ``disk=`` through richc.disk.set_size) lives in richc.settings.
 """
 
 from __future__ import annotations
 
 import sys
-from collections.abc import Callable
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 
 from richc.cli.app import app, context
-from richc.context import Context
-from richc.errors import UsageError
-
-
-def _set_disk(ctx: Context, name: str, value: str) -> str:
-    from richc import disk
-    from richc.units import parse_size
-
-    size = parse_size("disk", value)
-    info = disk.set_size(ctx, name, size)
-    return f"disk limit of {name} is now {info['limit_bytes']} bytes ({info['backend']})"
-
-
-SETTERS: dict[str, Callable[[Context, str, str], str]] = {"disk": _set_disk}
 
 
 @app.command("set")
 def set_(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Container name.", metavar="NAME")],
-    settings: Annotated[list[str], typer.Argument(help="KEY=VALUE, e.g. disk=20G.")],
+    settings: Annotated[
+        list[str],
+        typer.Argument(
+            help="KEY=VALUE: memory, memory_swap, memory_reservation, cpus, cpu_shares,"
+            " cpu_weight, cpuset, pids, io_weight, device_read_bps (DEV:RATE,...), ...,"
+            " ulimit.NAME, env.NAME, disk. An empty VALUE removes the limit or variable.",
+            metavar="KEY=VALUE...",
+        ),
+    ],
 ) -> None:
-    """Change settings of NAME live (where the kernel allows) and persist them.
+    """Change settings of NAME at once if it runs, and persist them for the next start.
 
-    Example: richc set web01 disk=20G
+    All or nothing: if one KEY=VALUE is invalid, nothing changes.
+
+    Examples:
+
+      richc set web01 memory=1G cpus=2 pids=500
+
+      richc set web01 env.APP_ENV=prod env.DEBUG=
+
+      richc set web01 disk=20G
     """
-    rctx = context(ctx)
-    pairs: list[tuple[str, str]] = []
-    for item in settings:
-        key, sep, value = item.partition("=")
-        if not sep or not value:
-            raise UsageError(f"expected KEY=VALUE, got {item!r}", hint="richc set NAME disk=20G")
-        if key not in SETTERS:
-            raise UsageError(
-                f"unknown setting {key!r}", hint=f"settable here: {', '.join(sorted(SETTERS))}"
-            )
-        pairs.append((key, value))
-    results: list[Any] = [SETTERS[key](rctx, name, value) for key, value in pairs]
-    for line in results:
+    from richc import settings as settings_mod
+
+    outcome = settings_mod.apply(context(ctx), name, settings)
+    for line in outcome.messages:
         print(line, file=sys.stderr)
