@@ -12,7 +12,7 @@ from richc.errors import HostUnsupported
 from richc.rootfs import Change
 from richc.rootfs.detect import resolve_in_root
 from richc.rootfs.edit import Edit, mask_edit, symlink, write_edit
-from richc.rootfs.vmfix import UNIT_DIRS, is_masked
+from richc.rootfs.vmfix import is_masked, unit_file
 from richc.templating import render
 
 # Units that cannot work in a container, or do the host's job; masked so none of them fails.
@@ -50,15 +50,11 @@ INITDEFAULT = re.compile(r"^[^#:]*:(\d):initdefault:", re.M)
 STOP_MARGIN = 3
 
 
-def _unit_file(root: Path, unit: str) -> bool:
-    return any((root / d / unit).exists() or (root / d / unit).is_symlink() for d in UNIT_DIRS)
-
-
 def systemd_edits(root: Path, config: ContainerConfig) -> list[Edit]:
     edits = [
         mask_edit(unit, why)
         for unit, why in CONTAINER_MASKS.items()
-        if _unit_file(root, unit) and not is_masked(root, unit)
+        if unit_file(root, unit) and not is_masked(root, unit)
     ]
     timeout = max(config.stop_timeout - STOP_MARGIN, 1)
     edits.append(
@@ -73,7 +69,7 @@ def systemd_edits(root: Path, config: ContainerConfig) -> list[Edit]:
             f"drop-in: units get {timeout} s to stop, inside richc's stop timeout",
         )
     )
-    if config.net.mode == "bridge" and _unit_file(root, "systemd-networkd.service"):
+    if config.net.mode == "bridge" and unit_file(root, "systemd-networkd.service"):
         edits += _networkd(config)
     return edits
 

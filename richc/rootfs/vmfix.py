@@ -44,6 +44,7 @@ HARDWARE_SERVICES = {
     "systemd-timesyncd": "time sync: the clock is the host's",
     "hwclock": "the hardware clock is the host's",
     "hwclock-save": "the hardware clock is the host's",
+    "hwclock.sh": "the hardware clock is the host's",
     "acpid": "ACPI events go to the host",
     "thermald": "thermal control is the host's",
     "mcelog": "machine-check events go to the host",
@@ -124,10 +125,19 @@ def persistent_net_rules(root: Path) -> list[Edit]:
     ]
 
 
+def unit_file(root: Path, unit: str) -> bool:
+    """The unit exists in the rootfs, and its package does not already mask it."""
+    for directory in UNIT_DIRS:
+        path = root / directory / unit
+        if path.is_symlink() and str(path.readlink()) == "/dev/null":
+            return False
+        if path.exists() or path.is_symlink():
+            return True
+    return False
+
+
 def _unit_present(root: Path, unit: str) -> bool:
-    if any((root / d / unit).exists() or (root / d / unit).is_symlink() for d in UNIT_DIRS):
-        return True
-    return any((root / "etc/systemd/system").glob(f"*.wants/{unit}"))
+    return unit_file(root, unit) or any((root / "etc/systemd/system").glob(f"*.wants/{unit}"))
 
 
 def is_masked(root: Path, unit: str) -> bool:
@@ -149,8 +159,12 @@ def hardware_services(root: Path, init: Init) -> list[Edit]:
 
 
 def _sysv_disable(root: Path, name: str, why: str) -> list[Edit]:
-    """``update-rc.d NAME disable``: S links become K links, so rc skips the start."""
-    edits = []
+    """``update-rc.d NAME disable``: S links become K links, so rc skips the start; the
+    halt and reboot runlevels lose their K link, so nothing runs it at shutdown either."""
+    edits = [
+        remove_edit(str(link.relative_to(root)), why)
+        for link in sorted(root.glob(f"etc/rc[06].d/K[0-9][0-9]{name}"))
+    ]
     for link in sorted(root.glob(f"etc/rc[2-5S].d/S[0-9][0-9]{name}")):
         old = str(link.relative_to(root))
         new = str(link.with_name("K" + link.name[1:]).relative_to(root))
