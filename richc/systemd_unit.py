@@ -55,9 +55,9 @@ class UnitFiles:
         return (self.template, self.target, self.dropin)
 
 
-def richc_argv(paths: HostPaths) -> list[str]:
+def richc_argv(paths: HostPaths, richc: Path | None = None) -> list[str]:
     """How the unit runs richc: the installed console script, and --root when not ``/``."""
-    argv = [str(richc_executable())]
+    argv = [str(richc or richc_executable())]
     if paths.root != Path("/"):
         argv += ["--root", str(paths.root)]
     return argv
@@ -128,14 +128,19 @@ def settings_for(config: cfg.ContainerConfig, paths: HostPaths) -> UnitSettings:
 
 
 def render_files(
-    config: cfg.ContainerConfig, paths: HostPaths, *, init: str, runtime: str
+    config: cfg.ContainerConfig,
+    paths: HostPaths,
+    *,
+    init: str,
+    runtime: str,
+    richc: Path | None = None,
 ) -> UnitFiles:
     from richc.templating import render
 
     units = paths.systemd_units
     settings = settings_for(config, paths)
     template = render(
-        "systemd/richc@.service.j2", richc_argv=richc_argv(paths), dropin_name=DROPIN_NAME
+        "systemd/richc@.service.j2", richc_argv=richc_argv(paths, richc), dropin_name=DROPIN_NAME
     )
     target = render("systemd/richc.target.j2")
     dropin = render(
@@ -277,19 +282,25 @@ def remove(ctx: Context, name: str) -> list[Path]:
     """Stop and disable the container's unit where systemd runs, and remove its files."""
     cdir = ctx.store.get(name)
     unit = instance_unit(name)
-    offline = _offline(ctx.paths)
-    if (ctx.paths.systemd_units / TEMPLATE_UNIT).exists():
-        if offline:
-            _systemctl("disable", unit, root=ctx.paths.root)
-        else:
-            _systemctl("disable", "--now", unit)
+    if not _offline(ctx.paths) and (ctx.paths.systemd_units / TEMPLATE_UNIT).exists():
+        _systemctl("stop", unit)  # outside the lock: its ExecStop (`richc stop`) takes it
     with cdir.lock():
-        removed = remove_files(ctx.paths, name)
-        if not (ctx.paths.systemd_units / TEMPLATE_UNIT).exists():
-            _remove_target_links(ctx.paths)
+        removed = uninstall(ctx.paths, name)
         state = cdir.load_state()
         state.extra.pop("unit", None)
         cdir.save_state(state)
+    return removed
+
+
+def uninstall(paths: HostPaths, name: str) -> list[Path]:
+    """Disable the container's unit and remove its files; `richc rm` calls this too."""
+    unit = instance_unit(name)
+    offline = _offline(paths)
+    if (paths.systemd_units / TEMPLATE_UNIT).exists():
+        _systemctl("disable", unit, root=paths.root if offline else None)
+    removed = remove_files(paths, name)
+    if not (paths.systemd_units / TEMPLATE_UNIT).exists():
+        _remove_target_links(paths)
     if not offline:
         _systemctl("daemon-reload")
     return removed
@@ -300,9 +311,9 @@ def _remove_target_links(paths: HostPaths) -> None:
     link = units / "multi-user.target.wants" / TARGET_UNIT
     if link.is_symlink():
         link.unlink()
-    wants = units / f"{TARGET_UNIT}.wants"
-    if wants.is_dir() and not any(wants.iterdir()):
-        wants.rmdir()
+    for wants in (units / f"{TARGET_UNIT}.wants", link.parent):
+        with contextlib.suppress(OSError):
+            wants.rmdir()  # only when empty: other units' links stay
 
 
 def show(ctx: Context, name: str) -> str:
