@@ -18,7 +18,14 @@ from typing import Any
 import quota
 from richc import config as cfg
 from richc.context import Context
-from richc.errors import Conflict, HostUnsupported, NotFound, RichcError, UsageError
+from richc.errors import (
+    CommandFailed,
+    Conflict,
+    HostUnsupported,
+    NotFound,
+    RichcError,
+    UsageError,
+)
 from richc.store import ContainerDir, State
 
 log = logging.getLogger("richc.disk")
@@ -201,12 +208,18 @@ def fitting(
     size = config.disk.size
     try:
         yield
-    except OSError as exc:
-        if size is None or exc.errno not in (errno.EDQUOT, errno.ENOSPC):
+    except (OSError, CommandFailed) as exc:
+        # A copy in Python fails with the errno; one by cp/tar with its message.
+        full = (errno.EDQUOT, errno.ENOSPC)
+        text = exc.stderr if isinstance(exc, CommandFailed) else ""
+        reason = next((os.strerror(e) for e in full if os.strerror(e) in text), None)
+        if isinstance(exc, OSError) and exc.errno in full:
+            reason = exc.strerror
+        if size is None or reason is None:
             raise
         raise UsageError(
             f"the rootfs from {config.source} does not fit in a disk limit of {size} bytes "
-            f"({exc.strerror})",
+            f"({reason})",
             hint="choose a larger --disk",
         ) from None
     name = _recorded(state)

@@ -215,3 +215,20 @@ def test_set_disk_on_an_unlimited_container_says_why_not(richc: RichcRunner, nam
     result = richc("set", name, "disk=64M", check=False)
     assert result.returncode == 1
     assert "error:" in result.stderr and "hint:" in result.stderr
+
+
+def test_a_rootfs_larger_than_the_limit_fails_create_clearly(
+    btrfs_containers: Path, richc: RichcRunner, richc_root: Path, name: str
+) -> None:
+    """busybox needs about 2 MiB; under a 1M qgroup limit the copy hits EDQUOT."""
+    result = richc("create", name, "--disk", "1M", "--disk-backend", "btrfs", check=False)
+    assert result.returncode == 1, result.stderr
+    assert "does not fit in a disk limit" in result.stderr and "hint:" in result.stderr
+    assert not (containers_dir(richc_root) / name).exists()
+    listing = subprocess.run(
+        ["btrfs", "subvolume", "list", str(btrfs_containers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert name not in listing
