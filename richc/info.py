@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from richc.config import DEVICE_LIMIT_KEYS, Limits
 from richc.context import Context
 from richc.disk import view as disk_view
 from richc.errors import RichcError
 from richc.lxcfs import quick_healthy as lxcfs_health
 from richc.procs import is_same_process
+from richc.stats import usage
 from richc.store import ContainerDir
 
 
@@ -50,7 +52,9 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
             "cpus": limits.cpus if limits else None,
             "cpuset": (config.limits.to_dict().get("cpuset") if config else None),
             "pids": limits.pids if limits else None,
+            **_more_limits(limits),
         },
+        "usage": usage(ctx, cdir, state.extra, state.runtime, pid),
         "disk": disk_view(ctx, cdir, state),
         "lxcfs": {
             "enabled": config.lxcfs if config else False,
@@ -66,6 +70,20 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
         "started_at": state.started_at if pid else None,
         "stopped_at": state.stopped_at,
         "applied": state.applied,
+    }
+
+
+def _more_limits(limits: Limits | None) -> dict[str, Any]:
+    """The limits beyond CLI.md's four, as set in the config (None where unset)."""
+    data = limits.to_dict() if limits else {}
+    return {
+        "memory_swap_bytes": data.get("memory_swap"),
+        "memory_reservation_bytes": data.get("memory_reservation"),
+        "cpu_shares": data.get("cpu_shares"),
+        "cpu_weight": data.get("cpu_weight"),
+        "io_weight": data.get("io_weight"),
+        **{key: data.get(key, {}) for key in DEVICE_LIMIT_KEYS},
+        "ulimits": data.get("ulimits", {}),
     }
 
 

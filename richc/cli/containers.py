@@ -278,8 +278,15 @@ def _list(ctx: typer.Context, output: Format) -> None:
         return
     from richc.units import format_size
 
+    def used(item: dict[str, Any]) -> tuple[str, str]:
+        usage = item.get("usage") or {}
+        memory, cpu = usage.get("memory_bytes"), usage.get("cpu_seconds")
+        if item["state"] != "running":
+            return "-", "-"
+        return format_size(memory), ("-" if cpu is None else f"{cpu:.1f}s")
+
     emit_table(
-        ["NAME", "STATE", "INIT", "RUNTIME", "PID", "MEMORY", "SOURCE"],
+        ["NAME", "STATE", "INIT", "RUNTIME", "PID", "MEM USAGE", "MEMORY", "CPU TIME", "SOURCE"],
         [
             [
                 i["name"],
@@ -287,7 +294,9 @@ def _list(ctx: typer.Context, output: Format) -> None:
                 i["init"],
                 i["runtime"],
                 i["pid"],
+                used(i)[0],
                 format_size(i["limits"]["memory_bytes"]),
+                used(i)[1],
                 i["source"],
             ]
             for i in items
