@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 from pathlib import Path
 from typing import Annotated, Any
@@ -10,6 +11,17 @@ import typer
 
 from richc.cli.app import app, context
 from richc.cli.output import Format, emit_json, emit_table
+
+# Status lines are log records, so that with journald they carry RICHC_CONTAINER and
+# RICHC_OPERATION (richc.log); on a terminal they read as before.
+_log = logging.getLogger("richc")
+
+
+def _bind(name: str) -> None:
+    from richc import log
+
+    log.bind(container=name)
+
 
 FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 NameArg = Annotated[str, typer.Argument(help="Container name.", metavar="NAME")]
@@ -206,12 +218,13 @@ def start(
     from richc import lifecycle
 
     rctx = context(ctx)
+    _bind(name)
     if foreground:
         from richc.supervise import RestartRules, supervise
 
         return supervise(rctx, name, RestartRules(max_restarts, restart_delay))
     state = lifecycle.start(rctx, name)
-    print(f"started {name} (pid {state.extra.get('pid')})", file=sys.stderr)
+    _log.info("started %s (pid %s)", name, state.extra.get("pid"))
     return 0
 
 
@@ -230,8 +243,9 @@ def stop(
     """
     from richc import lifecycle
 
+    _bind(name)
     clean = lifecycle.stop(context(ctx), name, timeout=timeout, kill=kill)
-    print(f"stopped {name}" + ("" if clean else " (killed)"), file=sys.stderr)
+    _log.info("stopped %s%s", name, "" if clean else " (killed)")
 
 
 @app.command()
@@ -246,8 +260,9 @@ def restart(
     """
     from richc import lifecycle
 
+    _bind(name)
     lifecycle.restart(context(ctx), name, timeout=timeout)
-    print(f"restarted {name}", file=sys.stderr)
+    _log.info("restarted %s", name)
 
 
 @app.command("rm")
@@ -265,8 +280,9 @@ def remove(
     from richc import lifecycle
 
     for name in names:
+        _bind(name)
         lifecycle.remove(context(ctx), name, force=force)
-        print(f"removed {name}", file=sys.stderr)
+        _log.info("removed %s", name)
 
 
 def _list(ctx: typer.Context, output: Format) -> None:
