@@ -74,7 +74,7 @@ def _files(directory: Path, files: dict[str, str]) -> None:
 
 NET_DEV = """\
 Inter-| Receive | Transmit
- face |bytes packets errs drop fifo frame compressed multicast|bytes packets errs drop fifo colls carrier compressed
+ face |bytes packets errs drop fifo frame compressed multicast|bytes packets ...
  lo: 500 5 0 0 0 0 0 0 500 5 0 0 0 0 0 0
  eth0: 1000 10 0 0 0 0 0 0 2000 20 0 0 0 0 0 0
  eth1: 24 1 0 0 0 0 0 0 16 1 0 0 0 0 0 0
