@@ -8,6 +8,7 @@ later `rm --force` has to undo.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 
 from richc import config as cfg
@@ -48,8 +49,9 @@ def make_spec(
 ) -> ContainerSpec:
     paths = Paths(rootfs=cdir.rootfs, log_dir=cdir.log_dir, bundle=cdir.bundle)
     from richc import disk, lxcfs
+    from richc.hookrun import stages as hook_stages
 
-    return build_spec(
+    spec = build_spec(
         config,
         cfg.Init(state.init),
         paths,
@@ -57,6 +59,9 @@ def make_spec(
         mounts=lxcfs.mounts(state),  # the views lxcfs.prepare recorded at start
         cap_drop_extra=disk.cap_drop(config),
     )
+    # What the runtime runs when the container stops for any reason (poststop hooks).
+    callback = hook_stages.callback_command(ctx)
+    return dataclasses.replace(spec, extra={**spec.extra, "poststop_callback": callback})
 
 
 def create(ctx: Context, config: cfg.ContainerConfig) -> State:
@@ -122,6 +127,10 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
         lxcfs.prepare(ctx, config, state)  # starts lxcfs if needed; records the views
         spec = make_spec(ctx, cdir, config, state)
         runtime.render(spec, cdir)
+        from richc.hookrun import stages as hook_stages
+
+        hook_stages.arm_poststop(cdir)
+        hook_stages.prestart(ctx, cdir, config, state, spec)  # rootfs ready, no init yet
         pid = runtime.start(spec, cdir)
         state.started_at = now()
         state.stopped_at = None
@@ -129,6 +138,11 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
         state.extra["pid"] = pid
         state.extra["pid_start_time"] = start_time(pid)
         cdir.save_state(state)
+        try:
+            hook_stages.poststart(ctx, cdir, config, state, spec, pid)
+        except hook_stages.HookFailed:
+            _stop_locked(ctx, cdir, config, state, timeout=None, kill=False, prestop=False)
+            raise
     return state
 
 
@@ -166,13 +180,22 @@ def _stop_locked(
     *,
     timeout: float | None,
     kill: bool,
+    prestop: bool = True,
 ) -> bool:
+    from richc.hookrun import stages as hook_stages
+
     runtime = runtime_for(state)
     clean = True
-    if runtime.status(cdir).running:
+    spec: ContainerSpec | None = None
+    status = runtime.status(cdir)
+    if status.running:
         spec = make_spec(ctx, cdir, config, state)
+        if prestop:
+            hook_stages.prestop(ctx, cdir, config, state, spec, status.pid)
         wait = config.stop_timeout if timeout is None else timeout
-        if kill or not runtime.shutdown(spec, cdir, wait):
+        # LXC runs the poststop hooks before it reports the container stopped: allow them.
+        budget = hook_stages.poststop_budget(ctx, config, state, spec)
+        if kill or not runtime.shutdown(spec, cdir, wait + budget):
             if not kill:
                 log.warning(
                     "%s did not shut down within %s s after %s; killing it",
@@ -182,6 +205,8 @@ def _stop_locked(
                 )
             runtime.kill(cdir)
             clean = False
+    if "pid" in state.extra:  # this run was started: its poststop hooks are due
+        hook_stages.after_stop(ctx, cdir, config, state, spec)
     state.stopped_at = now()
     state.extra.pop("pid", None)
     state.extra.pop("pid_start_time", None)
@@ -214,7 +239,15 @@ def remove(ctx: Context, name: str, *, force: bool = False) -> None:
                     hint=f"stop it first (`richc stop {name}`) or use `richc rm --force {name}`",
                 )
             runtime_for(state).kill(cdir)
+        if "pid" in state.extra:  # its poststop hooks, if the runtime did not run them
+            from richc.hookrun import stages as hook_stages
+
+            with contextlib.suppress(RichcError):
+                hook_stages.after_stop(ctx, cdir, cdir.load_config(), state, None)
         _destroy(ctx, cdir, state)
+    from richc import lxcfs
+
+    lxcfs.release_if_unused(ctx)  # the last container gone: stop the lxcfs richc started
 
 
 def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:

@@ -7,11 +7,14 @@ the caller passes input. Failures become :class:`CommandFailed` with a message t
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shlex
+import signal
 import subprocess
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 from richc.errors import CommandFailed
@@ -44,12 +47,14 @@ def run(
     timeout: float | None = None,
     stdout: int | None = None,
     stderr: int | None = None,
+    stdin: int | None = None,
     hint: str | None = None,
 ) -> subprocess.CompletedProcess[str]:
     """Run *argv* to completion and return its result; raise CommandFailed on failure.
 
     With ``capture`` (the default) stdout and stderr are returned as text. ``stdout`` and
-    ``stderr`` override capture for one stream (for example a log file descriptor).
+    ``stderr`` override capture for one stream (for example a log file descriptor);
+    ``stdin`` gives the child a descriptor instead of /dev/null (``richc exec`` passes 0).
     """
     args = [os.fspath(a) for a in argv]
     log.debug("+ %s", shlex.join(args))
@@ -58,7 +63,7 @@ def run(
         proc = subprocess.run(
             args,
             input=data,
-            stdin=None if data is not None else subprocess.DEVNULL,
+            stdin=stdin if stdin is not None or data is not None else subprocess.DEVNULL,
             stdout=stdout if stdout is not None else (subprocess.PIPE if capture else None),
             stderr=stderr if stderr is not None else (subprocess.PIPE if capture else None),
             env=base_env() if env is None else dict(env),
@@ -76,6 +81,39 @@ def run(
     return proc
 
 
+def spawn_detached(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    pass_fds: Sequence[int] = (),
+    output: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> int:
+    """Start *argv* in a new session without waiting for it; return its pid.
+
+    For helpers that outlive richc (the runc runtime's console keeper): stdin is /dev/null,
+    stdout and stderr go to *output* (a log file descriptor) or /dev/null, and only
+    *pass_fds* are inherited.
+    """
+    args = [os.fspath(a) for a in argv]
+    log.debug("+ %s &", shlex.join(args))
+    sink = subprocess.DEVNULL if output is None else output
+    try:
+        proc = subprocess.Popen(
+            args,
+            stdin=subprocess.DEVNULL,
+            stdout=sink,
+            stderr=sink,
+            env=base_env() if env is None else dict(env),
+            cwd="/",
+            start_new_session=True,
+            close_fds=True,
+            pass_fds=tuple(pass_fds),
+        )
+    except OSError as exc:
+        raise CommandFailed(args, 127, str(exc)) from exc
+    return proc.pid
+
+
 def which(name: str) -> Path | None:
     """Find *name* on richc's PATH (not the caller's): the tools must be system ones."""
     for directory in SYSTEM_PATH.split(":"):
@@ -83,3 +121,77 @@ def which(name: str) -> Path | None:
         if os.access(candidate, os.X_OK) and candidate.is_file():
             return candidate
     return None
+
+
+@dataclass(frozen=True)
+class SessionResult:
+    """How a child run by :func:`run_session` ended.
+
+    ``returncode`` follows subprocess: negative for a death by signal; 127 when the file was
+    not found and 126 when it could not be executed (``error`` then says why).
+    """
+
+    returncode: int
+    timed_out: bool = False
+    error: str = ""
+
+
+def run_session(
+    argv: Sequence[str | os.PathLike[str]],
+    *,
+    env: Mapping[str, str],
+    stdin: int,
+    output: int,
+    timeout: float,
+    executable: str | os.PathLike[str] | None = None,
+    cwd: str | os.PathLike[str] = "/",
+    kill_group_on_failure: bool = True,
+) -> SessionResult:
+    """Run *argv* as the leader of a new session and process group, under a timeout.
+
+    ``stdin`` and ``output`` are file descriptors (stdout and stderr both go to *output*,
+    so their lines stay in order). A file rather than a pipe on both ends means a
+    grandchild left in the background can never make richc wait for an end of file.
+
+    On timeout the whole process group is killed with SIGKILL, so a hook's children die
+    with it. With ``kill_group_on_failure`` the group is also killed when the leader fails,
+    so a failed hook leaves nothing half-started behind. ``executable`` runs a file other
+    than ``argv[0]`` (an OCI hook's ``path`` with its own ``args``).
+    """
+    args = [os.fspath(a) for a in argv]
+    log.debug("+ %s", shlex.join(args))
+    try:
+        proc = subprocess.Popen(
+            args,
+            executable=os.fspath(executable) if executable is not None else None,
+            stdin=stdin,
+            stdout=output,
+            stderr=output,
+            env=dict(env),
+            cwd=cwd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except FileNotFoundError as exc:
+        return SessionResult(127, error=f"not found: {exc.strerror}")
+    except PermissionError as exc:
+        return SessionResult(126, error=f"cannot execute: {exc.strerror}")
+    except OSError as exc:  # ENOEXEC: no #! line, wrong architecture
+        return SessionResult(126, error=f"cannot execute: {exc.strerror}")
+    try:
+        code = proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc.pid)
+        proc.wait()
+        return SessionResult(
+            -signal.SIGKILL, timed_out=True, error=f"timed out after {timeout:g} s"
+        )
+    if code != 0 and kill_group_on_failure:
+        _kill_group(proc.pid)
+    return SessionResult(code)
+
+
+def _kill_group(pgid: int) -> None:
+    # The leader may be gone already; its group lives on as long as one member does.
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pgid, signal.SIGKILL)

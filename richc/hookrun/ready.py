@@ -1,0 +1,157 @@
+"""Wait until a container's init says (or shows) it has finished booting.
+
+- systemd: ``systemctl is-system-running --wait`` inside the container, entered with
+  nsenter(1) so it works the same whatever the runtime. "degraded" counts as booted.
+- busybox init and SysV init: their inittab's boot actions (``sysinit``, ``wait``,
+  ``bootwait``) have run and none is still running. Seeing one running, or seeing a later
+  action (``respawn``, ``once``) started, proves boot got that far; for SysV init the
+  runlevel must also be in utmp.
+- other inits (dumb-init, a plain command): running is ready.
+
+Everything is read from the host through ``/proc/PID``, with no exec into the container,
+except for systemd whose own answer is the only reliable one.
+"""
+
+from __future__ import annotations
+
+import os
+import struct
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from richc import config as cfg
+from richc.errors import CommandFailed
+from richc.run import run
+
+POLL = 0.02  # seconds between looks at /proc
+BOOT_ACTIONS = ("sysinit", "wait", "bootwait")
+LATER_ACTIONS = ("respawn", "once", "askfirst", "boot")
+# If no boot action was ever seen running, accept the boot after this long without one.
+QUIET_SECONDS = 0.5
+
+
+@dataclass(frozen=True)
+class Readiness:
+    ready: bool
+    how: str
+    seconds: float
+
+
+def wait_ready(init: cfg.Init | str, pid: int, timeout: float) -> Readiness:
+    started = time.monotonic()
+    kind = cfg.Init(init) if init in cfg.Init.__members__.values() else None
+    if kind is cfg.Init.systemd:
+        ready, how = _systemd(pid, timeout)
+    elif kind in (cfg.Init.busybox, cfg.Init.sysvinit):
+        ready, how = _inittab(pid, timeout, sysv=kind is cfg.Init.sysvinit)
+    else:
+        ready, how = _alive(pid), "init is running (it has no readiness signal)"
+    return Readiness(ready, how, time.monotonic() - started)
+
+
+def _alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+def _systemd(pid: int, timeout: float) -> tuple[bool, str]:
+    argv = ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w"]
+    argv += ["systemctl", "is-system-running", "--wait"]
+    try:
+        proc = run(argv, check=False, timeout=timeout)
+    except CommandFailed as exc:
+        return False, f"systemctl is-system-running: {exc.message}"
+    state = proc.stdout.strip() or proc.stderr.strip()
+    # --wait returns once startup is over; "degraded" (a unit failed) is still booted.
+    return state in ("running", "degraded"), f"systemd is {state}"
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for task in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as handle:
+                out += [int(c) for c in handle.read().split()]
+        except OSError:
+            continue
+    return out
+
+
+def _descendant_cmdlines(pid: int) -> list[str]:
+    seen: list[str] = []
+    stack = _children(pid)
+    while stack:
+        child = stack.pop()
+        try:
+            with open(f"/proc/{child}/cmdline", "rb") as handle:
+                seen.append(handle.read().replace(b"\0", b" ").decode(errors="replace").strip())
+        except OSError:
+            continue
+        stack += _children(child)
+    return seen
+
+
+def inittab_actions(text: str) -> dict[str, list[str]]:
+    """``action -> [process, ...]`` from an inittab (busybox ``id::action:process`` too)."""
+    out: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        fields = line.split(":", 3)
+        if len(fields) != 4:
+            continue
+        out.setdefault(fields[2], []).append(fields[3].strip().lstrip("-"))
+    return out
+
+
+def _matches(cmdline: str, process: str) -> bool:
+    words = process.split()
+    return bool(words) and words[0] in cmdline
+
+
+def _inittab(pid: int, timeout: float, *, sysv: bool) -> tuple[bool, str]:
+    try:
+        text = Path(f"/proc/{pid}/root/etc/inittab").read_text(errors="replace")
+    except OSError:
+        return _alive(pid), "init is running (no /etc/inittab to follow)"
+    actions = inittab_actions(text)
+    boot = [p for a in BOOT_ACTIONS for p in actions.get(a, [])]
+    later = [p for a in LATER_ACTIONS for p in actions.get(a, [])]
+    deadline = time.monotonic() + timeout
+    first = time.monotonic()
+    progressed = False
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return False, "init exited while booting"
+        running = _descendant_cmdlines(pid)
+        booting = any(_matches(c, p) for c in running for p in boot)
+        progressed = progressed or booting or any(_matches(c, p) for c in running for p in later)
+        quiet = progressed or time.monotonic() - first > QUIET_SECONDS
+        if not booting and quiet and (not sysv or _runlevel(pid) is not None):
+            return True, "boot actions of /etc/inittab finished"
+        time.sleep(POLL)
+    return False, f"boot actions of /etc/inittab still running after {timeout:g} s"
+
+
+# struct utmp on Linux (x86-64 and most others): ut_type (short) at 0, ut_pid (int) at 4.
+UTMP_SIZE = 384
+RUN_LVL = 1
+
+
+def _runlevel(pid: int) -> str | None:
+    """The runlevel SysV init recorded in the container's utmp, if it reached one yet."""
+    for relpath in ("run/utmp", "var/run/utmp"):
+        try:
+            data = Path(f"/proc/{pid}/root/{relpath}").read_bytes()
+        except OSError:
+            continue
+        for offset in range(0, len(data) - UTMP_SIZE + 1, UTMP_SIZE):
+            ut_type, ut_pid = struct.unpack_from("hxxi", data, offset)
+            if ut_type == RUN_LVL:
+                return chr(ut_pid & 0xFF)
+    return None

@@ -1,0 +1,252 @@
+"""The four stages as the lifecycle runs them, with their failure policy.
+
+- :func:`prestart` raises :class:`HookFailed` on a blocking failure, after running the
+  poststop hooks so that earlier prestart hooks can undo what they did (as OCI does);
+- :func:`poststart` waits for the init to be ready, then raises :class:`HookFailed` on a
+  blocking failure; the caller stops the container;
+- :func:`prestop` and :func:`poststop_once` only report.
+
+poststop runs exactly once per run of the container, whoever notices the stop first: the
+runtime's own callback (LXC's ``lxc.hook.post-stop``, which runs however the container
+stopped) or ``richc stop``/``rm`` afterwards. The first to create the claim file
+``RUN/containers/NAME/hooks-poststop.json`` runs the hooks; :func:`arm_poststop` removes
+it before each start.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import shlex
+import sys
+
+from richc import config as cfg
+from richc.context import Context
+from richc.errors import RichcError
+from richc.hookrun import sources
+from richc.hookrun.model import Hook, Stage
+from richc.hookrun.ready import wait_ready
+from richc.hookrun.runner import StageRun, Target, run_hooks
+from richc.spec import ContainerSpec
+from richc.store import ContainerDir, State, write_atomic
+
+log = logging.getLogger("richc")
+
+# How long poststart waits for the init to finish booting before running the hooks anyway.
+READY_TIMEOUT = 90.0
+# Beyond the poststop hooks' own timeouts: richc's callback starting up and reading state.
+POSTSTOP_MARGIN = 5.0
+CLAIM_FILE = "hooks-poststop.json"
+
+
+class HookFailed(RichcError):
+    """A prestart or poststart hook failed and the start was undone."""
+
+
+def init_argv0(spec: ContainerSpec | None, state: State) -> str:
+    if spec is not None and spec.argv:
+        return spec.argv[0]
+    from richc.spec import INIT_ARGV
+
+    try:
+        return INIT_ARGV[cfg.Init(state.init)][0]
+    except (KeyError, ValueError):
+        return "/sbin/init"
+
+
+def has_bind_mounts(spec: ContainerSpec | None) -> bool:
+    return spec is not None and any("bind" in m.options for m in spec.mounts)
+
+
+def hooks_for(
+    ctx: Context,
+    config: cfg.ContainerConfig,
+    state: State,
+    stage: Stage,
+    spec: ContainerSpec | None = None,
+) -> list[Hook]:
+    match = sources.match_info(config, state.init, init_argv0(spec, state), has_bind_mounts(spec))
+    return sources.resolve(ctx.paths, config, stage, match)
+
+
+def target(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    stage: Stage,
+    pid: int | None = None,
+) -> Target:
+    return Target(
+        name=cdir.name,
+        stage=stage,
+        rootfs=cdir.rootfs,
+        config_file=cdir.config_file,
+        bundle=cdir.bundle,
+        runtime=state.runtime,
+        root=ctx.paths.root,
+        log_dir=cdir.log_dir,
+        init=state.init,
+        pid=pid,
+        annotations=sources.container_annotations(config, state.init),
+    )
+
+
+def run_stage(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    stage: Stage,
+    *,
+    pid: int | None = None,
+    spec: ContainerSpec | None = None,
+) -> StageRun:
+    hooks = hooks_for(ctx, config, state, stage, spec)
+    outcome = run_hooks(hooks, target(ctx, cdir, config, state, stage, pid))
+    for result in outcome.failures:
+        level = logging.ERROR if stage.blocks() and result.blocking_failure else logging.WARNING
+        log.log(level, "%s hook %s", stage.value, result.describe())
+    return outcome
+
+
+def _raise_failed(cdir: ContainerDir, outcome: StageRun, what: str) -> None:
+    first = outcome.blocking_failures[0]
+    raise HookFailed(
+        f"{outcome.stage.value} hook {first.describe()}; {what}",
+        hint=f"see {cdir.log_dir / 'hooks.log'} (`richc logs --hooks {cdir.name}`)",
+    )
+
+
+def prestart(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    spec: ContainerSpec,
+) -> None:
+    """Run before the runtime starts init: the rootfs is in place, no init runs yet."""
+    outcome = run_stage(ctx, cdir, config, state, Stage.prestart, spec=spec)
+    if outcome.blocking_failures:
+        # Let poststop hooks undo what the prestart hooks before the failure did.
+        poststop_once(ctx, cdir, config, state, spec=spec)
+        _raise_failed(cdir, outcome, f"{cdir.name} was not started")
+
+
+def poststart(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    spec: ContainerSpec,
+    pid: int,
+) -> None:
+    """Wait for the init to be ready, then run the poststart hooks (raise HookFailed)."""
+    hooks = hooks_for(ctx, config, state, Stage.poststart, spec)
+    if not hooks:
+        return  # nothing to wait for: a start without poststart hooks returns at once
+    ready = wait_ready(state.init, pid, READY_TIMEOUT)
+    level = logging.DEBUG if ready.ready else logging.WARNING
+    log.log(level, "%s: %s after %.2f s", cdir.name, ready.how, ready.seconds)
+    outcome = run_hooks(hooks, target(ctx, cdir, config, state, Stage.poststart, pid))
+    for result in outcome.failures:
+        level = logging.ERROR if result.blocking_failure else logging.WARNING
+        log.log(level, "poststart hook %s", result.describe())
+    if outcome.blocking_failures:
+        _raise_failed(cdir, outcome, f"{cdir.name} was stopped")
+
+
+def prestop(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    spec: ContainerSpec | None,
+    pid: int | None,
+) -> StageRun:
+    """Run before the halt signal; failures are reported and never block the stop."""
+    return run_stage(ctx, cdir, config, state, Stage.prestop, pid=pid, spec=spec)
+
+
+def poststop_budget(
+    ctx: Context, config: cfg.ContainerConfig, state: State, spec: ContainerSpec | None
+) -> float:
+    """Seconds a runtime's own poststop callback may add to a stop (0 without hooks)."""
+    hooks = hooks_for(ctx, config, state, Stage.poststop, spec)
+    return sum(h.timeout for h in hooks) + POSTSTOP_MARGIN if hooks else 0.0
+
+
+def arm_poststop(cdir: ContainerDir) -> None:
+    """Before a start: the next stop of this run has not had its poststop hooks yet."""
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(cdir.run_dir / CLAIM_FILE)
+
+
+def _claim(cdir: ContainerDir) -> bool:
+    cdir.run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(cdir.run_dir / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        return False
+    with os.fdopen(fd, "w") as handle:
+        json.dump({"status": "running", "pid": os.getpid()}, handle)
+    return True
+
+
+def poststop_once(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    *,
+    spec: ContainerSpec | None = None,
+) -> StageRun | None:
+    """Run the poststop hooks unless someone already did for this run; None if so."""
+    if not _claim(cdir):
+        return None
+    outcome = run_stage(ctx, cdir, config, state, Stage.poststop, spec=spec)
+    record = {"status": "done", "results": [r.to_dict() for r in outcome.results]}
+    write_atomic(cdir.run_dir / CLAIM_FILE, json.dumps(record) + "\n")
+    return outcome
+
+
+def report_poststop(cdir: ContainerDir) -> list[str]:
+    """Failures the runtime's poststop callback recorded (for `richc stop` to repeat)."""
+    try:
+        record = json.loads((cdir.run_dir / CLAIM_FILE).read_text())
+    except (OSError, ValueError):
+        return []
+    return [
+        f"{r['hook']} failed: {r['error'] or 'exit status ' + str(r['returncode'])}"
+        for r in record.get("results", [])
+        if not r.get("ok")
+    ]
+
+
+def after_stop(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    spec: ContainerSpec | None,
+) -> None:
+    """After richc saw the container stop: run poststop if the runtime did not, or report."""
+    if poststop_once(ctx, cdir, config, state, spec=spec) is None:
+        for failure in report_poststop(cdir):
+            log.warning("poststop hook %s", failure)
+
+
+def callback_argv(ctx: Context) -> list[str]:
+    """The command a runtime runs when the container stops for any reason.
+
+    The runtime appends the container's name (LXC appends ``NAME lxc post-stop``).
+    ``-I`` keeps the caller's PYTHON* variables out of richc's own interpreter.
+    """
+    return [sys.executable, "-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root), "poststop"]
+
+
+def callback_command(ctx: Context) -> str:
+    """:func:`callback_argv` as one shell-quoted line (LXC hook values are shell commands)."""
+    return shlex.join(callback_argv(ctx))
