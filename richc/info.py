@@ -74,17 +74,12 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
 
 
 def _more_limits(limits: Limits | None) -> dict[str, Any]:
-    """The limits beyond CLI.md's four, as set in the config (None where unset)."""
+    """The limits beyond CLI.md's four, only those set (docs/cli-json.md)."""
     data = limits.to_dict() if limits else {}
-    return {
-        "memory_swap_bytes": data.get("memory_swap"),
-        "memory_reservation_bytes": data.get("memory_reservation"),
-        "cpu_shares": data.get("cpu_shares"),
-        "cpu_weight": data.get("cpu_weight"),
-        "io_weight": data.get("io_weight"),
-        **{key: data.get(key, {}) for key in DEVICE_LIMIT_KEYS},
-        "ulimits": data.get("ulimits", {}),
-    }
+    renamed = {"memory_swap": "memory_swap_bytes", "memory_reservation": "memory_reservation_bytes"}
+    keys = ("memory_swap", "memory_reservation", "cpu_shares", "cpu_weight", "io_weight",
+            *DEVICE_LIMIT_KEYS, "ulimits")  # fmt: skip
+    return {renamed.get(key, key): data[key] for key in keys if key in data}
 
 
 def list_all(ctx: Context) -> list[dict[str, Any]]:
