@@ -96,14 +96,14 @@ def _priority(levelno: int) -> int:
     return 7
 
 
-def journal_fields(record: logging.LogRecord) -> dict[str, str]:
+def journal_fields(record: logging.LogRecord) -> dict[str, str | int]:
     """The structured fields a record is sent to journald with (besides MESSAGE)."""
-    out = {
+    out: dict[str, str | int] = {
         "PRIORITY": str(_priority(record.levelno)),
         "SYSLOG_IDENTIFIER": SYSLOG_IDENTIFIER,
         "LOGGER": record.name,
         "CODE_FILE": record.pathname,
-        "CODE_LINE": str(record.lineno),
+        "CODE_LINE": record.lineno,  # systemd.journal.send formats it with {:d}
         "CODE_FUNC": record.funcName,
     }
     for key, value in record_fields(record).items():

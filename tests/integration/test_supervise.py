@@ -24,7 +24,7 @@ from tests.integration.conftest import RICHC, RichcRunner
 pytestmark = pytest.mark.integration
 
 EXIT_STOPPED, EXIT_INIT_DIED = 0, 3
-HOOKS_LANDED = importlib.util.find_spec("richc.hooks") is not None
+HOOKS_LANDED = importlib.util.find_spec("richc.hookrun") is not None
 
 
 def wait_for(what: str, check: Callable[[], object], limit: float = 60.0) -> object:

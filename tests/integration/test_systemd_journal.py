@@ -1,0 +1,81 @@
+"""richc's records in a real journald, with their RICHC_* fields.
+
+This host has no systemd as PID 1, but systemd-journald runs on its own: the test gives it
+a private mount namespace (a fresh tmpfs on /run, so it listens on a private
+/run/systemd/journal/socket and writes a volatile journal under /run/log/journal), runs
+richc there against a private --root, and reads the journal back with journalctl.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.integration.conftest import RICHC, RichcRunner
+
+pytestmark = pytest.mark.integration
+
+JOURNALD = Path("/lib/systemd/systemd-journald")
+
+SCRIPT = r"""#!/bin/bash
+set -euo pipefail
+root=$1 name=$2 out=$3
+mount -t tmpfs -o mode=755 tmpfs /run
+mkdir -p /run/systemd /run/log
+# Storage=auto keeps a volatile journal when /var/log/journal is absent: hide it.
+if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; rmdir /var/log/journal 2>/dev/null || true; fi
+{journald} &
+journald=$!
+trap 'kill $journald; wait $journald || true' EXIT
+for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
+export RICHC_ROOT=$root
+{richc} create "$name" --no-lxcfs 2>"$out.create"
+{richc} start --foreground "$name" 2>"$out.supervise" &
+supervisor=$!
+for _ in $(seq 200); do
+    pid=$({richc} inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"] or "")')
+    [ -n "$pid" ] && break; sleep 0.1
+done
+kill -KILL "$pid"                      # the init dies: the supervisor logs it and exits 3
+status=0; wait $supervisor || status=$?
+echo "$status" > "$out.status"
+{richc} rm "$name" 2>"$out.rm"
+journalctl --sync 2>/dev/null || true
+journalctl -D /run/log/journal --no-pager -o json SYSLOG_IDENTIFIER=richc > "$out"
+"""
+
+
+@pytest.mark.skipif(not JOURNALD.exists(), reason="systemd-journald is not installed")
+@pytest.mark.skipif(shutil.which("unshare") is None, reason="util-linux unshare is missing")
+def test_records_reach_journald_with_structured_fields(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
+) -> None:
+    script = tmp_path / "journal.sh"
+    script.write_text(SCRIPT.replace("{journald}", str(JOURNALD)).replace("{richc}", str(RICHC)))
+    script.chmod(0o755)
+    out = tmp_path / "journal.json"
+    proc = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", str(script), str(richc_root), name,
+         str(out)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    assert Path(f"{out}.status").read_text().strip() == "3", Path(f"{out}.supervise").read_text()
+    records = [json.loads(line) for line in out.read_text().splitlines()]
+    ours = [r for r in records if r.get("RICHC_CONTAINER") == name]
+    by_message = {r["MESSAGE"]: r for r in ours}
+
+    running = next(r for m, r in by_message.items() if m.startswith(f"{name} running"))
+    assert running["RICHC_OPERATION"] == "supervise"
+    assert running["PRIORITY"] == "6"
+    died = by_message[f"{name}: init died (restart: no)"]
+    assert died["PRIORITY"] == "3" and died["RICHC_OPERATION"] == "supervise"
+    removed = by_message[f"removed {name}"]
+    assert removed["RICHC_OPERATION"] == "rm"
+    # With journald there, records go to it, not to the container's richc.log (and stderr
+    # of a terminal still shows them).
+    assert f"{name}: init died" in Path(f"{out}.supervise").read_text()
