@@ -26,8 +26,11 @@ set -euo pipefail
 root=$1 name=$2 out=$3
 mount -t tmpfs -o mode=755 tmpfs /run
 mkdir -p /run/systemd /run/log
-# Storage=auto keeps a volatile journal when /var/log/journal is absent: hide it.
-if [ -d /var/log/journal ]; then mount -t tmpfs tmpfs /var/log/journal; rmdir /var/log/journal 2>/dev/null || true; fi
+# journald writes to /run/log/journal until told to flush; the tmpfs makes sure nothing
+# could reach the host's /var/log/journal even then.
+if [ -d /var/log/journal ]; then
+    mount -t tmpfs tmpfs /var/log/journal
+fi
 {journald} &
 journald=$!
 trap 'kill $journald; wait $journald || true' EXIT
@@ -37,7 +40,8 @@ export RICHC_ROOT=$root
 {richc} start --foreground "$name" 2>"$out.supervise" &
 supervisor=$!
 for _ in $(seq 200); do
-    pid=$({richc} inspect "$name" | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"] or "")')
+    pid=$({richc} inspect "$name" \
+        | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"] or "")')
     [ -n "$pid" ] && break; sleep 0.1
 done
 kill -KILL "$pid"                      # the init dies: the supervisor logs it and exits 3
