@@ -125,7 +125,7 @@ def prestart(
     cdir: ContainerDir,
     config: cfg.ContainerConfig,
     state: State,
-    spec: ContainerSpec,
+    spec: ContainerSpec | None,
 ) -> None:
     """Run before the runtime starts init: the rootfs is in place, no init runs yet."""
     outcome = run_stage(ctx, cdir, config, state, Stage.prestart, spec=spec)

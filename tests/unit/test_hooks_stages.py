@@ -1,0 +1,157 @@
+"""The lifecycle's side of hooks: poststop exactly once, the runtime callback, readiness."""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import sys
+from pathlib import Path
+
+import pytest
+
+from richc import config as cfg
+from richc.context import Context
+from richc.hookrun import __main__ as callback
+from richc.hookrun import ready, sources, stages
+from richc.hookrun.model import Stage
+from richc.paths import HostPaths
+from richc.store import ContainerDir, State
+
+
+@pytest.fixture
+def ctx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Context:
+    monkeypatch.setattr(sources, "builtin_dir", lambda: tmp_path / "builtin")
+    return Context(paths=HostPaths.from_root(tmp_path / "root"))
+
+
+def make_container(ctx: Context, hooks: dict[str, object] | None = None) -> ContainerDir:
+    cdir = ctx.store.reserve("web01")
+    cdir.save_config(cfg.from_dict({"name": "web01", "hooks": hooks or {}}))
+    cdir.save_state(State(name="web01", status="created", runtime="lxc", init="busybox"))
+    return cdir
+
+
+def counting_hook(tmp_path: Path, stage: str, body: str = "") -> Path:
+    hooks = tmp_path / "root/etc/richc/hooks.d" / stage
+    hooks.mkdir(parents=True, exist_ok=True)
+    path = hooks / "10-count"
+    path.write_text(f"#!/bin/sh\necho {stage} >> {tmp_path}/count\n{body}")
+    path.chmod(0o755)
+    return tmp_path / "count"
+
+
+def test_poststop_runs_once_per_run(ctx: Context, tmp_path: Path) -> None:
+    count = counting_hook(tmp_path, "poststop")
+    cdir = make_container(ctx)
+    config, state = cdir.load_config(), cdir.load_state()
+    stages.arm_poststop(cdir)
+    assert stages.poststop_once(ctx, cdir, config, state) is not None
+    assert stages.poststop_once(ctx, cdir, config, state) is None  # already claimed
+    stages.after_stop(ctx, cdir, config, state, None)  # richc stop after the runtime did it
+    assert count.read_text().split() == ["poststop"]
+    stages.arm_poststop(cdir)  # the next start
+    stages.after_stop(ctx, cdir, config, state, None)
+    assert count.read_text().split() == ["poststop", "poststop"]
+
+
+def test_runtime_callback_runs_poststop_and_records_failures(
+    ctx: Context, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    counting_hook(tmp_path, "poststop", "echo broken >&2; exit 4\n")
+    cdir = make_container(ctx)
+    stages.arm_poststop(cdir)
+    assert (
+        callback.main(["--root", str(ctx.paths.root), "poststop", "web01", "lxc", "post-stop"]) == 0
+    )
+    record = json.loads((cdir.run_dir / stages.CLAIM_FILE).read_text())
+    assert record["status"] == "done"
+    assert [(r["hook"], r["returncode"]) for r in record["results"]] == [("hooks.d/10-count", 4)]
+    # richc stop, arriving after the monitor, only repeats the failure.
+    stages.after_stop(ctx, cdir, cdir.load_config(), cdir.load_state(), None)
+    assert "poststop hook hooks.d/10-count failed: exit status 4" in caplog.text
+    assert (tmp_path / "count").read_text().split() == ["poststop"]
+
+
+def test_callback_skips_an_in_container_reboot(
+    ctx: Context, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    count = counting_hook(tmp_path, "poststop")
+    make_container(ctx)
+    monkeypatch.setenv("LXC_TARGET", "reboot")
+    assert callback.main(["--root", str(ctx.paths.root), "poststop", "web01"]) == 0
+    assert not count.exists()
+
+
+def test_callback_usage_error() -> None:
+    assert callback.main(["poststop"]) == 2
+
+
+def test_callback_command_is_the_interpreter_with_the_root(ctx: Context) -> None:
+    argv = shlex.split(stages.callback_command(ctx))
+    assert argv[0] == sys.executable
+    assert argv[1:] == ["-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root), "poststop"]
+
+
+def test_failed_prestart_runs_poststop_to_undo_and_raises(ctx: Context, tmp_path: Path) -> None:
+    count = counting_hook(tmp_path, "prestart", "exit 1\n")
+    counting_hook(tmp_path, "poststop")
+    cdir = make_container(ctx)
+    stages.arm_poststop(cdir)
+    with pytest.raises(stages.HookFailed) as info:
+        stages.prestart(ctx, cdir, cdir.load_config(), cdir.load_state(), spec=None)
+    assert "prestart hook hooks.d/10-count failed with exit status 1" in info.value.message
+    assert "web01 was not started" in info.value.message
+    assert info.value.hint and "hooks.log" in info.value.hint
+    assert count.read_text().split() == ["prestart", "poststop"]
+
+
+def test_poststop_budget_counts_each_hook_timeout(ctx: Context, tmp_path: Path) -> None:
+    cdir = make_container(ctx, {"poststop": [{"path": "/bin/true", "timeout": 7}]})
+    config, state = cdir.load_config(), cdir.load_state()
+    assert stages.poststop_budget(ctx, config, state, None) == 7 + stages.POSTSTOP_MARGIN
+    counting_hook(tmp_path, "poststop")
+    assert stages.poststop_budget(ctx, config, state, None) == 7 + 30 + stages.POSTSTOP_MARGIN
+
+
+def test_no_poststop_hooks_no_budget(ctx: Context) -> None:
+    cdir = make_container(ctx)
+    assert stages.poststop_budget(ctx, cdir.load_config(), cdir.load_state(), None) == 0
+
+
+def test_real_builtin_stop_record(tmp_path: Path) -> None:
+    ctx = Context(paths=HostPaths.from_root(tmp_path / "root"))
+    cdir = make_container(ctx)
+    stages.arm_poststop(cdir)
+    outcome = stages.poststop_once(ctx, cdir, cdir.load_config(), cdir.load_state())
+    assert outcome is not None and [r.hook.label for r in outcome.results] == [
+        "builtin/50-stop-record"
+    ]
+    assert outcome.results[0].ok, (cdir.log_dir / "hooks.log").read_text()
+    assert (cdir.log_dir / "stops.log").read_text().endswith(" web01 stopped\n")
+
+
+def test_inittab_actions_busybox_and_sysv() -> None:
+    text = """
+# comment
+::sysinit:/etc/init.d/rcS
+console::respawn:-/sbin/getty -L 0 console vt100
+si::sysinit:/etc/init.d/rcS
+l2:2:wait:/etc/init.d/rc 2
+1:2345:respawn:/sbin/getty 38400 tty1
+bad line
+"""
+    actions = ready.inittab_actions(text)
+    assert actions["sysinit"] == ["/etc/init.d/rcS", "/etc/init.d/rcS"]
+    assert actions["wait"] == ["/etc/init.d/rc 2"]
+    assert actions["respawn"] == ["/sbin/getty -L 0 console vt100", "/sbin/getty 38400 tty1"]
+
+
+def test_init_without_readiness_signal_is_ready_while_alive() -> None:
+    result = ready.wait_ready(cfg.Init.dumb_init, os.getpid(), 1)
+    assert result.ready and "no readiness signal" in result.how
+    assert not ready.wait_ready("dumb-init", 2**22 + 12345, 1).ready
+
+
+def test_stage_blocking_policy() -> None:
+    assert [s.value for s in Stage if s.blocks()] == ["prestart", "poststart"]
