@@ -41,7 +41,8 @@ from richc.sdnotify import notify, notify_socket
 log = logging.getLogger("richc.supervise")
 
 EXIT_STOPPED = 0  # stopped by request: `richc stop`, or SIGTERM/SIGINT/SIGHUP to the supervisor
-EXIT_INIT_DIED = 3  # the init exited without a request, and the restart policy is done
+# 7 is LSB's "program is not running": systemd shows it as "status=7/NOTRUNNING".
+EXIT_INIT_DIED = 7  # the init exited without a request, and the restart policy is done
 
 MAX_BACKOFF = 30.0  # seconds: the longest wait between two restarts
 STABLE_AFTER = 60.0  # seconds up after which a death counts as the first in a row again

@@ -195,7 +195,7 @@ def start(
         typer.Option(
             "--foreground",
             help="Stay attached until the container stops; restart it by its restart policy"
-            " (what the systemd unit runs). Exit 0: stopped by request; 3: init died.",
+            " (what the systemd unit runs). Exit 0: stopped by request; 7: init died.",
         ),
     ] = False,
     max_restarts: Annotated[

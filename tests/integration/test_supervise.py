@@ -23,7 +23,7 @@ from tests.integration.conftest import RICHC, RichcRunner
 
 pytestmark = pytest.mark.integration
 
-EXIT_STOPPED, EXIT_INIT_DIED = 0, 3
+EXIT_STOPPED, EXIT_INIT_DIED = 0, 7
 HOOKS_LANDED = importlib.util.find_spec("richc.hookrun") is not None
 
 

@@ -44,7 +44,7 @@ for _ in $(seq 200); do
         | python3 -c 'import json,sys; print(json.load(sys.stdin)["pid"] or "")')
     [ -n "$pid" ] && break; sleep 0.1
 done
-kill -KILL "$pid"                      # the init dies: the supervisor logs it and exits 3
+kill -KILL "$pid"                      # the init dies: the supervisor logs it and exits 7
 status=0; wait $supervisor || status=$?
 echo "$status" > "$out.status"
 {richc} rm "$name" 2>"$out.rm"
@@ -68,7 +68,7 @@ def test_records_reach_journald_with_structured_fields(
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
-    assert Path(f"{out}.status").read_text().strip() == "3", Path(f"{out}.supervise").read_text()
+    assert Path(f"{out}.status").read_text().strip() == "7", Path(f"{out}.supervise").read_text()
     records = [json.loads(line) for line in out.read_text().splitlines()]
     ours = [r for r in records if r.get("RICHC_CONTAINER") == name]
     by_message = {r["MESSAGE"]: r for r in ours}
