@@ -369,3 +369,16 @@ def stop_started(paths: HostPaths) -> bool:
         except (li.LxcfsError, OSError) as exc:
             raise _wrap(exc) from exc
     return True
+
+
+def release_if_unused(ctx: Context) -> None:
+    """After ``rm``: with no container left in the store, stop the lxcfs richc started for
+    it, so a throwaway --root (tests, benchmarks) leaves no daemon or FUSE mount behind.
+    A systemd-managed or foreign lxcfs is never touched."""
+    if ctx.store.names() or not run_dir(ctx.paths).is_dir():
+        return
+    try:
+        if stop_started(ctx.paths):
+            log.debug("lxcfs: stopped, no container is left")
+    except RichcError as exc:
+        log.warning("warning: could not stop lxcfs: %s", exc.message)

@@ -209,3 +209,21 @@ def test_unavailable_lxcfs_warns_unless_required(
     assert refused.returncode == 1
     assert f"{name} needs lxcfs views" in refused.stderr and "hint:" in refused.stderr
     assert inspect(richc, name)["state"] == "stopped"
+
+
+def test_removing_the_last_container_stops_the_lxcfs_richc_started(
+    richc: RichcRunner, lxcfs_home: Path
+) -> None:
+    first, second = unique_name(), unique_name()
+    for n in (first, second):
+        richc("create", n, "--start")
+    lxcfs_pid = lxcfs_status(richc)[1]["host"]["pid"]
+    assert isinstance(lxcfs_pid, int)
+    richc("rm", "--force", first)
+    assert lxcfs_status(richc)[1]["host"]["pid"] == lxcfs_pid  # still needed by the second
+    richc("rm", "--force", second)
+    _, status = lxcfs_status(richc)
+    assert status["host"]["state"] == "absent"
+    assert not Path(f"/proc/{lxcfs_pid}/cmdline").exists() or (
+        str(lxcfs_home) not in Path(f"/proc/{lxcfs_pid}/cmdline").read_text()
+    )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -51,11 +52,17 @@ def test_dead_mount_is_detected_and_recovered(dirs: tuple[Path, Path]) -> None:
     first = daemon.start(home, run_dir)
     assert first.pid is not None
     os.kill(first.pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
     status = health.home_status(home)
-    while daemon.is_lxcfs_for(first.pid, home) and status.state.serving():
+    while status.state.serving() and time.monotonic() < deadline:
+        time.sleep(0.01)
         status = health.home_status(home)
     assert status.state is health.HomeState.DEAD
-    assert status.error == "Transport endpoint is not connected"
+    # ENOTCONN; ECONNABORTED when the read was in flight as the connection went down.
+    assert status.error in (
+        "Transport endpoint is not connected",
+        "Software caused connection abort",
+    )
     second, started = daemon.ensure(home, run_dir)
     assert started and second.pid != first.pid
     assert health.home_status(home).state is health.HomeState.HEALTHY
