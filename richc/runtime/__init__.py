@@ -54,6 +54,10 @@ def get_runtime(name: str) -> Runtime:
         from richc.runtime.lxc import LxcRuntime
 
         return LxcRuntime()
+    if name == "runc":
+        from richc.runtime.runc import RuncRuntime
+
+        return RuncRuntime()
     from richc.errors import UsageError
 
     raise UsageError(f"unknown runtime {name!r}", hint="use lxc or runc")

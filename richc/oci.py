@@ -1,0 +1,288 @@
+"""Render a ContainerSpec as an OCI runtime-spec ``config.json`` (a pure function).
+
+The rendering follows what the LXC runtime makes of the same spec, so a container looks
+the same on both (tests/integration/test_parity.py checks it):
+
+- proc with ``/proc/sys`` and ``/proc/sysrq-trigger`` read-only (LXC's ``proc:mixed``),
+  sysfs read-only (``sys:ro``), a tmpfs ``/dev`` with the standard nodes (``autodev``);
+- the cgroup filesystem only where LXC mounts one: on cgroup v1 inside a cgroup
+  namespace LXC 5 leaves ``/sys/fs/cgroup`` to the init, so runc does too;
+- every capability except the spec's ``cap_drop``, and the spec's device allow-list;
+- a ``/dev/console`` when the runtime has one to give (a pty that richc's console keeper
+  holds, as LXC's monitor holds its console pty).
+
+Nothing here reads the host: golden-file tests in tests/unit/golden/oci/ pin the output.
+"""
+
+from __future__ import annotations
+
+import signal
+from typing import Any
+
+from richc.errors import HostUnsupported
+from richc.spec import ContainerSpec
+
+OCI_VERSION = "1.0.2"
+
+# Every capability of Linux 5.9+ (<linux/capability.h>, up to CAP_CHECKPOINT_RESTORE = 40).
+# runc leaves out the ones the running kernel does not know.
+ALL_CAPS = (
+    "chown", "dac_override", "dac_read_search", "fowner", "fsetid", "kill", "setgid",
+    "setuid", "setpcap", "linux_immutable", "net_bind_service", "net_broadcast",
+    "net_admin", "net_raw", "ipc_lock", "ipc_owner", "sys_module", "sys_rawio",
+    "sys_chroot", "sys_ptrace", "sys_pacct", "sys_admin", "sys_boot", "sys_nice",
+    "sys_resource", "sys_time", "sys_tty_config", "mknod", "lease", "audit_write",
+    "audit_control", "setfcap", "mac_override", "mac_admin", "syslog", "wake_alarm",
+    "block_suspend", "audit_read", "perfmon", "bpf", "checkpoint_restore",
+)  # fmt: skip
+
+# runc refuses any mount below /proc except these files, which lxcfs emulates
+# (libcontainer's checkProcMount); other /proc views (e.g. /proc/pressure/*) are left out.
+RUNC_PROC_MOUNTS = frozenset(
+    {
+        "/proc/cpuinfo", "/proc/diskstats", "/proc/meminfo", "/proc/stat", "/proc/swaps",
+        "/proc/uptime", "/proc/loadavg", "/proc/slabinfo", "/proc/net/dev",
+        "/proc/sys/kernel/ns_last_pid",
+    }
+)  # fmt: skip
+
+# The spec's namespace names are the runtime-spec's own; "mount" is the only one LXC calls
+# differently, so the mapping is the identity apart from being an allow-list.
+NAMESPACES = ("mount", "pid", "uts", "ipc", "network", "cgroup", "user")
+
+_NOSUID_NOEXEC_NODEV = ["nosuid", "noexec", "nodev"]
+
+
+def bounding_set(status_text: str) -> frozenset[str]:
+    """The capability names in the ``CapBnd`` line of a /proc/PID/status text."""
+    for line in status_text.splitlines():
+        if line.startswith("CapBnd:"):
+            mask = int(line.split()[1], 16)
+            return frozenset(c for bit, c in enumerate(ALL_CAPS) if mask >> bit & 1)
+    return frozenset(ALL_CAPS)
+
+
+def oci_signal(name: str) -> int:
+    """A signal name as richc's configs spell it (``SIGUSR2``, ``SIGRTMIN+3``) -> its number."""
+    text = name.strip().upper()
+    if text.isdigit():
+        return int(text)
+    if not text.startswith("SIG"):
+        text = "SIG" + text
+    for base, number in (("SIGRTMIN", signal.SIGRTMIN), ("SIGRTMAX", signal.SIGRTMAX)):
+        if text.startswith(base):
+            offset = text[len(base) :] or "+0"
+            if offset[0] in "+-" and offset[1:].isdigit():
+                return int(number) + int(offset)
+    try:
+        return int(signal.Signals[text])
+    except KeyError:
+        raise ValueError(f"unknown signal {name!r}") from None
+
+
+def _base_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    mounts: list[dict[str, Any]] = [
+        {"destination": "/proc", "type": "proc", "source": "proc", "options": []},
+        {
+            "destination": "/dev",
+            "type": "tmpfs",
+            "source": "tmpfs",
+            "options": ["nosuid", "strictatime", "mode=755", "size=65536k"],
+        },
+        {
+            "destination": "/dev/pts",
+            "type": "devpts",
+            "source": "devpts",
+            "options": ["nosuid", "noexec", "newinstance", "ptmxmode=0666", "mode=0620", "gid=5"],
+        },
+        {
+            "destination": "/dev/shm",
+            "type": "tmpfs",
+            "source": "shm",
+            "options": [*_NOSUID_NOEXEC_NODEV, "mode=1777", "size=65536k"],
+        },
+        {
+            "destination": "/dev/mqueue",
+            "type": "mqueue",
+            "source": "mqueue",
+            "options": list(_NOSUID_NOEXEC_NODEV),
+        },
+        {
+            "destination": "/sys",
+            "type": "sysfs",
+            "source": "sysfs",
+            "options": [*_NOSUID_NOEXEC_NODEV, "ro"],
+        },
+    ]
+    if _mount_cgroup(spec):
+        # In a cgroup namespace the container sees only its own subtree, which it may
+        # manage (LXC's "mixed" on v2); without one it must not write its parents' files.
+        writable = "cgroup" in spec.namespaces
+        mounts.append(
+            {
+                "destination": "/sys/fs/cgroup",
+                "type": "cgroup",
+                "source": "cgroup",
+                "options": [*_NOSUID_NOEXEC_NODEV, "relatime", "rw" if writable else "ro"],
+            }
+        )
+    return mounts
+
+
+def _mount_cgroup(spec: ContainerSpec) -> bool:
+    """Whether LXC would mount a cgroup filesystem for this spec (see the module doc)."""
+    if spec.cgroup_mount is None:
+        return False
+    return not (spec.cgroup_version == 1 and "cgroup" in spec.namespaces)
+
+
+def _spec_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
+    out = []
+    for mount in spec.mounts:
+        target = mount.target
+        if target.startswith("/proc/") and target not in RUNC_PROC_MOUNTS:
+            continue  # runc would refuse the whole container for it
+        options = list(mount.options)
+        if "bind" in options and "rbind" not in options:
+            options.append("rprivate")
+        out.append(
+            {
+                "destination": target,
+                "type": "bind" if "bind" in options else mount.fstype,
+                "source": mount.source,
+                "options": options,
+            }
+        )
+    return out
+
+
+# cgroup files in spec.cgroup -> where the runtime-spec keeps them: (section, key, parse).
+_V1_RESOURCES: dict[str, tuple[str, str]] = {
+    "memory.limit_in_bytes": ("memory", "limit"),
+    "memory.soft_limit_in_bytes": ("memory", "reservation"),
+    "memory.memsw.limit_in_bytes": ("memory", "swap"),
+    "memory.swappiness": ("memory", "swappiness"),
+    "cpu.shares": ("cpu", "shares"),
+    "cpu.cfs_quota_us": ("cpu", "quota"),
+    "cpu.cfs_period_us": ("cpu", "period"),
+    "cpuset.cpus": ("cpu", "cpus"),
+    "cpuset.mems": ("cpu", "mems"),
+    "pids.max": ("pids", "limit"),
+    "blkio.weight": ("blockIO", "weight"),
+}
+_STRING_KEYS = {("cpu", "cpus"), ("cpu", "mems")}
+
+
+def _resources(spec: ContainerSpec) -> dict[str, Any]:
+    devices: list[dict[str, Any]] = [{"allow": False, "access": "rwm"}]
+    for kind, major, minor, access in spec.devices:
+        rule: dict[str, Any] = {"allow": True, "type": kind, "major": major}
+        if minor != "*":
+            rule["minor"] = minor
+        rule["access"] = access
+        devices.append(rule)
+    resources: dict[str, Any] = {"devices": devices}
+    unified: dict[str, str] = {}
+    for key, value in spec.cgroup:
+        if spec.cgroup_version == 2:
+            # runc writes "unified" entries to the files of the same name, exactly as LXC's
+            # lxc.cgroup2.* keys do; no translation can lose a value.
+            unified[key] = value
+            continue
+        where = _V1_RESOURCES.get(key)
+        if where is None:
+            raise HostUnsupported(
+                f"the runc runtime cannot set the cgroup v1 file {key}",
+                hint="use the lxc runtime for this limit, or a cgroup v2 host",
+            )
+        section, field = where
+        parsed: Any = value if (section, field) in _STRING_KEYS else int(value)
+        if section == "pids" and value == "max":
+            parsed = -1
+        resources.setdefault(section, {})[field] = parsed
+    if unified:
+        resources["unified"] = unified
+    return resources
+
+
+def render_config(
+    spec: ContainerSpec,
+    *,
+    cgroups_path: str,
+    console: str | None = None,
+    bounding: frozenset[str] | None = None,
+) -> dict[str, Any]:
+    """The ``config.json`` for *spec*: a bundle whose rootfs is ``spec.rootfs``.
+
+    *cgroups_path* names the container's cgroup; *console* is a host pty to bind as the
+    container's ``/dev/console`` (None: the container has no console). *bounding* is the
+    capabilities richc itself holds: runc fails to start a container asked for more (LXC
+    silently keeps what there is), so the others are left out.
+    """
+    if spec.network == "bridge":
+        raise HostUnsupported(
+            f"{spec.name}: the runc runtime has no bridge networking",
+            hint="use net: none or net: host with runc, or the lxc runtime for a bridge",
+        )
+    unknown = [ns for ns in spec.namespaces if ns not in NAMESPACES]
+    if unknown:
+        raise ValueError(f"namespaces the runtime-spec does not know: {unknown}")
+    namespaces = [
+        ns
+        for ns in spec.namespaces
+        # "host" networking shares the host's network namespace, as lxc.net.0.type = none.
+        if not (ns == "network" and spec.network == "host")
+    ]
+    caps = [
+        f"CAP_{c.upper()}"
+        for c in ALL_CAPS
+        if c not in set(spec.cap_drop) and (bounding is None or c in bounding)
+    ]
+    process: dict[str, Any] = {
+        "terminal": False,
+        "user": {"uid": 0, "gid": 0},
+        "args": list(spec.argv),
+        "env": [f"{key}={value}" for key, value in spec.env],
+        "cwd": "/",
+        "capabilities": {"bounding": caps, "effective": caps, "permitted": caps},
+        "noNewPrivileges": False,
+    }
+    if spec.rlimits:
+        process["rlimits"] = [
+            {"type": f"RLIMIT_{name.upper()}", "soft": soft, "hard": hard}
+            for name, soft, hard in spec.rlimits
+        ]
+    if spec.apparmor_profile:
+        process["apparmorProfile"] = spec.apparmor_profile
+    mounts = _base_mounts(spec)
+    if console is not None:
+        mounts.append(
+            {
+                "destination": "/dev/console",
+                "type": "bind",
+                "source": console,
+                "options": ["bind", "rprivate"],
+            }
+        )
+    mounts += _spec_mounts(spec)
+    return {
+        "ociVersion": OCI_VERSION,
+        "process": process,
+        "root": {"path": str(spec.rootfs), "readonly": False},
+        "hostname": spec.hostname,
+        "mounts": mounts,
+        "annotations": {
+            "org.richc.name": spec.name,
+            "org.richc.init": spec.init.value,
+            "org.richc.halt-signal": spec.halt_signal,
+            "org.richc.reboot-signal": spec.reboot_signal,
+        },
+        "linux": {
+            "namespaces": [{"type": ns} for ns in namespaces],
+            "cgroupsPath": cgroups_path,
+            "resources": _resources(spec),
+            # proc:mixed in LXC: the kernel's knobs are read-only, the rest of /proc is not.
+            "readonlyPaths": ["/proc/sys", "/proc/sysrq-trigger"],
+            "maskedPaths": [],
+        },
+    }

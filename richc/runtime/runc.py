@@ -1,0 +1,352 @@
+"""The runc runtime: the ContainerSpec as an OCI bundle, run by ``runc`` (or ``crun``).
+
+The bundle is the container's directory: ``config.json`` (from :mod:`richc.oci`) next to
+``rootfs/``. runc keeps its state under richc's run directory (``runc --root
+RUN/runc``), and every call goes through :mod:`richc.run`.
+
+A start is ``runc create`` then ``runc start``. The create is run by a console keeper
+(:mod:`richc.console_keeper`), a small process per container that plays the part of
+LXC's monitor: the init becomes its child (it reaps it), the init's stdio is a pty whose
+slave is also the container's ``/dev/console`` (through the ``RUN/containers/NAME/console``
+symlink the bundle names) and whose master the keeper copies to ``console.log``, and at
+the init's exit it runs richc's poststop callback and ``runc delete``. That gives busybox's
+getty a console, as under LXC, and poststop hooks run however the container stopped.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import os
+import select
+import shlex
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+from richc.errors import HostUnsupported, RuntimeFailure
+from richc.oci import bounding_set, oci_signal, render_config
+from richc.run import base_env, run, spawn_detached, which
+from richc.runtime import ExecRequest, RuntimeStatus
+from richc.spec import ContainerSpec
+from richc.store import ContainerDir, write_atomic
+
+log = logging.getLogger("richc")
+
+# Tried in this order when no binary is given: runc works on every cgroup layout, crun
+# 1.8 refuses hybrid hosts ("cgroups in hybrid mode not supported").
+BINARIES = ("runc", "crun")
+POLL_INTERVAL = 0.05  # seconds between /proc checks where pidfd_open is missing
+CREATE_TIMEOUT = 60.0
+KEEPER_GRACE = 5.0  # seconds a console keeper may take to finish after its init exited
+KILL_KEEPER_WAIT = 10.0  # as LXC's kill waits up to 10 s for STOPPED (post-stop hook run)
+
+
+def cgroups_path(name: str) -> str:
+    """The container's cgroup below each hierarchy's root (``cgroups.locate``'s *scope*)."""
+    return f"/{cgroup_scope(name)}"
+
+
+def cgroup_scope(name: str) -> str:
+    # Named like LXC's lxc.payload.NAME, so it is unique in the path and easy to spot.
+    return f"richc.payload.{name}"
+
+
+def _exited(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            data = handle.read()
+    except OSError:
+        return True
+    return data[data.rindex(")") + 2 :].split()[0] in ("Z", "X")
+
+
+def wait_exit(pid: int, timeout: float) -> bool:
+    """Wait up to *timeout* seconds for *pid* (not our child) to exit; True if it did."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError as exc:
+        if exc.errno != errno.ENOSYS:
+            raise
+        pidfd = -1  # kernel < 5.3: poll /proc
+    try:
+        deadline = time.monotonic() + timeout
+        while not _exited(pid):
+            left = deadline - time.monotonic()
+            if left <= 0:
+                return False
+            if pidfd >= 0:
+                select.select([pidfd], [], [], left)
+            else:
+                time.sleep(min(POLL_INTERVAL, left))
+        return True
+    finally:
+        if pidfd >= 0:
+            os.close(pidfd)
+
+
+class RuncRuntime:
+    name = "runc"
+
+    def __init__(self, binary: str | os.PathLike[str] | None = None) -> None:
+        self._binary = Path(binary) if binary is not None else None
+
+    @property
+    def binary(self) -> Path:
+        if self._binary is None:
+            for candidate in BINARIES:
+                found = which(candidate)
+                if found is not None:
+                    self._binary = found
+                    break
+            else:
+                raise HostUnsupported(
+                    "neither runc nor crun is installed",
+                    hint="`apt-get install runc`, or use --runtime lxc",
+                )
+        return self._binary
+
+    def _cmd(self, cdir: ContainerDir, *args: str) -> list[str]:
+        return [str(self.binary), "--root", str(cdir.store.paths.run / "runc"), *args]
+
+    def _console_link(self, cdir: ContainerDir) -> Path:
+        return cdir.run_dir / "console"
+
+    def _keeper_file(self, cdir: ContainerDir) -> Path:
+        return cdir.run_dir / "console-keeper.pid"
+
+    def _keeper_pid(self, cdir: ContainerDir) -> int | None:
+        """The pid of this container's console keeper, if it still runs."""
+        try:
+            pid = int(self._keeper_file(cdir).read_text())
+            with open(f"/proc/{pid}/cmdline", "rb") as handle:
+                return pid if b"richc.console_keeper" in handle.read() else None
+        except (OSError, ValueError):
+            return None
+
+    def _wait_keeper(self, cdir: ContainerDir, timeout: float) -> None:
+        pid = self._keeper_pid(cdir)
+        if pid is not None and not wait_exit(pid, timeout):
+            log.debug("%s: the console keeper (pid %d) is still busy", cdir.name, pid)
+
+    def _retire_keeper(self, cdir: ContainerDir) -> None:
+        """Let the last start's keeper finish before a new start: its `runc delete` at the
+        old init's exit must not hit the new container of the same name."""
+        pid = self._keeper_pid(cdir)
+        if pid is not None and not wait_exit(pid, KEEPER_GRACE):
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+            wait_exit(pid, KEEPER_GRACE)
+        self._keeper_file(cdir).unlink(missing_ok=True)
+
+    def render(self, spec: ContainerSpec, cdir: ContainerDir) -> None:
+        config = render_config(
+            spec,
+            cgroups_path=cgroups_path(cdir.name),
+            console=str(self._console_link(cdir)),
+            bounding=bounding_set(Path("/proc/self/status").read_text()),
+        )
+        write_atomic(cdir.bundle / "config.json", json.dumps(config, indent=2) + "\n", 0o600)
+
+    def _state(self, cdir: ContainerDir) -> dict[str, Any] | None:
+        """runc's state of the container, or None when runc has no such container."""
+        proc = run(self._cmd(cdir, "state", cdir.name), check=False)
+        if proc.returncode != 0:
+            if "does not exist" in proc.stderr or "not found" in proc.stderr.lower():
+                return None
+            raise RuntimeFailure(
+                f"{self.binary.name} state {cdir.name} failed: {proc.stderr.strip()}",
+                hint=f"runc's state is under {cdir.store.paths.run / 'runc'}",
+            )
+        data = json.loads(proc.stdout)
+        return data if isinstance(data, dict) else None
+
+    def _delete(self, cdir: ContainerDir, force: bool = False) -> None:
+        args = ["delete", *(["--force"] if force else []), cdir.name]
+        proc = run(self._cmd(cdir, *args), check=False)
+        if proc.returncode != 0 and "does not exist" not in proc.stderr:
+            raise RuntimeFailure(
+                f"{self.binary.name} could not delete {cdir.name}: {proc.stderr.strip()}",
+                hint=f"try `{self.binary} --root {cdir.store.paths.run / 'runc'} delete "
+                f"--force {cdir.name}`",
+            )
+
+    def start(self, spec: ContainerSpec, cdir: ContainerDir) -> int:
+        # An init that exited by itself leaves a "stopped" container behind in runc until
+        # something deletes it (the console keeper normally does).
+        if self._state(cdir) is not None:
+            self._delete(cdir, force=True)
+        self._retire_keeper(cdir)
+        cdir.run_dir.mkdir(parents=True, exist_ok=True)
+        spec.log_dir.mkdir(parents=True, exist_ok=True)
+        pid = self._create(spec, cdir)
+        try:
+            run(self._cmd(cdir, "start", cdir.name), hint=self._log_hint(cdir))
+        except BaseException:
+            with contextlib.suppress(Exception):
+                self._delete(cdir, force=True)
+            raise
+        return pid
+
+    def _log_hint(self, cdir: ContainerDir) -> str:
+        return f"see {cdir.log_dir / 'runc.log'} and {cdir.log_dir / 'console.log'}"
+
+    def _create(self, spec: ContainerSpec, cdir: ContainerDir) -> int:
+        """``runc create`` run by a new console keeper (see :mod:`richc.console_keeper`);
+        returns the init's pid."""
+        master, slave = os.openpty()
+        status_r, status_w = os.pipe2(os.O_CLOEXEC)
+        try:
+            link = self._console_link(cdir)
+            tmp = link.with_name(".console.tmp")
+            tmp.unlink(missing_ok=True)
+            tmp.symlink_to(os.ttyname(slave))
+            tmp.replace(link)
+            pid_file = cdir.run_dir / "init.pid"
+            pid_file.unlink(missing_ok=True)
+            runc_log = cdir.log_dir / "runc.log"
+            # runc's own messages go to its log file rather than onto the console.
+            create = self._cmd(
+                cdir, "--log", str(runc_log), "--log-format", "json", "create",
+                "--bundle", str(cdir.bundle), "--pid-file", str(pid_file), cdir.name,
+            )  # fmt: skip
+            keeper = [
+                sys.executable, "-m", "richc.console_keeper",
+                "--master", str(master), "--slave", str(slave), "--status-fd", str(status_w),
+                "--pid-file", str(pid_file), "--log", str(cdir.log_dir / "console.log"),
+                "--delete", shlex.join(self._cmd(cdir, "delete", cdir.name)),
+            ]  # fmt: skip
+            callback = spec.extra.get("poststop_callback")
+            if callback:
+                # LXC appends "NAME lxc post-stop" to its hook; the same shape here.
+                keeper += ["--poststop", f"{callback} {shlex.quote(cdir.name)} runc post-stop"]
+            keeper_log = os.open(
+                cdir.log_dir / "console-keeper.log",
+                os.O_WRONLY | os.O_CREAT | os.O_APPEND | os.O_CLOEXEC,
+                0o640,
+            )
+            try:
+                keeper_pid = spawn_detached(
+                    [*keeper, "--", *create],
+                    pass_fds=(master, slave, status_w),
+                    output=keeper_log,
+                    env=base_env({"PYTHONPATH": _package_root()}),
+                )
+            finally:
+                os.close(keeper_log)
+            write_atomic(self._keeper_file(cdir), f"{keeper_pid}\n")
+        finally:
+            for fd in (master, slave, status_w):
+                os.close(fd)
+        try:
+            report = _read_report(status_r, CREATE_TIMEOUT)
+        finally:
+            os.close(status_r)
+        word, _, value = report.partition(" ")
+        if word != "ok" or not value.isdigit():
+            raise RuntimeFailure(
+                f"{self.binary.name} could not create {cdir.name}: {_last_error(runc_log)}",
+                hint=self._log_hint(cdir) + f" and {cdir.log_dir / 'console-keeper.log'}",
+            )
+        return int(value)
+
+    def status(self, cdir: ContainerDir) -> RuntimeStatus:
+        state = self._state(cdir)
+        if state is None or state.get("status") not in ("running", "paused"):
+            return RuntimeStatus(False)
+        pid = state.get("pid")
+        return RuntimeStatus(True, pid if isinstance(pid, int) and pid > 0 else None)
+
+    def shutdown(self, spec: ContainerSpec, cdir: ContainerDir, timeout: float) -> bool:
+        status = self.status(cdir)
+        if not status.running or status.pid is None:
+            self._delete(cdir, force=True)
+            return True
+        proc = run(
+            self._cmd(cdir, "kill", cdir.name, str(oci_signal(spec.halt_signal))), check=False
+        )
+        if proc.returncode != 0 and self.status(cdir).running:
+            raise RuntimeFailure(
+                f"{self.binary.name} could not signal {cdir.name}: {proc.stderr.strip()}",
+                hint=self._log_hint(cdir),
+            )
+        deadline = time.monotonic() + timeout
+        if not wait_exit(status.pid, timeout):
+            return False
+        # As LXC's stop returns only after its monitor ran the post-stop hook: let the
+        # keeper run the poststop callback within what is left of the timeout.
+        self._wait_keeper(cdir, max(deadline - time.monotonic(), KEEPER_GRACE))
+        self._delete(cdir, force=True)
+        return True
+
+    def kill(self, cdir: ContainerDir) -> None:
+        status = self.status(cdir)
+        if status.running:
+            # --all: without a pid namespace of its own the init's children would survive.
+            run(self._cmd(cdir, "kill", "--all", cdir.name, "KILL"), check=False)
+            if status.pid is not None and not wait_exit(status.pid, 10):
+                raise RuntimeFailure(
+                    f"{cdir.name}'s init (pid {status.pid}) survived SIGKILL",
+                    hint="it may be stuck in the kernel (D state); see `cat /proc/PID/stack`",
+                )
+            self._wait_keeper(cdir, KILL_KEEPER_WAIT)
+        self._delete(cdir, force=True)
+
+    def exec(self, cdir: ContainerDir, request: ExecRequest) -> int:
+        args = ["exec", "--user", f"{request.uid}:{request.gid}", "--cwd", request.cwd]
+        for key, value in request.env:
+            args += ["--env", f"{key}={value}"]
+        args += [cdir.name, *request.argv]
+        # stdio is the caller's; runc passes the command's exit status through (128+N
+        # for a death by signal N, as a shell reports it).
+        proc = run(self._cmd(cdir, *args), check=False, capture=False, stdin=0)
+        return proc.returncode
+
+    def cleanup(self, cdir: ContainerDir) -> None:
+        with contextlib.suppress(RuntimeFailure, HostUnsupported):
+            self._delete(cdir, force=True)
+        self._retire_keeper(cdir)
+        (cdir.bundle / "config.json").unlink(missing_ok=True)
+        self._console_link(cdir).unlink(missing_ok=True)
+
+
+def _read_report(fd: int, timeout: float) -> str:
+    """The keeper's one-line report; "" if it died or said nothing within *timeout*."""
+    data = b""
+    deadline = time.monotonic() + timeout
+    while not data.endswith(b"\n"):
+        left = deadline - time.monotonic()
+        if left <= 0 or not select.select([fd], [], [], left)[0]:
+            break
+        chunk = os.read(fd, 256)
+        if not chunk:
+            break
+        data += chunk
+    return data.decode(errors="replace").strip()
+
+
+def _last_error(runc_log: Path) -> str:
+    """The last message in runc's JSON-lines (or crun's text) log."""
+    try:
+        lines = runc_log.read_text().strip().splitlines()
+    except OSError:
+        return "no log"
+    for line in reversed(lines):
+        try:
+            entry = json.loads(line)
+        except ValueError:
+            return line.strip()
+        if isinstance(entry, dict) and entry.get("level") in ("error", "fatal"):
+            return str(entry.get("msg", line))
+    return lines[-1] if lines else "no log"
+
+
+def _package_root() -> str:
+    """The directory holding the ``richc`` package, so the keeper imports this very richc."""
+    return str(Path(__file__).resolve().parents[2])
