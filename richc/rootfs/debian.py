@@ -68,7 +68,7 @@ def _debootstrap(suite: str, flavour: str, target: Path, mirror: str) -> None:
         mirror,
     ]
     try:
-        with progress(f"debootstrap {suite} ({flavour})", target.parent):
+        with progress(f"debootstrap {suite} ({flavour})", target.parent, by_child=False):
             run(argv, timeout=3600)
     except CommandFailed as exc:
         text = exc.stderr + "\n" + _debootstrap_log(target)

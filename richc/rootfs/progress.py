@@ -1,8 +1,10 @@
 """A progress line on stderr for long copies, extractions and downloads (terminals only).
 
 The work itself runs in a child process (cp, tar, debootstrap), so progress is measured
-from the outside: a thread polls the target filesystem's free space with statvfs, which
-costs nothing and works for every tool. On anything but a terminal this is silent.
+from the outside by a thread: for a copy, the bytes our child has written (``wchar`` in
+``/proc/PID/io``: exact, and blind to other writers on the filesystem); for a download,
+which spawns a tree of short-lived processes, the growth of the target filesystem
+(statvfs). On anything but a terminal this is silent.
 """
 
 from __future__ import annotations
@@ -22,6 +24,31 @@ BAR_WIDTH = 28
 def _used(path: Path) -> int:
     st = os.statvfs(path)
     return (st.f_blocks - st.f_bfree) * st.f_frsize
+
+
+def _children() -> list[int]:
+    """Our direct children (the cp or tar that run() started), from every thread."""
+    pids: list[int] = []
+    for task in os.listdir("/proc/self/task"):
+        try:
+            with open(f"/proc/self/task/{task}/children") as handle:
+                pids += [int(pid) for pid in handle.read().split()]
+        except OSError:
+            continue
+    return pids
+
+
+def _children_written() -> int:
+    total = 0
+    for pid in _children():
+        try:
+            with open(f"/proc/{pid}/io") as handle:
+                for line in handle:
+                    if line.startswith("wchar:"):
+                        total += int(line.split()[1])
+        except OSError:
+            continue
+    return total
 
 
 def _human(size: float) -> str:
@@ -49,8 +76,14 @@ def wanted(stream: object = None) -> bool:
 
 
 @contextlib.contextmanager
-def progress(label: str, target: Path, total: int | None = None) -> Iterator[None]:
-    """Show *label* with the bytes written under *target*'s filesystem while the body runs."""
+def progress(
+    label: str, target: Path, total: int | None = None, *, by_child: bool = True
+) -> Iterator[None]:
+    """Show *label* and the bytes written so far while the body runs a child process.
+
+    ``by_child`` counts what the direct child writes; otherwise the growth of *target*'s
+    filesystem is shown (for a tool that works through grandchildren).
+    """
     if not wanted():
         yield
         return
@@ -58,9 +91,12 @@ def progress(label: str, target: Path, total: int | None = None) -> Iterator[Non
     watch = target if target.exists() else target.parent
     start_used, started = _used(watch), time.monotonic()
 
+    def written() -> int:
+        return _children_written() if by_child else max(_used(watch) - start_used, 0)
+
     def draw() -> None:
         while not stop.wait(INTERVAL):
-            done = max(_used(watch) - start_used, 0)
+            done = written()
             line = format_line(label, done, total, time.monotonic() - started)
             sys.stderr.write("\r\x1b[K" + line)
             sys.stderr.flush()

@@ -161,11 +161,12 @@ def _make_legacy_vm_tarball(image: Path, workdir: Path) -> Path:
         "/etc/systemd/system/smartd.service"
     )
     (tree / "etc/hostname").write_text("legacy-vm\n")
-    tarball = workdir / "legacy-vm.tar.gz"
+    tarball = workdir / "legacy-vm.tar.zst"  # zstd: as a VM export might be, and fast
     subprocess.run(
-        ["tar", "--numeric-owner", "--xattrs", "-C", str(tree), "-czf", str(tarball), "."],
+        ["tar", "--numeric-owner", "--xattrs", "--zstd", "-C", str(tree), "-cf", str(tarball),
+         "."],
         check=True,
-    )
+    )  # fmt: skip
     shutil.rmtree(tree)
     return tarball
 
