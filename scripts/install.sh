@@ -5,11 +5,12 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 # System packages. Core: LXC and its headers for the python bindings, lxcfs, runc/crun,
-# busybox-static for the busybox source, debootstrap for debian:SUITE. Quota backends:
+# busybox-static for the busybox source, debootstrap for debian:SUITE, tini (tini-static is
+# --init dumb-init's reaper). Quota backends:
 # btrfs-progs, xfsprogs, quota, e2fsprogs. systemd for `systemd-analyze verify`,
 # libsystemd-dev + pkg-config to build systemd-python. qemu + a Debian kernel for the VM tests.
 APT_PACKAGES=(
-    lxc lxc-dev lxcfs runc crun busybox-static debootstrap
+    lxc lxc-dev lxcfs runc crun busybox-static debootstrap tini
     btrfs-progs xfsprogs quota e2fsprogs
     systemd libsystemd-dev pkg-config
     qemu-system-x86 linux-image-amd64
