@@ -169,8 +169,28 @@ _V1_RESOURCES: dict[str, tuple[str, str]] = {
     "cpuset.mems": ("cpu", "mems"),
     "pids.max": ("pids", "limit"),
     "blkio.weight": ("blockIO", "weight"),
+    "blkio.bfq.weight": ("blockIO", "weight"),  # runc writes whichever the kernel has
+}
+# Per-device v1 files, one "MAJOR:MINOR RATE" line each -> lists under blockIO.
+_V1_THROTTLES = {
+    "blkio.throttle.read_bps_device": "throttleReadBpsDevice",
+    "blkio.throttle.write_bps_device": "throttleWriteBpsDevice",
+    "blkio.throttle.read_iops_device": "throttleReadIOPSDevice",
+    "blkio.throttle.write_iops_device": "throttleWriteIOPSDevice",
+}
+_V2_THROTTLES = {
+    "rbps": "throttleReadBpsDevice",
+    "wbps": "throttleWriteBpsDevice",
+    "riops": "throttleReadIOPSDevice",
+    "wiops": "throttleWriteIOPSDevice",
 }
 _STRING_KEYS = {("cpu", "cpus"), ("cpu", "mems")}
+
+
+def _add_throttle(resources: dict[str, Any], oci_key: str, device: str, rate: str) -> None:
+    major, _, minor = device.partition(":")
+    entry = {"major": int(major), "minor": int(minor), "rate": int(rate)}
+    resources.setdefault("blockIO", {}).setdefault(oci_key, []).append(entry)
 
 
 def _resources(spec: ContainerSpec) -> dict[str, Any]:
@@ -184,10 +204,21 @@ def _resources(spec: ContainerSpec) -> dict[str, Any]:
     resources: dict[str, Any] = {"devices": devices}
     unified: dict[str, str] = {}
     for key, value in spec.cgroup:
+        if spec.cgroup_version == 2 and key == "io.max":
+            # One line per device: unified holds one value per file, blockIO a list.
+            dev, *fields = value.split()
+            for field_value in fields:
+                name, _, rate = field_value.partition("=")
+                _add_throttle(resources, _V2_THROTTLES[name], dev, rate)
+            continue
         if spec.cgroup_version == 2:
             # runc writes "unified" entries to the files of the same name, exactly as LXC's
             # lxc.cgroup2.* keys do; no translation can lose a value.
             unified[key] = value
+            continue
+        if key in _V1_THROTTLES:
+            dev, rate = value.split()
+            _add_throttle(resources, _V1_THROTTLES[key], dev, rate)
             continue
         where = _V1_RESOURCES.get(key)
         if where is None:
