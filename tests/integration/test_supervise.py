@@ -209,7 +209,9 @@ def test_a_stop_during_the_backoff_cancels_the_restart(
 def test_ready_is_notified_and_restarts_are_left_to_the_manager(
     richc: RichcRunner, supervise: Callable[..., Supervisor], name: str, tmp_path: Path
 ) -> None:
-    richc("create", name, "--restart", "on-failure")
+    marker = tmp_path / "hooks.out"
+    poststart = hook_script(tmp_path / "poststart", marker)
+    richc("create", name, "--restart", "on-failure", "--hook", f"poststart={poststart}")
     path = tmp_path / "notify.sock"
     with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as server:
         server.bind(str(path))
@@ -218,6 +220,8 @@ def test_ready_is_notified_and_restarts_are_left_to_the_manager(
         message = server.recv(4096).decode()
         assert "READY=1" in message.splitlines()
         assert f"MAINPID={sup.proc.pid}" in message
+        if HOOKS_LANDED:  # READY comes after the poststart hooks, not before
+            assert marker.read_text().splitlines() == [f"{poststart} ran"]
         # READY means running: the container answers at once.
         assert richc("exec", name, "--", "true").returncode == 0
         kill_init(running_pid(richc, name))
@@ -228,4 +232,18 @@ def test_ready_is_notified_and_restarts_are_left_to_the_manager(
             server.settimeout(1)
             while True:
                 assert "READY=1" not in server.recv(4096).decode().splitlines()
+    assert inspect(richc, name)["state"] == "stopped"
+
+
+def test_an_already_running_container_is_adopted(
+    richc: RichcRunner, supervise: Callable[..., Supervisor], name: str
+) -> None:
+    richc("create", name, "--restart", "on-failure")
+    richc("start", name)
+    pid = running_pid(richc, name)
+    sup = supervise(name)
+    wait_for("the supervisor to adopt it", lambda: "supervising it" in sup.output())
+    assert running_pid(richc, name) == pid, "adopting must not restart the container"
+    sup.proc.send_signal(signal.SIGINT)
+    assert sup.wait() == EXIT_STOPPED, sup.output()
     assert inspect(richc, name)["state"] == "stopped"
