@@ -48,7 +48,7 @@ def test_journal_records_carry_the_structured_fields() -> None:
     journal = next(h for h in root.handlers if isinstance(h, log.JournalHandler))
     journal._send = lambda message, **fields: sent.append((message, fields))
     with log.fields(container="web01", operation="stop", stage="prestop", hook="drain"):
-        logging.getLogger("richc.hooks").warning("hook %s took %d s", "drain", 3)
+        logging.getLogger("richc.test").warning("hook %s took %d s", "drain", 3)
     logging.getLogger("richc").info("no container here")
     (message, fields), (_, plain) = sent
     assert message == "hook drain took 3 s"
