@@ -78,11 +78,12 @@ FILES = {
     "etc/group": ("rootfs/busybox/group.j2", 0o644),
     "etc/shadow": ("rootfs/busybox/shadow.j2", 0o600),
     "etc/profile": ("rootfs/busybox/profile.j2", 0o644),
+    "etc/udhcpc.script": ("rootfs/busybox/udhcpc.j2", 0o755),
 }
 
 
 def _edits(config: ContainerConfig) -> list[Edit]:
-    context = {"name": config.name}
+    context = {"name": config.name, "net": config.net}
     edits = [
         write_edit(relpath, render(template, **context), "busybox init system", mode=mode)
         for relpath, (template, mode) in FILES.items()

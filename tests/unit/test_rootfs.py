@@ -396,3 +396,15 @@ def test_busybox_plan(tmp_path: Path) -> None:
     init, changes = plan_rootfs(config(), HostPaths(tmp_path), tmp_path / "rootfs")
     assert init is Init.busybox
     assert ("write", "/etc/inittab") in [(c.action, c.path) for c in changes]
+
+
+def test_busybox_rcs_configures_a_bridged_nic() -> None:
+    from richc.templating import render
+
+    static = NetConfig(mode="bridge", bridge="br0", address="10.0.3.5/24", gateway="10.0.3.1")
+    text = render("rootfs/busybox/rcS.j2", name="c1", net=static)
+    assert "ip addr add 10.0.3.5/24 dev eth0" in text
+    assert "ip route add default via 10.0.3.1" in text
+    dhcp = render("rootfs/busybox/rcS.j2", name="c1", net=NetConfig(mode="bridge", bridge="b"))
+    assert "udhcpc -b -i eth0 -s /etc/udhcpc.script" in dhcp
+    assert "eth0" not in render("rootfs/busybox/rcS.j2", name="c1", net=NetConfig())
