@@ -6,6 +6,7 @@ never changed after it is built, so containers can share it (see :mod:`richc.roo
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -110,6 +111,18 @@ def _tidy(rootfs: Path) -> None:
         machine_id.write_text("")
 
 
+def _discard(tree: Path) -> None:
+    """Remove a half-built tree, first unmounting what a killed debootstrap left mounted
+    in it (/proc, /sys in the chroot), so rmtree never walks into the host's proc or sys."""
+    prefix = str(tree.resolve()) + "/"
+    with open("/proc/self/mountinfo") as handle:
+        mounts = [line.split()[4] for line in handle]
+    for mount_point in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+        with contextlib.suppress(CommandFailed):
+            run(["umount", "--lazy", mount_point])
+    shutil.rmtree(tree, ignore_errors=True)
+
+
 def ensure_image(paths: HostPaths, suite: str, init: Init) -> Path:
     """The cached rootfs for *suite* with *init*'s image, debootstrapped on first use."""
     flavour = image_flavour(init)
@@ -123,8 +136,10 @@ def ensure_image(paths: HostPaths, suite: str, init: Init) -> Path:
         if rootfs.is_dir():
             return rootfs
         mirror = debian_mirror()
+        # We hold the lock, so any other temporary tree is a dead build's leftover.
+        for stale in paths.images.glob(f".{image.name}.tmp-*"):
+            _discard(stale)
         tmp = image.with_name(f".{image.name}.tmp-{os.getpid()}")
-        shutil.rmtree(tmp, ignore_errors=True)
         try:
             tmp.mkdir(parents=True)
             log.info("debootstrap %s (%s) from %s", suite, flavour, mirror)
@@ -141,6 +156,6 @@ def ensure_image(paths: HostPaths, suite: str, init: Init) -> Path:
             shutil.rmtree(image, ignore_errors=True)
             tmp.rename(image)
         except BaseException:
-            shutil.rmtree(tmp, ignore_errors=True)
+            _discard(tmp)
             raise
     return rootfs
