@@ -122,8 +122,13 @@ def test_second_debian_container_shares_the_image(
     assert (cdir / "rootfs/etc/hostname").read_text().strip() == second
     first_id = richc_root / "var/lib/richc/containers" / name / "rootfs/etc/machine-id"
     assert (cdir / "rootfs/etc/machine-id").read_text() != first_id.read_text()
+    # As after a host reboot: the overlay is gone, and start mounts it again.
+    subprocess.run(["umount", str(cdir / "rootfs")], check=True)
+    assert not (cdir / "rootfs/usr").exists()
     richc("start", second)
+    assert richc("exec", second, "--", "cat", "/etc/hostname").stdout.strip() == second
     assert richc("exec", second, "--", "touch", "/usr/share/written-inside").returncode == 0
+    assert (cdir / "overlay/upper/usr/share/written-inside").exists()
     image = richc_root / "var/lib/richc/images/debian-bookworm-systemd/rootfs"
     assert not (image / "usr/share/written-inside").exists()
     richc("rm", "--force", second)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -367,8 +370,6 @@ def test_progress_line() -> None:
 
 
 def test_tarball_plan_reads_only_what_fixups_need(tmp_path: Path) -> None:
-    import subprocess
-
     from richc.paths import HostPaths
     from richc.rootfs.planning import plan as plan_rootfs
 
@@ -408,3 +409,23 @@ def test_busybox_rcs_configures_a_bridged_nic() -> None:
     dhcp = render("rootfs/busybox/rcS.j2", name="c1", net=NetConfig(mode="bridge", bridge="b"))
     assert "udhcpc -b -i eth0 -s /etc/udhcpc.script" in dhcp
     assert "eth0" not in render("rootfs/busybox/rcS.j2", name="c1", net=NetConfig())
+
+
+def test_progress_counts_what_our_child_writes(tmp_path: Path) -> None:
+    from richc.rootfs import progress
+
+    script = (
+        f"open({str(tmp_path / 'out')!r}, 'wb').write(b'x' * (1 << 20)); import sys; "
+        "sys.stdin.read()"
+    )
+    child = subprocess.Popen([sys.executable, "-c", script], stdin=subprocess.PIPE)
+    try:
+        for _ in range(1000):  # until the write happened; the child then waits for stdin
+            if progress._children_written() >= 1 << 20:
+                break
+            time.sleep(0.01)
+        assert progress._children_written() >= 1 << 20
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        child.wait()
