@@ -20,6 +20,8 @@ BLOCK_SPECS = ("/dev/", "UUID=", "LABEL=", "PARTUUID=", "PARTLABEL=", "ID=")
 # Mounted by the container runtime; a second mount from fstab fails or shadows it.
 RUNTIME_MOUNTS = ("/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/sys/fs/cgroup")
 FSTAB_MARK = "#richc-disabled: "
+NETWORK_FS = ("nfs", "nfs4", "cifs", "smbfs", "smb3", "glusterfs", "ceph", "9p", "davfs",
+              "fuse.sshfs", "fuse.glusterfs", "ocfs2", "gfs2")  # fmt: skip
 
 # Services that watch or drive hardware a container does not have, or the host's clock.
 HARDWARE_SERVICES = {
@@ -73,15 +75,17 @@ def _read(root: Path, relpath: str) -> str | None:
     return found.read_text(errors="replace")
 
 
-def fstab(root: Path) -> list[Edit]:
-    """Comment out block devices, swap, /boot and the runtime's own mounts."""
+def fstab(root: Path, has_network: bool = False) -> list[Edit]:
+    """Comment out block devices, swap, /boot and the runtime's own mounts, and network
+    filesystems when the container has no network."""
     text = _read(root, "etc/fstab")
     if text is None:
         return []
     lines, edits_needed = [], []
     for line in text.splitlines(keepends=True):
         fields = line.split()
-        why = None if not fields or fields[0].startswith("#") else _fstab_reason(fields)
+        comment = not fields or fields[0].startswith("#")
+        why = None if comment else _fstab_reason(fields, has_network)
         if why:
             lines.append(FSTAB_MARK + line)
             edits_needed.append(f"{' '.join(fields[:3])}: {why}")
@@ -97,10 +101,13 @@ def fstab(root: Path) -> list[Edit]:
     return out
 
 
-def _fstab_reason(fields: list[str]) -> str | None:
+def _fstab_reason(fields: list[str], has_network: bool) -> str | None:
     spec = fields[0]
     mount_point = fields[1] if len(fields) > 1 else ""
     fstype = fields[2] if len(fields) > 2 else ""
+    options = fields[3].split(",") if len(fields) > 3 else []
+    if not has_network and (fstype in NETWORK_FS or "_netdev" in options):
+        return "a network filesystem, and the container has no network (--net none)"
     if fstype == "swap" or mount_point == "swap":
         return "swap belongs to the host"
     if mount_point == "/boot" or mount_point.startswith("/boot/"):
@@ -252,7 +259,7 @@ def plan(root: Path, config: ContainerConfig, init: Init) -> list[Edit]:
     """Every VM fix-up the tree at *root* needs, in the order they are applied."""
     # NIC names are read from the persistent-net rules, so rename before removing them.
     return [
-        *fstab(root),
+        *fstab(root, has_network=config.net.mode != "none"),
         *network_config(root, config),
         *persistent_net_rules(root),
         *hardware_services(root, init),

@@ -203,9 +203,11 @@ def vm_tree(root: Path) -> Path:
 
 def test_fstab_plan_comments_out_disks_swap_boot_and_runtime_mounts(tmp_path: Path) -> None:
     root = vm_tree(tmp_path / "r")
+    assert len(fstab(root, has_network=True)) == 4  # nfs stays where there is a network
     edits = fstab(root)
     reasons = [e.change.reason for e in edits]
-    assert len(edits) == 4
+    assert len(edits) == 5
+    assert any(r.startswith("nfs.example:/export") and "no network" in r for r in reasons)
     assert reasons[0].startswith("UUID=1b6e-aa / ext4") and "block device" in reasons[0]
     assert any(r.startswith("/dev/sda1 /boot") for r in reasons)
     assert any(r.startswith("/dev/mapper/vg-swap none swap") for r in reasons)
@@ -214,7 +216,7 @@ def test_fstab_plan_comments_out_disks_swap_boot_and_runtime_mounts(tmp_path: Pa
     for edit in edits:
         edit.run(root)
     text = (root / "etc/fstab").read_text()
-    assert "\ntmpfs /var/cache/app" in text and "\nnfs.example:/export" in text
+    assert "\ntmpfs /var/cache/app" in text and "\n#richc-disabled: nfs.example" in text
     assert "\n#richc-disabled: /dev/sda1 /boot" in text and "\nUUID=" not in text
     assert (root / ORIG_DIR / "etc/fstab").read_text() == VM_FSTAB
 
@@ -386,7 +388,7 @@ def test_tarball_plan_reads_only_what_fixups_need(tmp_path: Path) -> None:
     actions = [(c.action, c.path) for c in changes]
     assert actions[0] == ("extract", str(tmp_path / "rootfs"))
     assert ("mask", "/etc/systemd/system/smartd.service") in actions
-    assert sum(1 for a in actions if a == ("comment-out", "/etc/fstab")) == 4
+    assert sum(1 for a in actions if a == ("comment-out", "/etc/fstab")) == 5
     assert not (tmp_path / "rootfs").exists() and not (tmp_path / "host").exists()
 
 
