@@ -182,7 +182,25 @@ def _apply_locked(ctx: Context, cdir: ContainerDir, request: Request, outcome: O
 
                 render_env(old, cdir.rootfs)
         raise
+    _rerender(ctx, cdir, new, state)
     outcome.messages.extend(_describe(old, new, live=pid is not None))
+
+
+def _rerender(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: Any) -> None:
+    """Bring the runtime's config file in step with config.yaml.
+
+    LXC reads it again on every attach, so ``richc exec`` would otherwise still pass an
+    env variable that `set env.K=` removed. Start re-renders anyway, so a failure here
+    only costs that, and is logged rather than undoing the change.
+    """
+    from richc.lifecycle import make_spec, runtime_for
+
+    if not state.runtime or not state.init:
+        return
+    try:
+        runtime_for(state).render(make_spec(ctx, cdir, config, state), cdir)
+    except (RichcError, OSError) as exc:
+        log.warning("warning: %s: the runtime config is re-rendered at the next start", exc)
 
 
 def _apply_live(
