@@ -12,7 +12,7 @@ from richc.errors import HostUnsupported
 from richc.rootfs import Change
 from richc.rootfs.detect import resolve_in_root
 from richc.rootfs.edit import Edit, mask_edit, symlink, write_edit
-from richc.rootfs.vmfix import is_masked, unit_file
+from richc.rootfs.vmfix import is_masked, unit_file, vm_nic_names
 from richc.templating import render
 
 # Units that cannot work in a container, or do the host's job; masked so none of them fails.
@@ -50,6 +50,12 @@ INITDEFAULT = re.compile(r"^[^#:]*:(\d):initdefault:", re.M)
 STOP_MARGIN = 3
 
 
+def wants_own_network(root: Path, config: ContainerConfig) -> bool:
+    """richc configures eth0 itself only for a NIC the rootfs has no configuration for: a
+    migrated VM keeps its own (static addresses, routes), with its NIC names renamed."""
+    return config.net.mode == "bridge" and not vm_nic_names(root)
+
+
 def systemd_edits(root: Path, config: ContainerConfig) -> list[Edit]:
     edits = [
         mask_edit(unit, why)
@@ -69,7 +75,7 @@ def systemd_edits(root: Path, config: ContainerConfig) -> list[Edit]:
             f"drop-in: units get {timeout} s to stop, inside richc's stop timeout",
         )
     )
-    if config.net.mode == "bridge" and unit_file(root, "systemd-networkd.service"):
+    if wants_own_network(root, config) and unit_file(root, "systemd-networkd.service"):
         edits += _networkd(config)
     return edits
 
@@ -121,7 +127,7 @@ def sysvinit_edits(root: Path, config: ContainerConfig) -> list[Edit]:
             keep=True,
         )
     ]
-    if config.net.mode == "bridge" and resolve_in_root(root, "sbin/ifup") is not None:
+    if wants_own_network(root, config) and resolve_in_root(root, "sbin/ifup") is not None:
         edits.append(
             write_edit(
                 "etc/network/interfaces",

@@ -431,3 +431,12 @@ def test_progress_counts_what_our_child_writes(tmp_path: Path) -> None:
         assert child.stdin is not None
         child.stdin.close()
         child.wait()
+
+
+def test_a_vm_keeps_its_own_network_config_when_bridged(tmp_path: Path) -> None:
+    root = vm_tree(tmp_path / "r")
+    (root / "usr/lib/systemd/system/systemd-networkd.service").write_text("")
+    bridged = config(net=NetConfig(mode="bridge", bridge="br0"))
+    paths = [e.change.path for e in plan_edits(root, bridged, Init.systemd, fresh=False)]
+    assert "/etc/systemd/network/80-richc-eth0.network" not in paths
+    assert "/etc/network/interfaces" in paths  # renamed, not replaced
