@@ -371,3 +371,46 @@ def test_full_disk_during_copy_is_a_clear_error(
     _no_containers(small_root)
     used = shutil.disk_usage(small_root).used
     assert used < 1 << 20, f"{used} bytes left behind"
+
+
+@pytest.fixture
+def bridge() -> Iterator[str]:
+    """A private host bridge at 10.99.x.1/24 for --net bridge tests, deleted afterwards."""
+    name = "rcbr" + os.urandom(4).hex()
+    subprocess.run(["ip", "link", "add", name, "type", "bridge"], check=True)
+    try:
+        subprocess.run(["ip", "addr", "add", "10.99.7.1/24", "dev", name], check=True)
+        subprocess.run(["ip", "link", "set", name, "up"], check=True)
+        yield name
+    finally:
+        subprocess.run(["ip", "link", "del", name], check=False)
+
+
+def test_bridged_nic_is_configured_by_each_init(
+    richc: RichcRunner, name: str, bridge: str, tmp_path: Path
+) -> None:
+    _need_debootstrap()
+    for suffix, source, address in (("bb", "busybox", "10.99.7.5"), ("sd", "debian:bookworm",
+                                                                     "10.99.7.6")):  # fmt: skip
+        config = tmp_path / f"{suffix}.yaml"
+        config.write_text(
+            f"name: {name}-{suffix}\nfrom: {source}\n"
+            f"net: {{mode: bridge, bridge: {bridge}, address: {address}/24,"
+            " gateway: 10.99.7.1}\n"
+        )
+        richc("create", "--config", str(config), "--start", timeout=900)
+    # busybox's rcS configured eth0 and reaches the host's end of the bridge.
+    assert "10.99.7.5/24" in richc("exec", f"{name}-bb", "--", "ip", "addr", "show", "eth0").stdout
+    richc("exec", f"{name}-bb", "--", "ping", "-c", "1", "-W", "5", "10.99.7.1")
+    # systemd-networkd configured the Debian container's eth0 (richc enabled it).
+    wait_running(richc, f"{name}-sd")
+    deadline = time.monotonic() + BOOT_DEADLINE  # networkd applies the address on its own
+    while time.monotonic() < deadline:
+        route = richc("exec", f"{name}-sd", "--", "ip", "route").stdout
+        if "default via 10.99.7.1" in route:
+            break
+        time.sleep(0.5)
+    assert "default via 10.99.7.1" in route
+    addr = richc("exec", f"{name}-sd", "--", "ip", "-br", "addr", "show", "eth0").stdout
+    assert "10.99.7.6/24" in addr
+    richc("exec", f"{name}-bb", "--", "ping", "-c", "1", "-W", "5", "10.99.7.6")
