@@ -87,6 +87,7 @@ def populate(
             copy.copy_tree(image, target, f"copying {image.parent.name}")
             steps.append(Change(str(target), "copy", f"a copy of the image {image}"))
     elif source.kind is Kind.dir:
+        sources.check_outside(source, paths.containers)
         copy.copy_tree(source.path, target)
         steps.append(Change(str(target), "copy", f"a copy of {source.path}"))
     else:

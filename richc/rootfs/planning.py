@@ -80,6 +80,7 @@ def plan(config: ContainerConfig, paths: HostPaths, rootfs: Path) -> tuple[Init,
 
         return busybox.plan(config)
     if source.kind is Kind.dir:
+        sources.check_outside(source, paths.containers)
         copy_step = Change(str(rootfs), "copy", f"a copy of {source.path}")
         init, changes = _plan_tree(source.path, config, fresh=False)
         return init, [copy_step, *changes]

@@ -80,3 +80,14 @@ def parse(text: str) -> Source:
     if kind is Kind.tar and not path.is_file():
         raise UsageError(f"source {raw} is not a file", hint=f"use dir:{raw} for a directory")
     return Source(kind, str(path))
+
+
+def check_outside(source: Source, store: Path) -> None:
+    """A directory source must not hold richc's store: the copy would copy itself."""
+    inner = store.resolve()
+    outer = source.path.resolve()
+    if inner == outer or outer in inner.parents:
+        raise UsageError(
+            f"source {source.path} contains richc's containers ({store})",
+            hint="copy from a mounted VM disk or a directory outside richc's store",
+        )

@@ -440,3 +440,12 @@ def test_a_vm_keeps_its_own_network_config_when_bridged(tmp_path: Path) -> None:
     paths = [e.change.path for e in plan_edits(root, bridged, Init.systemd, fresh=False)]
     assert "/etc/systemd/network/80-richc-eth0.network" not in paths
     assert "/etc/network/interfaces" in paths  # renamed, not replaced
+
+
+def test_a_dir_source_must_not_contain_the_store(tmp_path: Path) -> None:
+    store = tmp_path / "var/lib/richc/containers"
+    store.mkdir(parents=True)
+    with pytest.raises(UsageError, match="contains richc's containers"):
+        src.check_outside(src.parse(str(tmp_path)), store)
+    (tmp_path / "vm").mkdir()
+    src.check_outside(src.parse(str(tmp_path / "vm")), store)
