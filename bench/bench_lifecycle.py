@@ -23,6 +23,8 @@ def raw_config(richc_config: Path, raw_dir: Path, raw_name: str) -> str:
     text = richc_config.read_text()
     out = []
     for line in text.splitlines():
+        if line.startswith("lxc.hook."):
+            continue  # richc's poststop callback belongs to richc's containers, not raw ones
         if line.startswith("lxc.rootfs.path"):
             line = f"lxc.rootfs.path = dir:{raw_dir / 'rootfs'}"
         elif line.startswith(("lxc.console.logfile", "lxc.log.file")):
