@@ -126,3 +126,13 @@ INFO = MatchInfo(
 )
 def test_when_conditions_all_must_match(when: oci.When, info: MatchInfo, expected: bool) -> None:
     assert when.matches(info) is expected
+
+
+def test_shipped_podman_style_example_is_valid() -> None:
+    from richc.resources import hooks_dir
+
+    parsed = oci.load(hooks_dir() / "examples/podman-style.json")
+    assert parsed.path.name == "log-lifecycle"
+    assert parsed.richc_stages() == (Stage.prestart, Stage.poststop)
+    assert parsed.when.matches(MatchInfo(command="/sbin/init"))
+    assert not parsed.when.matches(MatchInfo(command="/usr/bin/dumb-init --"))

@@ -239,3 +239,16 @@ def test_oci_status_per_stage() -> None:
         "prestop": "running",
         "poststop": "stopped",
     }
+
+
+def test_shipped_log_lifecycle_example(tmp_path: Path) -> None:
+    from richc.resources import hooks_dir
+
+    example = hooks_dir() / "examples/log-lifecycle"
+    (tmp_path / "var/log/richc").mkdir(parents=True)
+    h = Hook("log-lifecycle", Source.hooks_d, example, (str(example),))
+    outcome = runner.run_hooks([h], target(tmp_path, Stage.prestop, pid=77))
+    assert outcome.results[0].ok, read_log(tmp_path)
+    (line,) = (tmp_path / "var/log/richc/lifecycle.log").read_text().splitlines()
+    assert " web01 prestop pid=77 state=" in line
+    assert json.loads(line.split(" state=", 1)[1])["status"] == "running"
