@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from typing import Annotated
 
 import typer
@@ -91,6 +92,9 @@ def run(
     from richc.hookrun import inventory
 
     outcome = inventory.run_by_hand(context(ctx), name, inventory.parse_stage(stage))
+    for result in outcome.results:  # the hooks' own words, for whoever is debugging them
+        for line in result.output.splitlines():
+            print(f"{result.hook.label}: {line}", file=sys.stderr)
     if output is Format.json:
         emit_json([r.to_dict() for r in outcome.results])
     else:

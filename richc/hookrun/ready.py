@@ -54,8 +54,13 @@ def _alive(pid: int) -> bool:
     return Path(f"/proc/{pid}").exists()
 
 
+# nsenter's flag per namespace file; only those the kernel has are entered (cgroup: 4.6).
+NSENTER_FLAGS = {"mnt": "-m", "uts": "-u", "ipc": "-i", "net": "-n", "pid": "-p", "cgroup": "-C"}
+
+
 def _systemd(pid: int, timeout: float) -> tuple[bool, str]:
-    argv = ["nsenter", "-t", str(pid), "-m", "-u", "-i", "-n", "-p", "-C", "-r", "-w"]
+    flags = [f for ns, f in NSENTER_FLAGS.items() if os.path.exists(f"/proc/{pid}/ns/{ns}")]
+    argv = ["nsenter", "-t", str(pid), *flags, "-r", "-w"]
     argv += ["systemctl", "is-system-running", "--wait"]
     try:
         proc = run(argv, check=False, timeout=timeout)

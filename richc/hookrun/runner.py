@@ -81,6 +81,7 @@ class Result:
     duration: float = 0.0
     timed_out: bool = False
     error: str = ""
+    output: str = ""  # what it wrote to stdout and stderr (cut at MAX_OUTPUT)
 
     @property
     def ok(self) -> bool:
@@ -174,9 +175,14 @@ def run_one(hook: Hook, target: Target) -> Result:
             timeout=hook.timeout,
         )
         duration = time.monotonic() - started
-        _log_output(output.fileno(), tags)
+        text = _log_output(output.fileno(), tags)
     result = Result(
-        hook, session.returncode, duration, timed_out=session.timed_out, error=session.error
+        hook,
+        session.returncode,
+        duration,
+        timed_out=session.timed_out,
+        error=session.error,
+        output=text,
     )
     if session.timed_out:
         result.error = f"timed out after {hook.timeout:g} s; its process group was killed"
@@ -185,11 +191,17 @@ def run_one(hook: Hook, target: Target) -> Result:
     return result
 
 
-def _log_output(fd: int, tags: dict[str, object]) -> None:
+def _log_output(fd: int, tags: dict[str, object]) -> str:
     os.lseek(fd, 0, os.SEEK_SET)
-    data = os.read(fd, MAX_OUTPUT + 1)
+    data = b""
+    while len(data) <= MAX_OUTPUT:
+        chunk = os.read(fd, MAX_OUTPUT + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
     text = data[:MAX_OUTPUT].decode(errors="replace")
     for line in text.splitlines():
         hooklog.logger.info("| %s", line, extra=tags)
     if len(data) > MAX_OUTPUT:
         hooklog.logger.info("| [output cut at %d bytes]", MAX_OUTPUT, extra=tags)
+    return text

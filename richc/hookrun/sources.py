@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from richc import config as cfg
-from richc.hookrun import oci
+from richc.hookrun import oci, safety
 from richc.hookrun.model import DEFAULT_TIMEOUT, Hook, MatchInfo, Source, Stage
 from richc.paths import HostPaths
 
@@ -79,20 +79,22 @@ def oci_files(paths: HostPaths) -> list[Path]:
 def oci_hooks(paths: HostPaths, stage: Stage, match: MatchInfo) -> Iterator[Hook]:
     """OCI hooks for *stage* whose conditions hold; a broken file becomes a failing hook.
 
-    A broken file cannot say which stages it meant, so it fails at every stage: an error in
-    a hook file must not quietly drop a hook the operator relies on.
+    A broken or unsafe file cannot be trusted to say which stages it meant, so it fails at
+    every stage: an error in a hook file must not quietly drop a hook the operator relies on.
     """
     for file in oci_files(paths):
         try:
+            # Whoever can edit the file chooses what runs as root: it is checked like a hook.
+            safety.check(file)
             parsed = oci.load(file)
-        except oci.OciHookError as exc:
+        except (oci.OciHookError, safety.UnsafeHook) as exc:
             yield Hook(
                 name=file.stem,
                 source=Source.oci,
                 path=file,
                 argv=(str(file),),
                 origin=file,
-                problem=exc.message,
+                problem=f"{exc.message}; {exc.hint}" if exc.hint else exc.message,
             )
             continue
         if stage in parsed.richc_stages() and parsed.when.matches(match):

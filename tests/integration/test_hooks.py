@@ -424,12 +424,16 @@ def test_hooks_run_by_hand_and_list(
     richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
 ) -> None:
     seen = tmp_path / "seen"
-    script(hooks_d(richc_root) / "poststart/10-pid", f'echo "$RICHC_PID" >> {seen}\n')
+    script(
+        hooks_d(richc_root) / "poststart/10-pid",
+        f'echo "$RICHC_PID" >> {seen}; echo "said $RICHC_STAGE"\n',
+    )
     script(hooks_d(richc_root) / "poststart/20-off", "exit 1\n", mode=0o644)  # disabled
     richc("create", name, "--start")
     pid = inspect(richc, name)["pid"]
     run = richc("hooks", "run", name, "poststart", "--format", "json")
     assert [r["hook"] for r in json.loads(run.stdout)] == ["hooks.d/10-pid"]
+    assert "hooks.d/10-pid: said poststart" in run.stderr
     assert lines(seen) == [str(pid), str(pid)]
     table = richc("hooks", "list").stdout
     assert "(20-off)" in table and "not executable" in table

@@ -125,3 +125,11 @@ def test_annotations_say_name_source_and_init() -> None:
         "io.richc.source": "busybox",
         "io.richc.init": "busybox",
     }
+
+
+def test_world_writable_oci_file_is_refused_not_dropped(paths: HostPaths) -> None:
+    oci_file(paths, "open.json", ["poststop"], {"always": True})
+    (paths.hooks_d / "open.json").chmod(0o666)
+    config = cfg.from_dict({"name": "web01"})
+    (hook,) = sources.resolve(paths, config, Stage.prestart, MATCH)  # at every stage
+    assert hook.problem and "world-writable" in hook.problem and "chmod o-w" in hook.problem
