@@ -115,6 +115,14 @@ class _Signals:
         return self.received is not None
 
 
+def _tell_manager(**values: str | int) -> None:
+    """sd_notify, but a manager that cannot be reached must not end the supervision."""
+    try:
+        notify(**values)
+    except OSError as exc:
+        log.warning("cannot notify the service manager at $NOTIFY_SOCKET: %s", exc)
+
+
 def pidfds_usable() -> bool:
     """Ask the probe whether this kernel has pidfd_open (5.3+)."""
     try:
@@ -211,7 +219,7 @@ def supervise(ctx: Context, name: str, rules: RestartRules | None = None) -> int
                 up_since = time.monotonic()
                 status = f"{name} running (init pid {pid})"
                 log.info("%s", status)
-                notify(READY=1, STATUS=status, MAINPID=os.getpid())
+                _tell_manager(READY=1, STATUS=status, MAINPID=os.getpid())
                 exited = wait_for_exit(pid, started, signals, use_pidfd)
                 if not exited:
                     return _stop_on_signal(ctx, name, signals.received or signal.SIGTERM)
@@ -235,7 +243,7 @@ def supervise(ctx: Context, name: str, rules: RestartRules | None = None) -> int
                     + (f", gave up after {attempt - 1} restarts" if attempt > 1 else "")
                 )
                 log.error("%s: init died (%s)", name, why)
-                notify(STATUS=f"{name}: init died")
+                _tell_manager(STATUS=f"{name}: init died")
                 return EXIT_INIT_DIED
             delay = rules.backoff(attempt)
             log.warning(
@@ -246,7 +254,7 @@ def supervise(ctx: Context, name: str, rules: RestartRules | None = None) -> int
                 delay,
                 policy.value,
             )
-            notify(STATUS=f"{name}: init died; restarting in {delay:.1f} s")
+            _tell_manager(STATUS=f"{name}: init died; restarting in {delay:.1f} s")
             if signals.sleep(delay) or stop_requested(ctx, name):
                 log.info("%s: stop requested while waiting; not restarting it", name)
                 return EXIT_STOPPED
@@ -274,7 +282,7 @@ def _stop_on_signal(ctx: Context, name: str, signum: int) -> int:
     from richc import lifecycle
 
     log.info("%s: got %s; stopping it", name, signal.Signals(signum).name)
-    notify(STOPPING=1, STATUS=f"stopping {name}")
+    _tell_manager(STOPPING=1, STATUS=f"stopping {name}")
     # Further stop signals must not interrupt the clean stop half-way; systemd's
     # TimeoutStopSec (then SIGKILL) bounds it.
     for extra in STOP_SIGNALS:
