@@ -28,8 +28,6 @@ TEMPLATE_UNIT = "richc@.service"
 TARGET_UNIT = "richc.target"
 DROPIN_NAME = "50-richc.conf"
 
-# A hook without its own timeout gets this many seconds (the hooks runner's default).
-DEFAULT_HOOK_TIMEOUT = 30
 # Time for richc itself and the runtime around the init's own start or shutdown.
 START_BASE_SECONDS = 30
 STOP_MARGIN_SECONDS = 10
@@ -73,21 +71,26 @@ def richc_executable() -> Path:
     return Path(found) if found else Path("/usr/bin/richc")
 
 
-def hooks_d_count(paths: HostPaths, stage: str) -> int:
-    """How many operator hooks ``hooks.d/STAGE/`` holds (executables and OCI hook files)."""
-    try:
-        return sum(1 for entry in (paths.hooks_d / stage).iterdir() if entry.is_file())
-    except OSError:
-        return 0
+def hook_seconds(
+    config: cfg.ContainerConfig, paths: HostPaths, init: str, stages: tuple[str, ...]
+) -> int:
+    """The longest the hooks of *stages* may take: the timeouts of every hook that runs there
+    (built-in, hooks.d, OCI hook files, the container's own), as the hooks runner resolves
+    them, plus the runner's own waits (poststart hooks first wait for the init to boot)."""
+    from richc.context import Context
+    from richc.hookrun import stages as hook_stages
+    from richc.hookrun.model import Stage
+    from richc.store import State
 
-
-def hook_seconds(config: cfg.ContainerConfig, paths: HostPaths, stages: tuple[str, ...]) -> int:
-    """The longest the hooks of *stages* may take: each one's timeout, summed."""
+    state = State(name=config.name, init=init)
     total = 0.0
     for stage in stages:
-        for hook in config.hooks_for(stage):
-            total += hook.timeout if hook.timeout is not None else DEFAULT_HOOK_TIMEOUT
-        total += hooks_d_count(paths, stage) * DEFAULT_HOOK_TIMEOUT
+        hooks = hook_stages.hooks_for(Context(paths), config, state, Stage(stage))
+        total += sum(hook.timeout for hook in hooks)
+        if hooks and stage == "poststart":
+            total += hook_stages.READY_TIMEOUT
+        if hooks and stage == "poststop":
+            total += hook_stages.POSTSTOP_MARGIN
     return int(-(-total // 1))  # round up: systemd takes whole seconds here
 
 
@@ -104,9 +107,10 @@ class UnitSettings:
     start_limit_burst: int
 
 
-def settings_for(config: cfg.ContainerConfig, paths: HostPaths) -> UnitSettings:
-    start_hooks = hook_seconds(config, paths, ("prestart", "poststart"))
-    stop_hooks = hook_seconds(config, paths, ("prestop", "poststop"))
+def settings_for(config: cfg.ContainerConfig, paths: HostPaths, init: str = "") -> UnitSettings:
+    init = init or config.init.value
+    start_hooks = hook_seconds(config, paths, init, ("prestart", "poststart"))
+    stop_hooks = hook_seconds(config, paths, init, ("prestop", "poststop"))
     # `restart: always` never gives up (as richc's own supervisor); systemd's rate limit is
     # switched off with an interval of 0.
     always = config.restart is cfg.RestartPolicy.always
@@ -115,12 +119,12 @@ def settings_for(config: cfg.ContainerConfig, paths: HostPaths) -> UnitSettings:
         start_timeout=START_BASE_SECONDS + start_hooks,
         start_timeout_why=(
             f"{START_BASE_SECONDS} s for richc and the init + {start_hooks} s"
-            " of prestart/poststart hook timeouts"
+            " of prestart/poststart hooks"
         ),
         stop_timeout=config.stop_timeout + stop_hooks + STOP_MARGIN_SECONDS,
         stop_timeout_why=(
-            f"stop_timeout {config.stop_timeout} s + {stop_hooks} s of prestop/poststop hook"
-            f" timeouts + {STOP_MARGIN_SECONDS} s for richc and the runtime"
+            f"stop_timeout {config.stop_timeout} s + {stop_hooks} s of prestop/poststop hooks"
+            f" + {STOP_MARGIN_SECONDS} s for richc and the runtime"
         ),
         start_limit_interval=0 if always else START_LIMIT_INTERVAL,
         start_limit_burst=START_LIMIT_BURST,
@@ -138,7 +142,7 @@ def render_files(
     from richc.templating import render
 
     units = paths.systemd_units
-    settings = settings_for(config, paths)
+    settings = settings_for(config, paths, init)
     template = render(
         "systemd/richc@.service.j2", richc_argv=richc_argv(paths, richc), dropin_name=DROPIN_NAME
     )

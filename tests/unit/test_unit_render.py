@@ -82,20 +82,35 @@ def test_root_moves_the_files_and_is_passed_to_richc(tmp_path: Path) -> None:
     assert f"ExecStop={RICHC} --root {tmp_path} stop %i\n" in text
 
 
-def test_timeouts_add_up_hooks_and_hooks_d(tmp_path: Path) -> None:
+def test_timeouts_add_up_the_hooks_that_run(tmp_path: Path) -> None:
+    """Timeouts count every hook the runner would run (built-in, hooks.d, the container's)."""
+    from richc.hookrun import stages as hook_stages
+    from richc.hookrun.model import DEFAULT_TIMEOUT
+
     config = cfg.from_dict(CASES["hooks-on-failure"])
     paths = HostPaths.from_root(tmp_path)
-    settings = systemd_unit.settings_for(config, paths)
-    # stop_timeout 45 + prestop 20.5 + poststop default 30 -> 96 (rounded up) + margin 10
-    assert settings.stop_timeout == 45 + 51 + systemd_unit.STOP_MARGIN_SECONDS
-    # prestart default 30 + poststart 10
-    assert settings.start_timeout == systemd_unit.START_BASE_SECONDS + 40
-    # Each operator hook in hooks.d/prestop adds the default hook timeout.
+    settings = systemd_unit.settings_for(config, paths, "busybox")
+    builtin_poststop = len(list((templates_root() / "hooks/builtin/poststop").iterdir()))
+    # prestop 20.5 + poststop deregister (default) + the built-in poststop hooks, rounded up
+    stop_hooks = 20.5 + DEFAULT_TIMEOUT * (1 + builtin_poststop) + hook_stages.POSTSTOP_MARGIN
+    assert settings.stop_timeout == 45 + -(-stop_hooks // 1) + systemd_unit.STOP_MARGIN_SECONDS
+    # prestart mount-nfs (default) + poststart 10 + the wait for the init to boot
+    start_hooks = DEFAULT_TIMEOUT + 10 + hook_stages.READY_TIMEOUT
+    assert settings.start_timeout == systemd_unit.START_BASE_SECONDS + start_hooks
+    # Each executable operator hook in hooks.d/prestop adds the default hook timeout.
     (paths.hooks_d / "prestop").mkdir(parents=True)
-    for hook in ("10-a", "20-b.json"):
-        (paths.hooks_d / "prestop" / hook).write_text("")
-    settings = systemd_unit.settings_for(config, paths)
-    assert settings.stop_timeout == 45 + 51 + 60 + systemd_unit.STOP_MARGIN_SECONDS
+    for hook in ("10-a", "20-b", "30-not-executable"):
+        (paths.hooks_d / "prestop" / hook).write_text("#!/bin/sh\n")
+        if hook != "30-not-executable":
+            (paths.hooks_d / "prestop" / hook).chmod(0o755)
+    longer = systemd_unit.settings_for(config, paths, "busybox")
+    assert longer.stop_timeout == settings.stop_timeout + 2 * DEFAULT_TIMEOUT
+
+
+def templates_root() -> Path:
+    from richc.resources import hooks_dir
+
+    return hooks_dir().parent
 
 
 @pytest.mark.parametrize(
