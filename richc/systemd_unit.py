@@ -184,7 +184,8 @@ def remove_files(paths: HostPaths, name: str) -> list[Path]:
         removed.append(dropin)
     with contextlib.suppress(OSError):
         dropin_dir.rmdir()  # only if the operator left no drop-in of their own
-    others = [p for p in units.glob("richc@*.service.d") if p.is_dir()] if units.is_dir() else []
+    # Other containers' drop-in directories; "?*" leaves out the template's own (richc@.service.d).
+    others = [p for p in units.glob("richc@?*.service.d") if p.is_dir()] if units.is_dir() else []
     if not others:
         for shared in (units / TEMPLATE_UNIT, units / TARGET_UNIT):
             if shared.exists():

@@ -182,3 +182,14 @@ def test_systemd_analyze_verify_catches_a_bad_dropin(tmp_path: Path) -> None:
         text=True,
     )
     assert "sometimes" in proc.stderr
+
+
+def test_a_template_dropin_does_not_count_as_a_container(tmp_path: Path) -> None:
+    paths = HostPaths.from_root(tmp_path)
+    systemd_unit.write_files(render("default", tmp_path))
+    operator = paths.systemd_units / "richc@.service.d" / "10-site.conf"
+    operator.parent.mkdir()
+    operator.write_text("[Unit]\nAfter=remote-fs.target\n")
+    removed = systemd_unit.remove_files(paths, "web01")
+    assert paths.systemd_units / "richc@.service" in removed
+    assert operator.exists(), "the operator's template drop-in is theirs to remove"
