@@ -23,7 +23,11 @@ Each hook runs on the host, as root, as the leader of its own session, with:
   with container, stage and hook (:mod:`.hooklog`).
 
 Files that are world-writable, not owned by root (when richc runs as root), or in such a
-directory are refused (:mod:`.safety`).
+directory are refused (:mod:`.safety`); so are OCI JSON files, which choose what runs.
+
+prestart, poststart and prestop hooks run while richc holds the container's lock:
+``richc exec``, ``inspect`` and ``list`` work from a hook, but a lifecycle command on the
+same container (``stop``, ``set``) would wait for the lock and fail after 30 s.
 
 Failure policy (:mod:`.stages`): a failed prestart hook aborts the start (poststop hooks
 then run to undo earlier prestart work, as in OCI); a failed poststart hook stops the

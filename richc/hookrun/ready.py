@@ -62,13 +62,29 @@ def _systemd(pid: int, timeout: float) -> tuple[bool, str]:
     flags = [f for ns, f in NSENTER_FLAGS.items() if os.path.exists(f"/proc/{pid}/ns/{ns}")]
     argv = ["nsenter", "-t", str(pid), *flags, "-r", "-w"]
     argv += ["systemctl", "is-system-running", "--wait"]
-    try:
-        proc = run(argv, check=False, timeout=timeout)
-    except CommandFailed as exc:
-        return False, f"systemctl is-system-running: {exc.message}"
-    state = proc.stdout.strip() or proc.stderr.strip()
-    # --wait returns once startup is over; "degraded" (a unit failed) is still booted.
-    return state in ("running", "degraded"), f"systemd is {state}"
+    # systemctl talks to systemd over /run/systemd/private, which a just-started systemd
+    # has not created yet ("Failed to connect to bus"): wait for it from the host side.
+    private = Path(f"/proc/{pid}/root/run/systemd/private")
+    deadline = time.monotonic() + timeout
+    state = "not answering"
+    while time.monotonic() < deadline:
+        if not _alive(pid):
+            return False, "systemd exited while booting"
+        if not private.exists():
+            time.sleep(POLL)
+            continue
+        try:
+            proc = run(argv, check=False, timeout=max(deadline - time.monotonic(), 0.1))
+        except CommandFailed as exc:
+            return False, f"systemctl is-system-running: {exc.message}"
+        state = proc.stdout.strip() or proc.stderr.strip()
+        # --wait returns once startup is over; "degraded" (a unit failed) is still booted.
+        if state in ("running", "degraded"):
+            return True, f"systemd is {state}"
+        if state in ("stopping", "offline", "maintenance"):
+            return False, f"systemd is {state}"
+        time.sleep(POLL)  # the bus went away and came back (daemon-reexec): ask again
+    return False, f"systemd is {state} after {timeout:g} s"
 
 
 def _children(pid: int) -> list[int]:

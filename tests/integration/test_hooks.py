@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
+import subprocess
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,27 @@ from tests.integration.conftest import RichcRunner
 pytestmark = pytest.mark.integration
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+
+
+@pytest.fixture(params=["lxc", "runc"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    """Every test runs on both runtimes: the hook contract is the same on each."""
+    value = str(request.param)
+    if value == "runc" and shutil.which("runc") is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+    return value
+
+
+@pytest.fixture
+def richc(richc: RichcRunner, runtime: str) -> RichcRunner:
+    """conftest's runner, creating every container on this test's runtime."""
+
+    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        if args and args[0] == "create":
+            args = ("create", "--runtime", runtime, *args[1:])
+        return richc(*args, **kwargs)
+
+    return run
 
 
 def inspect(richc: RichcRunner, name: str) -> dict[str, Any]:
@@ -183,7 +206,7 @@ def test_order_across_the_four_sources(
 
 
 def test_stdin_state_and_environment(
-    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path, runtime: str
 ) -> None:
     out = tmp_path / "out"
     hook = script(tmp_path / "dump", f"cat > {out}.json; env > {out}.env\n")
@@ -215,7 +238,7 @@ def test_stdin_state_and_environment(
     assert env["RICHC_PID"] == str(info["pid"])
     assert env["RICHC_CONFIG"] == str(cdir / "config.yaml")
     assert f"name: {name}" in Path(env["RICHC_CONFIG"]).read_text()
-    assert env["RICHC_RUNTIME"] == "lxc"
+    assert env["RICHC_RUNTIME"] == runtime
     assert env["RICHC_ROOT"] == str(richc_root)
     assert env["OWN"] == "mine" and env["RICHC_EXTRA"] == "1"
     assert env["PATH"].startswith("/usr/local/sbin")
