@@ -1,0 +1,70 @@
+"""poststart waits for systemd: a hook sees `systemctl is-system-running` say running.
+
+Boots a debootstrapped Debian (systemd) container on each runtime; the image is built once
+per session (or kept in $RICHC_TEST_IMAGE_CACHE, as the rootfs tests do).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import RichcRunner
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    kept = os.environ.get("RICHC_TEST_IMAGE_CACHE")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        yield Path(kept)
+        return
+    cache = tmp_path_factory.mktemp("richc-images")
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)
+
+
+@pytest.fixture
+def richc_root(tmp_path: Path, image_cache: Path) -> Path:
+    if shutil.which("debootstrap") is None:
+        pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
+    root = tmp_path / "root"
+    (root / "var/lib/richc").mkdir(parents=True)
+    (root / "var/lib/richc/images").symlink_to(image_cache)
+    return root
+
+
+@pytest.mark.parametrize("runtime", ["lxc", "runc"])
+def test_poststart_runs_once_systemd_is_running(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path, runtime: str
+) -> None:
+    if runtime == "runc" and shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    seen = tmp_path / "seen"
+    hook = tmp_path / "state"
+    # The hook asks systemd itself, inside the container, without waiting.
+    hook.write_text(
+        "#!/bin/sh\n"
+        "nsenter -t $RICHC_PID -m -u -i -n -p -r -w systemctl is-system-running"
+        f" > {seen} 2>&1\n"
+        "exit 0\n"
+    )
+    hook.chmod(0o755)
+    richc(
+        "create", name, "--from", "debian:bookworm", "--runtime", runtime,
+        "--hook", f"poststart={hook}", timeout=900,
+    )  # fmt: skip
+    richc("start", name)
+    info: dict[str, Any] = json.loads(richc("inspect", name).stdout)
+    assert info["init"] == "systemd"
+    assert seen.read_text().strip() in ("running", "degraded"), seen.read_text()
+    richc("stop", name)
+    assert json.loads(richc("inspect", name).stdout)["state"] == "stopped"
