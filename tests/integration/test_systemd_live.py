@@ -43,6 +43,22 @@ then
     mount -o remount,ro /sys/fs/cgroup
 fi
 """
+# The fix-up as a boot step that every richc@ instance wants and waits for (a drop-in for
+# the template), so that richc@inner can start at boot from richc.target.
+FIXUP_DROPIN = """[Unit]
+Wants=richc-cgroup-fixup.service
+After=richc-cgroup-fixup.service
+"""
+FIXUP_UNIT = """[Unit]
+Description=Mount the cpu and cpuacct cgroup hierarchies as the host has them
+DefaultDependencies=no
+[Service]
+Type=oneshot
+RemainAfterExit=yes
+ExecStart=/bin/sh /usr/local/sbin/richc-cgroup-fixup
+[Install]
+WantedBy=multi-user.target
+"""
 WRAPPER = """#!/opt/richc/bin/python3
 import sys
 sys.path.insert(0, "/opt/richc-src")
@@ -124,7 +140,12 @@ def test_systemd_runs_a_nested_container_unit(
            f" -y -qq --no-install-recommends {PACKAGES} >/dev/null", timeout=1200)  # fmt: skip
     rootfs = richc_root / "var/lib/richc/containers" / name / "rootfs"
     install_richc(rootfs, inside)
-    inside("sh", "-c", CGROUP_FIXUP)
+    (rootfs / "usr/local/sbin/richc-cgroup-fixup").write_text(CGROUP_FIXUP)
+    (rootfs / "etc/systemd/system/richc-cgroup-fixup.service").write_text(FIXUP_UNIT)
+    (rootfs / "etc/systemd/system/richc@.service.d").mkdir(parents=True)
+    (rootfs / "etc/systemd/system/richc@.service.d/10-cgroup-fixup.conf").write_text(FIXUP_DROPIN)
+    inside("systemctl", "daemon-reload")
+    inside("systemctl", "enable", "--now", "richc-cgroup-fixup.service")
 
     inside("/opt/richc/bin/richc", "create", "inner", "--no-lxcfs", "--restart", "on-failure")
     # `richc` inside is /opt/richc/bin/richc: the unit's ExecStart names that script.
@@ -178,5 +199,24 @@ def test_systemd_runs_a_nested_container_unit(
     # Nothing of LXC's is left in the container's cgroups.
     leftovers = inside("sh", "-c", "ls -d /sys/fs/cgroup/*/lxc.*.inner 2>/dev/null || true")
     assert leftovers.stdout.strip() == ""
+
+    # At boot, richc.target (wanted by multi-user.target) starts the enabled container.
+    richc("stop", name)
+    richc("start", name)
+    wait_for(
+        "richc@inner to start at boot",
+        lambda: (
+            inside("systemctl", "is-active", "richc@inner", check=False).stdout.strip() == "active"
+        ),
+    )
+    assert inner()["state"] == "running"
+    assert inside("richc", "exec", "inner", "--", "true").returncode == 0
+
+    # unit remove: stops and disables it, and takes the files away.
+    inside("richc", "unit", "remove", "inner", timeout=120)
+    assert inner()["state"] == "stopped"
+    assert inside("systemctl", "cat", "richc@inner", check=False).returncode != 0
+    assert not (rootfs / "etc/systemd/system/richc@inner.service.d").exists()
+    assert not (rootfs / "etc/systemd/system/richc.target.wants").exists()
     inside("richc", "rm", "inner")
     print(f"live systemd test took {time.monotonic() - began:.0f} s", file=sys.stderr)
