@@ -134,6 +134,18 @@ def pidfds_usable() -> bool:
         return False
 
 
+def init_alive(pid: int, start_time: int | None) -> bool:
+    """True while *pid* is the recorded init and has not exited (a zombie has exited)."""
+    if not is_same_process(pid, start_time):
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            data = handle.read()
+    except OSError:
+        return False
+    return data[data.rindex(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")
+
+
 def wait_for_exit(pid: int, start_time: int | None, signals: _Signals, use_pidfd: bool) -> bool:
     """Wait until the init (*pid*, started at *start_time*) exits or a stop signal comes.
 
@@ -152,7 +164,7 @@ def wait_for_exit(pid: int, start_time: int | None, signals: _Signals, use_pidfd
     try:
         # A pidfd names the process itself, so a reused pid cannot fool it; re-check the start
         # time once in case the init exited before pidfd_open ran.
-        if not is_same_process(pid, start_time):
+        if not init_alive(pid, start_time):
             return True
         watch = [signals.read_fd] + ([pidfd] if pidfd >= 0 else [])
         timeout = None if pidfd >= 0 else POLL_INTERVAL
@@ -162,7 +174,7 @@ def wait_for_exit(pid: int, start_time: int | None, signals: _Signals, use_pidfd
                 return True
             if signals.read_fd in ready:
                 signals.drain()
-            if pidfd < 0 and not is_same_process(pid, start_time):
+            if pidfd < 0 and not init_alive(pid, start_time):
                 return True
         return False
     finally:
