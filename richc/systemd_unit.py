@@ -61,6 +61,14 @@ def richc_argv(paths: HostPaths, richc: Path | None = None) -> list[str]:
     return argv
 
 
+def exec_words(argv: list[str]) -> str:
+    """*argv* as an ``ExecStart=`` command line: each word quoted where needed, ``%`` doubled
+    (systemd would read ``%i``-style specifiers in a path otherwise)."""
+    import shlex
+
+    return " ".join(shlex.quote(word).replace("%", "%%") for word in argv)
+
+
 def richc_executable() -> Path:
     # The console script next to the running interpreter (a venv or /usr/bin), so the unit
     # runs the same richc that installed it.
@@ -144,7 +152,9 @@ def render_files(
     units = paths.systemd_units
     settings = settings_for(config, paths, init)
     template = render(
-        "systemd/richc@.service.j2", richc_argv=richc_argv(paths, richc), dropin_name=DROPIN_NAME
+        "systemd/richc@.service.j2",
+        richc_command=exec_words(richc_argv(paths, richc)),
+        dropin_name=DROPIN_NAME,
     )
     target = render("systemd/richc.target.j2")
     dropin = render(

@@ -193,3 +193,10 @@ def test_a_template_dropin_does_not_count_as_a_container(tmp_path: Path) -> None
     removed = systemd_unit.remove_files(paths, "web01")
     assert paths.systemd_units / "richc@.service" in removed
     assert operator.exists(), "the operator's template drop-in is theirs to remove"
+
+
+def test_exec_words_quote_for_systemd() -> None:
+    assert systemd_unit.exec_words(["/usr/bin/richc", "--root", "/srv/a b"]) == (
+        "/usr/bin/richc --root '/srv/a b'"
+    )
+    assert systemd_unit.exec_words(["/srv/100%/richc"]) == "/srv/100%%/richc"
