@@ -129,7 +129,7 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
         runtime.render(spec, cdir)
         from richc.hookrun import stages as hook_stages
 
-        hook_stages.arm_poststop(cdir)
+        hook_stages.arm_poststop(ctx, cdir, config, state)
         hook_stages.prestart(ctx, cdir, config, state, spec)  # rootfs ready, no init yet
         pid = runtime.start(spec, cdir)
         state.started_at = now()
@@ -193,9 +193,12 @@ def _stop_locked(
         if prestop:
             hook_stages.prestop(ctx, cdir, config, state, spec, status.pid)
         wait = config.stop_timeout if timeout is None else timeout
-        # LXC runs the poststop hooks before it reports the container stopped: allow them.
-        budget = hook_stages.poststop_budget(ctx, config, state, spec)
-        if kill or not runtime.shutdown(spec, cdir, wait + budget):
+        # LXC reports a container stopped only after its poststop hooks ran: an init that
+        # exited in time is a clean stop even while they still run.
+        if kill or not (
+            runtime.shutdown(spec, cdir, wait)
+            or hook_stages.wait_poststop(ctx, cdir, config, state, spec, status.pid)
+        ):
             if not kill:
                 log.warning(
                     "%s did not shut down within %s s after %s; killing it",

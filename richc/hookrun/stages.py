@@ -21,6 +21,8 @@ import logging
 import os
 import shlex
 import sys
+import time
+from typing import Any
 
 from richc import config as cfg
 from richc.context import Context
@@ -29,6 +31,7 @@ from richc.hookrun import sources
 from richc.hookrun.model import Hook, Stage
 from richc.hookrun.ready import wait_ready
 from richc.hookrun.runner import StageRun, Target, run_hooks
+from richc.procs import is_same_process
 from richc.spec import ContainerSpec
 from richc.store import ContainerDir, State, write_atomic
 
@@ -173,13 +176,70 @@ def prestop(
 def poststop_budget(
     ctx: Context, config: cfg.ContainerConfig, state: State, spec: ContainerSpec | None
 ) -> float:
-    """Seconds a runtime's own poststop callback may add to a stop (0 without hooks)."""
+    """Seconds a runtime's own poststop callback may take (0 without hooks)."""
     hooks = hooks_for(ctx, config, state, Stage.poststop, spec)
     return sum(h.timeout for h in hooks) + POSTSTOP_MARGIN if hooks else 0.0
 
 
-def arm_poststop(cdir: ContainerDir) -> None:
-    """Before a start: the next stop of this run has not had its poststop hooks yet."""
+def _read_claim(cdir: ContainerDir) -> dict[str, Any] | None:
+    try:
+        record = json.loads((cdir.run_dir / CLAIM_FILE).read_text())
+    except (OSError, ValueError):
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _in_progress(record: dict[str, Any] | None) -> bool:
+    """A claim whose runner is still at work (not done, and its process alive)."""
+    if record is None or record.get("status") == "done":
+        return False
+    pid = record.get("pid")
+    return isinstance(pid, int) and pid > 0 and os.path.exists(f"/proc/{pid}")
+
+
+def _wait_claim(cdir: ContainerDir, seconds: float, *, appear: float = 0.0) -> bool:
+    """Wait up to *seconds* for a running poststop claim to finish; first up to *appear*
+    seconds for one to show up at all. True if the poststop hooks are done (or were never
+    going to run here), False if they were still running at the deadline.
+
+    LXC reports a container STOPPED to a state query as soon as its init is gone, while its
+    monitor still runs the post-stop callback; only this file says when that is over.
+    """
+    started = time.monotonic()
+    while True:
+        record = _read_claim(cdir)
+        elapsed = time.monotonic() - started
+        if record is None and elapsed >= appear:
+            return True
+        if record is not None and not _in_progress(record):
+            return True
+        if elapsed >= seconds:
+            return False
+        time.sleep(0.05)
+
+
+def wait_poststop(
+    ctx: Context,
+    cdir: ContainerDir,
+    config: cfg.ContainerConfig,
+    state: State,
+    spec: ContainerSpec | None,
+    init_pid: int | None,
+) -> bool:
+    """After a shutdown that timed out: True if the init did exit (a clean stop) and the
+    runtime's poststop callback then finished within the hooks' budget."""
+    if init_pid is None or is_same_process(init_pid, state.extra.get("pid_start_time")):
+        return False  # the init itself is still there: the shutdown really failed
+    budget = poststop_budget(ctx, config, state, spec)
+    return _wait_claim(cdir, budget, appear=min(budget, POSTSTOP_MARGIN))
+
+
+def arm_poststop(
+    ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
+) -> None:
+    """Before a start: let a previous run's poststop finish, then mark this run's as due."""
+    if not _wait_claim(cdir, poststop_budget(ctx, config, state, None)):
+        log.warning("%s: the previous run's poststop hooks are still running", cdir.name)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(cdir.run_dir / CLAIM_FILE)
 
@@ -214,10 +274,7 @@ def poststop_once(
 
 def report_poststop(cdir: ContainerDir) -> list[str]:
     """Failures the runtime's poststop callback recorded (for `richc stop` to repeat)."""
-    try:
-        record = json.loads((cdir.run_dir / CLAIM_FILE).read_text())
-    except (OSError, ValueError):
-        return []
+    record = _read_claim(cdir) or {}
     return [
         f"{r['hook']} failed: {r['error'] or 'exit status ' + str(r['returncode'])}"
         for r in record.get("results", [])
@@ -232,10 +289,14 @@ def after_stop(
     state: State,
     spec: ContainerSpec | None,
 ) -> None:
-    """After richc saw the container stop: run poststop if the runtime did not, or report."""
-    if poststop_once(ctx, cdir, config, state, spec=spec) is None:
-        for failure in report_poststop(cdir):
-            log.warning("poststop hook %s", failure)
+    """After richc saw the container stop: run poststop if the runtime did not, or wait for
+    the runtime's run to finish and report its failures."""
+    if poststop_once(ctx, cdir, config, state, spec=spec) is not None:
+        return
+    if not _wait_claim(cdir, poststop_budget(ctx, config, state, spec)):
+        log.warning("%s: poststop hooks still running after their timeouts", cdir.name)
+    for failure in report_poststop(cdir):
+        log.warning("poststop hook %s", failure)
 
 
 def callback_argv(ctx: Context) -> list[str]:

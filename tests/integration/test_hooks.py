@@ -484,3 +484,34 @@ def test_bind_host_dir_example_mounts_before_init_and_releases_after(
     assert _mounts_under(cdir) != []
     richc("stop", name)
     assert _mounts_under(cdir) == []
+
+
+def test_slow_poststop_hook_does_not_turn_a_clean_stop_into_a_kill(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
+) -> None:
+    done = tmp_path / "done"
+    # busybox init takes about 2 s to shut down; the hook keeps the runtime busy well past
+    # the stop timeout after that.
+    script(hooks_d(richc_root) / "poststop/10-slow", f"sleep 6; echo done > {done}\n")
+    richc("create", name, "--start")
+    stop = richc("stop", name, "--timeout", "4")
+    assert "killed" not in stop.stderr and "did not shut down" not in stop.stderr, stop.stderr
+    assert lines(done) == ["done"]  # it finished before `richc stop` returned
+    assert inspect(richc, name)["state"] == "stopped"
+
+
+def test_a_start_right_after_a_crash_waits_for_the_old_poststop(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
+) -> None:
+    trail = tmp_path / "trail"
+    script(
+        hooks_d(richc_root) / "poststop/10-slow",
+        f"echo begin >> {trail}; sleep 2; echo end >> {trail}\n",
+    )
+    script(hooks_d(richc_root) / "prestart/10-mark", f"echo prestart >> {trail}\n")
+    richc("create", name, "--start")
+    os.kill(inspect(richc, name)["pid"], signal.SIGKILL)
+    wait_for("the poststop hook to begin", lambda: "begin" in lines(trail))
+    richc("start", name)  # while the old run's poststop is still at work
+    richc("stop", name)
+    assert lines(trail) == ["prestart", "begin", "end", "prestart", "begin", "end"]

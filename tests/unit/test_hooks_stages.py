@@ -45,12 +45,12 @@ def test_poststop_runs_once_per_run(ctx: Context, tmp_path: Path) -> None:
     count = counting_hook(tmp_path, "poststop")
     cdir = make_container(ctx)
     config, state = cdir.load_config(), cdir.load_state()
-    stages.arm_poststop(cdir)
+    stages.arm_poststop(ctx, cdir, cdir.load_config(), cdir.load_state())
     assert stages.poststop_once(ctx, cdir, config, state) is not None
     assert stages.poststop_once(ctx, cdir, config, state) is None  # already claimed
     stages.after_stop(ctx, cdir, config, state, None)  # richc stop after the runtime did it
     assert count.read_text().split() == ["poststop"]
-    stages.arm_poststop(cdir)  # the next start
+    stages.arm_poststop(ctx, cdir, cdir.load_config(), cdir.load_state())  # the next start
     stages.after_stop(ctx, cdir, config, state, None)
     assert count.read_text().split() == ["poststop", "poststop"]
 
@@ -60,7 +60,7 @@ def test_runtime_callback_runs_poststop_and_records_failures(
 ) -> None:
     counting_hook(tmp_path, "poststop", "echo broken >&2; exit 4\n")
     cdir = make_container(ctx)
-    stages.arm_poststop(cdir)
+    stages.arm_poststop(ctx, cdir, cdir.load_config(), cdir.load_state())
     assert (
         callback.main(["--root", str(ctx.paths.root), "poststop", "web01", "lxc", "post-stop"]) == 0
     )
@@ -97,7 +97,7 @@ def test_failed_prestart_runs_poststop_to_undo_and_raises(ctx: Context, tmp_path
     count = counting_hook(tmp_path, "prestart", "exit 1\n")
     counting_hook(tmp_path, "poststop")
     cdir = make_container(ctx)
-    stages.arm_poststop(cdir)
+    stages.arm_poststop(ctx, cdir, cdir.load_config(), cdir.load_state())
     with pytest.raises(stages.HookFailed) as info:
         stages.prestart(ctx, cdir, cdir.load_config(), cdir.load_state(), spec=None)
     assert "prestart hook hooks.d/10-count failed with exit status 1" in info.value.message
@@ -122,7 +122,7 @@ def test_no_poststop_hooks_no_budget(ctx: Context) -> None:
 def test_real_builtin_stop_record(tmp_path: Path) -> None:
     ctx = Context(paths=HostPaths.from_root(tmp_path / "root"))
     cdir = make_container(ctx)
-    stages.arm_poststop(cdir)
+    stages.arm_poststop(ctx, cdir, cdir.load_config(), cdir.load_state())
     outcome = stages.poststop_once(ctx, cdir, cdir.load_config(), cdir.load_state())
     assert outcome is not None and [r.hook.label for r in outcome.results] == [
         "builtin/50-stop-record"
@@ -155,3 +155,27 @@ def test_init_without_readiness_signal_is_ready_while_alive() -> None:
 
 def test_stage_blocking_policy() -> None:
     assert [s.value for s in Stage if s.blocks()] == ["prestart", "poststart"]
+
+
+def write_claim(cdir: ContainerDir, record: dict[str, object]) -> None:
+    cdir.run_dir.mkdir(parents=True, exist_ok=True)
+    (cdir.run_dir / stages.CLAIM_FILE).write_text(json.dumps(record))
+
+
+def test_wait_claim_waits_for_a_live_runner_only(ctx: Context) -> None:
+    cdir = make_container(ctx)
+    assert stages._wait_claim(cdir, 0.2)  # no claim, no grace: nothing to wait for
+    write_claim(cdir, {"status": "running", "pid": os.getpid()})  # alive: still at work
+    assert not stages._wait_claim(cdir, 0.2)
+    write_claim(cdir, {"status": "running", "pid": 2**22 + 12345})  # its runner died
+    assert stages._wait_claim(cdir, 0.2)
+    write_claim(cdir, {"status": "done", "results": []})
+    assert stages._wait_claim(cdir, 0.2)
+
+
+def test_wait_poststop_refuses_while_the_init_lives(ctx: Context) -> None:
+    cdir = make_container(ctx)
+    state = cdir.load_state()
+    state.extra["pid_start_time"] = None
+    assert not stages.wait_poststop(ctx, cdir, cdir.load_config(), state, None, os.getpid())
+    assert not stages.wait_poststop(ctx, cdir, cdir.load_config(), state, None, None)
