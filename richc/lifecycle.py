@@ -131,7 +131,12 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
 
         hook_stages.arm_poststop(ctx, cdir, config, state)
         hook_stages.prestart(ctx, cdir, config, state, spec)  # rootfs ready, no init yet
-        pid = runtime.start(spec, cdir)
+        try:
+            pid = runtime.start(spec, cdir)
+        except RichcError:
+            # Undo what prestart hooks did; a no-op if the runtime's callback already ran.
+            hook_stages.poststop_once(ctx, cdir, config, state, spec=spec)
+            raise
         state.started_at = now()
         state.stopped_at = None
         state.extra.pop("stop_requested", None)
