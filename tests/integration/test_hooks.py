@@ -515,3 +515,19 @@ def test_a_start_right_after_a_crash_waits_for_the_old_poststop(
     richc("start", name)  # while the old run's poststop is still at work
     richc("stop", name)
     assert lines(trail) == ["prestart", "begin", "end", "prestart", "begin", "end"]
+
+
+def test_a_failed_runtime_start_runs_poststop_once(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
+) -> None:
+    trail = tmp_path / "trail"
+    script(hooks_d(richc_root) / "prestart/10-mount", f"echo prestart >> {trail}\n")
+    script(hooks_d(richc_root) / "poststop/10-umount", f"echo poststop >> {trail}\n")
+    richc("create", name)
+    init = richc_root / "var/lib/richc/containers" / name / "rootfs/sbin/init"
+    init.unlink()  # the runtime cannot exec the init
+    start = richc("start", name, check=False)
+    assert start.returncode == 1
+    wait_for("the poststop hook", lambda: "poststop" in lines(trail))
+    time.sleep(1)  # a second poststop, if there were one, would have shown up by now
+    assert lines(trail) == ["prestart", "poststop"]
