@@ -64,6 +64,7 @@ class LxcRuntime:
     def start(self, spec: ContainerSpec, cdir: ContainerDir) -> int:
         # liblxc moves the *calling* process into the container's monitor cgroups. Starting
         # from a short-lived child keeps richc (and a long-lived supervisor) out of them.
+        _lxc()  # missing bindings: say so here, not as a bare failure of the child
         child = os.fork()
         if child == 0:  # pragma: no cover - runs in the forked child
             code = 1

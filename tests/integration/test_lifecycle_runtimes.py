@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from tests.integration.conftest import RichcRunner
+from tests.integration.conftest import RichcRunner, unique_name
 
 pytestmark = pytest.mark.integration
 
@@ -212,3 +212,35 @@ def test_init_killed_from_outside(
     assert inspect(richc, name)["state"] == "running"
     richc("rm", "--force", name)
     assert not (richc_root / "var/lib/richc/containers" / name).exists()
+
+
+def test_without_lxc_bindings_auto_picks_runc_and_the_lifecycle_works(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
+) -> None:
+    # A shadowing package ahead on PYTHONPATH makes `import lxc` fail in every richc run.
+    shadow = tmp_path / "shadow"
+    (shadow / "lxc").mkdir(parents=True)
+    (shadow / "lxc/__init__.py").write_text('raise ImportError("lxc hidden by the test")\n')
+    no_lxc = {"PYTHONPATH": str(shadow)}
+
+    doctor = json.loads(richc("doctor", "--format", "json", extra_env=no_lxc).stdout)
+    assert doctor["runtimes"]["lxc"]["bindings"] is False
+    assert doctor["features"]["runtime"] == "runc"
+
+    richc("create", name, "--runtime", "auto", "--memory", "128M", extra_env=no_lxc)
+    assert inspect(richc, name)["runtime"] == "runc"
+    richc("start", name, extra_env=no_lxc)
+    pid = inspect(richc, name)["pid"]
+    assert host_memory_limit(pid) == 128 << 20
+    out = richc("exec", name, "--", "cat", "/proc/1/comm", extra_env=no_lxc).stdout
+    assert out.strip() == "init"
+    code = richc("exec", name, "--", "sh", "-c", "exit 3", check=False, extra_env=no_lxc)
+    assert code.returncode == 3
+    assert "killed" not in richc("stop", name, extra_env=no_lxc).stderr
+    richc("start", name, extra_env=no_lxc)
+    richc("rm", "--force", name, extra_env=no_lxc)
+    assert_nothing_left(richc_root, name, pid)
+    # The lxc runtime itself says what is missing rather than failing obscurely.
+    lxc = richc("create", unique_name(), "--runtime", "lxc", "--start", check=False,
+                extra_env=no_lxc)  # fmt: skip
+    assert lxc.returncode == 1 and "lxc bindings cannot be imported" in lxc.stderr
