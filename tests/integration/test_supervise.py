@@ -175,6 +175,8 @@ def test_on_failure_restarts_with_backoff_up_to_the_limit(
         pid = running_pid(richc, name, other_than=pid)
         # Restarted for real: the new init serves commands.
         assert richc("exec", name, "--", "true").returncode == 0
+        # Restarts start from a forked child too: the supervisor stays out of LXC's cgroups.
+        assert "lxc." not in Path(f"/proc/{sup.proc.pid}/cgroup").read_text()
     kill_init(pid)
     assert sup.wait() == EXIT_INIT_DIED, sup.output()
     out = sup.output()
