@@ -1,9 +1,11 @@
-"""The foundation's lifecycle on real LXC containers, checked from inside them."""
+"""The foundation's lifecycle on real containers, checked from inside them, on each runtime
+(lxc and runc): every container a test creates is created on the test's runtime."""
 
 from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import subprocess
 import time
@@ -21,6 +23,26 @@ INSPECT_FIELDS = {
     "name", "state", "runtime", "init", "pid", "hostname", "rootfs", "source", "limits",
     "disk", "lxcfs", "env", "hooks", "unit", "created_at", "started_at",
 }  # fmt: skip
+
+
+@pytest.fixture(params=["lxc", "runc"])
+def runtime(request: pytest.FixtureRequest) -> str:
+    value = str(request.param)
+    if value == "runc" and shutil.which("runc") is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+    return value
+
+
+@pytest.fixture
+def richc(richc: RichcRunner, runtime: str) -> RichcRunner:
+    """conftest's runner, creating every container on this test's runtime."""
+
+    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        if args and args[0] == "create":
+            args = ("create", "--runtime", runtime, *args[1:])
+        return richc(*args, **kwargs)
+
+    return run
 
 
 def inspect(richc: RichcRunner, name: str) -> dict[str, Any]:
@@ -66,13 +88,13 @@ def test_full_lifecycle_with_busybox_init_as_pid1(richc: RichcRunner, name: str)
     assert name not in richc("list").stdout
 
 
-def test_list_json_and_inspect_fields(richc: RichcRunner, name: str) -> None:
+def test_list_json_and_inspect_fields(richc: RichcRunner, name: str, runtime: str) -> None:
     richc("create", name, "--memory", "128M", "--cpus", "0.5", "--pids", "100", "--env", "A=1")
     richc("start", name)
     info = inspect(richc, name)
     assert set(info) >= INSPECT_FIELDS, INSPECT_FIELDS - set(info)
     assert info["limits"] == {"memory_bytes": 128 << 20, "cpus": 0.5, "cpuset": None, "pids": 100}
-    assert info["init"] == "busybox" and info["runtime"] == "lxc" and info["env"] == {"A": "1"}
+    assert info["init"] == "busybox" and info["runtime"] == runtime and info["env"] == {"A": "1"}
     assert set(info["disk"]) >= {"backend", "limit_bytes", "used_bytes"}
     assert set(info["lxcfs"]) >= {"enabled", "healthy"}
     listed = json.loads(richc("list", "--format", "json").stdout)
