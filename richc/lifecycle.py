@@ -140,6 +140,7 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
         state.started_at = now()
         state.stopped_at = None
         state.extra.pop("stop_requested", None)
+        state.extra.pop("restarting", None)
         state.extra["pid"] = pid
         state.extra["pid_start_time"] = start_time(pid)
         cdir.save_state(state)
@@ -158,6 +159,7 @@ def stop(
     timeout: float | None = None,
     kill: bool = False,
     requested: bool = True,
+    restarting: bool = False,
 ) -> bool:
     """Stop *name*; return True if init shut down cleanly, False if it had to be killed.
 
@@ -171,6 +173,8 @@ def stop(
         _refuse_broken(state)
         if requested:
             state.extra["stop_requested"] = now()
+            if restarting:
+                state.extra["restarting"] = True
             cdir.save_state(state)
         config = cdir.load_config()
         clean = _stop_locked(ctx, cdir, config, state, timeout=timeout, kill=kill)
@@ -223,7 +227,9 @@ def _stop_locked(
 
 
 def restart(ctx: Context, name: str, *, timeout: float | None = None) -> State:
-    stop(ctx, name, timeout=timeout)
+    # "restarting" tells a `start --foreground` supervisor to wait for the new init and
+    # supervise it, rather than take the stop as the end.
+    stop(ctx, name, timeout=timeout, restarting=True)
     return start(ctx, name)
 
 

@@ -8,6 +8,7 @@ The supervisor is what a ``richc@NAME.service`` unit runs, and it works without 
   stop hooks) and exit :data:`EXIT_STOPPED`;
 - an explicit ``richc stop`` from elsewhere marks the stop in the container's state before
   the init goes, so the supervisor sees a requested stop and exits :data:`EXIT_STOPPED`;
+  ``richc restart`` marks its stop as a restart, and the supervisor follows the new init;
 - an init that exits otherwise (killed, crashed, powered off from inside) is "init died":
   :data:`EXIT_INIT_DIED`, after the container's ``restart:`` policy had its turn. Under a
   service manager (``$NOTIFY_SOCKET``) restarting is systemd's job (``Restart=`` in the
@@ -47,6 +48,7 @@ EXIT_INIT_DIED = 7  # the init exited without a request, and the restart policy 
 MAX_BACKOFF = 30.0  # seconds: the longest wait between two restarts
 STABLE_AFTER = 60.0  # seconds up after which a death counts as the first in a row again
 POLL_INTERVAL = 0.5  # seconds between /proc checks where there are no pidfds
+RESTART_WAIT = 300  # seconds to wait for `richc restart` to bring the container back
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
 
@@ -229,17 +231,9 @@ def supervise(ctx: Context, name: str, rules: RestartRules | None = None) -> int
                 pid, started = 0, None
             if pid:
                 up_since = time.monotonic()
-                status = f"{name} running (init pid {pid})"
-                log.info("%s", status)
-                _tell_manager(READY=1, STATUS=status, MAINPID=os.getpid())
-                exited = wait_for_exit(pid, started, signals, use_pidfd)
-                if not exited:
-                    return _stop_on_signal(ctx, name, signals.received or signal.SIGTERM)
-                if stop_requested(ctx, name):
-                    log.info("%s was stopped on request", name)
-                    return EXIT_STOPPED
-                log.warning("%s: init (pid %d) exited without a `richc stop`", name, pid)
-                _record_death(ctx, name)
+                outcome = _watch(ctx, name, pid, started, signals, use_pidfd)
+                if outcome is not None:
+                    return outcome
                 if time.monotonic() - up_since >= STABLE_AFTER:
                     attempt = 0
             if signals.received is not None:
@@ -271,6 +265,58 @@ def supervise(ctx: Context, name: str, rules: RestartRules | None = None) -> int
                 log.info("%s: stop requested while waiting; not restarting it", name)
                 return EXIT_STOPPED
             restarting = True
+
+
+def _watch(
+    ctx: Context, name: str, pid: int, started: int | None, signals: _Signals, use_pidfd: bool
+) -> int | None:
+    """Supervise one init until it exits, following it through `richc restart`.
+
+    Return the exit status when supervision ends, or None when the init died on its own.
+    """
+    while True:
+        status = f"{name} running (init pid {pid})"
+        log.info("%s", status)
+        _tell_manager(READY=1, STATUS=status, MAINPID=os.getpid())
+        if not wait_for_exit(pid, started, signals, use_pidfd):
+            return _stop_on_signal(ctx, name, signals.received or signal.SIGTERM)
+        if not stop_requested(ctx, name):
+            log.warning("%s: init (pid %d) exited without a `richc stop`", name, pid)
+            _record_death(ctx, name)
+            return None
+        follow = _await_restart(ctx, name, pid, signals)
+        if follow is None:
+            if signals.received is not None:  # stop what a restart may be bringing up
+                return _stop_on_signal(ctx, name, signals.received)
+            log.info("%s was stopped on request", name)
+            return EXIT_STOPPED
+        log.info("%s was restarted (richc restart); supervising its new init", name)
+        pid, started = follow
+
+
+def _await_restart(
+    ctx: Context, name: str, old_pid: int, signals: _Signals
+) -> tuple[int, int | None] | None:
+    """After a requested stop: the new init if it was `richc restart`'s, else None.
+
+    restart's stop leaves ``restarting`` in the state and its start clears it; the wait is
+    bounded in case the start fails before it gets that far.
+    """
+    deadline = time.monotonic() + RESTART_WAIT
+    while time.monotonic() < deadline:
+        try:
+            extra = ctx.store.get(name).load_state().extra
+        except RichcError:
+            return None
+        if not extra.get("restarting"):
+            pid, started = extra.get("pid"), extra.get("pid_start_time")
+            if isinstance(pid, int) and pid != old_pid and init_alive(pid, started):
+                return pid, started
+            return None
+        if signals.sleep(0.1):
+            return None
+    log.warning("%s: `richc restart` did not bring it back within %d s", name, RESTART_WAIT)
+    return None
 
 
 def _policy(ctx: Context, name: str) -> cfg.RestartPolicy:

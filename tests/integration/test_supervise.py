@@ -262,3 +262,21 @@ def test_an_already_running_container_is_adopted(
     sup.proc.send_signal(signal.SIGINT)
     assert sup.wait() == EXIT_STOPPED, sup.output()
     assert inspect(richc, name)["state"] == "stopped"
+
+
+def test_richc_restart_keeps_the_supervision(
+    richc: RichcRunner, supervise: Callable[..., Supervisor], name: str
+) -> None:
+    richc("create", name, "--restart", "on-failure")
+    sup = supervise(name)
+    first = running_pid(richc, name)
+    richc("restart", name)
+    second = running_pid(richc, name, other_than=first)
+    wait_for("the supervisor to follow", lambda: "supervising its new init" in sup.output())
+    assert sup.proc.poll() is None, sup.output()
+    # It watches the new init: killing that one is an init death, restarted by the policy.
+    kill_init(second)
+    running_pid(richc, name, other_than=second)
+    assert "restart 1 of 5" in sup.output()
+    richc("stop", name)
+    assert sup.wait() == EXIT_STOPPED, sup.output()
