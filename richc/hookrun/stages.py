@@ -70,8 +70,21 @@ def hooks_for(
     stage: Stage,
     spec: ContainerSpec | None = None,
 ) -> list[Hook]:
+    if spec is None and state.init and sources.oci_files(ctx.paths):
+        # OCI `when` conditions look at the spec (init command, bind mounts): the same
+        # answer at poststop, where the caller has none at hand, as at prestart.
+        spec = _spec_for(ctx, config, state)
     match = sources.match_info(config, state.init, init_argv0(spec, state), has_bind_mounts(spec))
     return sources.resolve(ctx.paths, config, stage, match)
+
+
+def _spec_for(ctx: Context, config: cfg.ContainerConfig, state: State) -> ContainerSpec | None:
+    from richc.lifecycle import make_spec
+
+    try:
+        return make_spec(ctx, ctx.store.container(config.name), config, state)
+    except (RichcError, ValueError):
+        return None
 
 
 def target(

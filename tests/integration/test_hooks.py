@@ -399,12 +399,26 @@ def test_a_podman_style_json_hook_runs(
             }
         )
     )
+    binds = tmp_path / "binds"
+    binds_hook = script(tmp_path / "binds-hook", f"echo $RICHC_STAGE >> {binds}\n")
+    (d / "binds.json").write_text(
+        json.dumps(
+            {
+                "version": "1.0.0",
+                "hook": {"path": str(binds_hook)},
+                "when": {"hasBindMounts": True},  # lxcfs's views are bind mounts
+                "stages": ["prestart", "poststop"],
+            }
+        )
+    )
     richc("create", name, "--start")
     richc("stop", name)
     assert lines(seen) == ["prestart extra from-json"] * 2
+    assert lines(binds) == ["prestart", "poststop"]  # the same answer at both stages
     validate = richc("hooks", "validate", "--format", "json")
     levels = {Path(f["path"]).name: f["level"] for f in json.loads(validate.stdout)}
     assert levels == {
+        "binds.json": "ok",
         "not-for-us.json": "ok",
         "oci-systemd-hook.json": "ok",
         "50-stop-record": "ok",  # the built-in hook is checked too
