@@ -10,7 +10,9 @@ poststop runs exactly once per run of the container, whoever notices the stop fi
 runtime's own callback (LXC's ``lxc.hook.post-stop``, which runs however the container
 stopped) or ``richc stop``/``rm`` afterwards. The first to create the claim file
 ``RUN/containers/NAME/hooks-poststop.json`` runs the hooks; :func:`arm_poststop` removes
-it before each start.
+it before each start. The file also says when that run is over (``status: done``): LXC
+answers STOPPED to state queries as soon as the init is gone, while its monitor still runs
+the callback, so ``richc stop`` and the next ``richc start`` wait on the file, not on LXC.
 """
 
 from __future__ import annotations
