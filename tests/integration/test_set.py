@@ -118,6 +118,10 @@ def test_a_refused_write_rolls_back_the_ones_before_it(
     richc: RichcRunner, richc_root: Path, name: str
 ) -> None:
     version = cgroup_version()
+    if version == 2:
+        # v2's memory.max takes any value (the kernel reclaims, then OOM-kills): no write
+        # refuses there, so the rollback is proven on v1 and in tests/unit/test_limits.py.
+        pytest.skip("cgroup v2 never refuses a memory.max write")
     richc("create", name, "--no-lxcfs", "--memory", "64M", "--pids", "30", "--start")
     pid = init_pid(richc, name)
     config = richc_root / "var/lib/richc/containers" / name / "config.yaml"
