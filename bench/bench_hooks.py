@@ -80,33 +80,52 @@ def main() -> None:
         subprocess.run([RICHC, "create", name], env=env, check=True, capture_output=True)
         start_stop_rounds(name, env, 1)  # warm: lxcfs, page cache, rendered config
 
-        empty_start, empty_stop = start_stop_rounds(name, env, args.rounds)
+        empty_start: list[float] = []
+        empty_stop: list[float] = []
+        pre_start: list[float] = []
+        post_start: list[float] = []
+        raw_start: list[float] = []
+        floor: list[float] = []
         lxcpath = str(root / "var/lib/richc/containers")
-        raw_start = []
-        for _ in range(args.rounds):
-            raw_start.append(timed(["lxc-start", "-P", lxcpath, "-n", name, "-d"]))
-            subprocess.run([RICHC, "stop", name], env=env, check=True, capture_output=True)
-        report.add("start, empty hooks.d", empty_start, "lxc-start -d (same config)", raw_start)
-
         noop = base / "noop"
         noop.write_text(NOOP)
         noop.chmod(0o755)
-        floor = []
-        for _ in range(args.rounds):
+
+        def empty() -> None:
+            starts, stops = start_stop_rounds(name, env, 1)
+            empty_start.extend(starts)
+            empty_stop.extend(stops)
+
+        def raw() -> None:
+            raw_start.append(timed(["lxc-start", "-P", lxcpath, "-n", name, "-d"]))
+            subprocess.run([RICHC, "stop", name], env=env, check=True, capture_output=True)
+
+        def with_hooks(stage: str, into: list[float]) -> None:
+            install_noops(hooks_d, stage, 10)
+            into.extend(start_stop_rounds(name, env, 1)[0])
+            shutil.rmtree(hooks_d / stage)
+
+        def fork_exec() -> None:
             started = time.perf_counter()
             for _ in range(10):
                 subprocess.run([str(noop)], check=True)
             floor.append(time.perf_counter() - started)
 
-        install_noops(hooks_d, "prestart", 10)
-        pre_start, _ = start_stop_rounds(name, env, args.rounds)
+        scenarios = [
+            empty,
+            raw,
+            lambda: with_hooks("prestart", pre_start),
+            lambda: with_hooks("poststart", post_start),
+            fork_exec,
+        ]
+        for i in range(args.rounds):
+            # Scenarios rotate within each round, so a busy host or an order effect skews
+            # them all alike.
+            for scenario in scenarios[i % len(scenarios) :] + scenarios[: i % len(scenarios)]:
+                scenario()
+        report.add("start, empty hooks.d", empty_start, "lxc-start -d (same config)", raw_start)
         report.add("start, 10 no-op prestart", pre_start, "start, empty hooks.d", empty_start)
-        shutil.rmtree(hooks_d / "prestart")
-
-        install_noops(hooks_d, "poststart", 10)
-        post_start, _ = start_stop_rounds(name, env, args.rounds)
         report.add("start, 10 no-op poststart", post_start, "start, empty hooks.d", empty_start)
-        shutil.rmtree(hooks_d / "poststart")
         report.add("(floor) 10 x fork+exec no-op", floor, "start, empty hooks.d", empty_start)
 
         # The raw stop: the same container (rootfs, config) minus richc's poststop callback,
