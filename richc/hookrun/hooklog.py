@@ -65,6 +65,20 @@ class HookFileHandler(logging.Handler):
 Sender = Callable[..., Any]
 
 
+def _journal_send() -> Sender:
+    """journald's send, or a no-op (said once) where systemd-python is not installed."""
+    try:
+        from systemd import journal
+    except ImportError:
+        logging.getLogger("richc").warning(
+            "journald runs but systemd-python is missing: hook output goes to hooks.log only"
+            " (pip install systemd-python)"
+        )
+        return lambda *args, **kwargs: None
+    send: Sender = journal.send
+    return send
+
+
 class HookJournalHandler(logging.Handler):
     """Send records to journald with the hook fields; systemd-python is imported on first use."""
 
@@ -75,9 +89,7 @@ class HookJournalHandler(logging.Handler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             if self._send is None:
-                from systemd import journal
-
-                self._send = journal.send
+                self._send = _journal_send()
             fields = {f: str(getattr(record, f)) for f in FIELDS if hasattr(record, f)}
             priority = 4 if record.levelno >= logging.WARNING else 6
             self._send(

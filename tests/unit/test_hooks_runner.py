@@ -11,6 +11,8 @@ import signal
 import time
 from pathlib import Path
 
+import pytest
+
 from richc.hookrun import hooklog, runner
 from richc.hookrun.model import Hook, Source, Stage
 
@@ -252,3 +254,19 @@ def test_shipped_log_lifecycle_example(tmp_path: Path) -> None:
     (line,) = (tmp_path / "var/log/richc/lifecycle.log").read_text().splitlines()
     assert " web01 prestop pid=77 state=" in line
     assert json.loads(line.split(" state=", 1)[1])["status"] == "running"
+
+
+def test_journal_handler_without_systemd_python_is_quiet(
+    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "systemd", None)  # import systemd -> ImportError
+    handler = hooklog.HookJournalHandler()
+    hooklog.logger.addHandler(handler)
+    try:
+        hooklog.logger.info("one", extra=hooklog.tags("web01", "prestart"))
+        hooklog.logger.info("two", extra=hooklog.tags("web01", "prestart"))
+    finally:
+        hooklog.logger.removeHandler(handler)
+    assert caplog.text.count("systemd-python is missing") == 1
