@@ -3,8 +3,8 @@
 This host's kernel lacks the ext4/xfs quota formats, so tests/vm/quota_guest.sh runs the
 checks in a virtme-ng guest (TESTING.md). One boot covers both filesystems: the quota
 package directly (about 30 s), then the issue's container story with richc itself
-(create --disk 64M, df, dd, quota show, set disk=128M live, rm). About 2.5-3 minutes in
-all here, under software emulation; each richc call costs seconds in the guest.
+(create --disk 64M, df, dd, quota show, set disk=128M live, rm). About 3 to 4.5 minutes
+in all here, under software emulation; each richc call costs seconds in the guest.
 """
 
 from __future__ import annotations
@@ -57,7 +57,7 @@ def test_project_quota_on_ext4_and_xfs_in_a_vm() -> None:
         "--cpus",
         "1",  # 2-3x faster than 2 under emulation
         "--memory",
-        "512M",  # the images live in the guest's RAM-backed /tmp
+        "512M",  # the images live in a tmpfs in the guest (mounted with discard)
         "--exec",
         str(GUEST),
     ]
