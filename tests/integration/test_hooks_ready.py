@@ -1,7 +1,7 @@
-"""poststart waits for systemd: a hook sees `systemctl is-system-running` say running.
+"""poststart waits for the init to be ready: systemd says running, SysV init is in its runlevel.
 
-Boots a debootstrapped Debian (systemd) container on each runtime; the image is built once
-per session (or kept in $RICHC_TEST_IMAGE_CACHE, as the rootfs tests do).
+Boots debootstrapped Debian containers on each runtime; the images are built once per
+session (or kept in $RICHC_TEST_IMAGE_CACHE, as the rootfs tests do).
 """
 
 from __future__ import annotations
@@ -68,3 +68,29 @@ def test_poststart_runs_once_systemd_is_running(
     assert seen.read_text().strip() in ("running", "degraded"), seen.read_text()
     richc("stop", name)
     assert json.loads(richc("inspect", name).stdout)["state"] == "stopped"
+
+
+@pytest.mark.parametrize("runtime", ["lxc", "runc"])
+def test_poststart_runs_once_sysvinit_reached_its_runlevel(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path, runtime: str
+) -> None:
+    if runtime == "runc" and shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    seen = tmp_path / "seen"
+    hook = tmp_path / "state"
+    # What the hook sees: the runlevel in utmp, and no /etc/init.d/rc still running.
+    hook.write_text(
+        "#!/bin/sh\n"
+        f"nsenter -t $RICHC_PID -m -p -r -w runlevel > {seen}\n"
+        f"nsenter -t $RICHC_PID -m -p -r -w ps -eo args | grep -c '^/bin/sh /etc/init.d/rc'"
+        f" >> {seen}\n"
+        "exit 0\n"
+    )
+    hook.chmod(0o755)
+    richc(
+        "create", name, "--from", "debian:bookworm", "--init", "sysvinit", "--runtime", runtime,
+        "--hook", f"poststart={hook}", timeout=900,
+    )  # fmt: skip
+    richc("start", name)
+    assert seen.read_text().split() == ["N", "2", "0"], seen.read_text()
+    richc("stop", name)
