@@ -41,7 +41,10 @@ def host_facts(run_dir: Path | None = None) -> HostFacts:
     if run_dir is None:
         return probe_facts()
     cache = run_dir / "hostfacts.json"
-    key = {"boot_id": _boot_id(), "richc": __version__}
+    # An upgraded richc may decide differently: the probe's own files are part of the key.
+    probe_dir = Path(__file__).parent / "probe"
+    stamp = max((f.stat().st_mtime_ns for f in probe_dir.glob("*.py")), default=0)
+    key = {"boot_id": _boot_id(), "richc": __version__, "probe": stamp}
     with contextlib.suppress(OSError, ValueError, TypeError):
         data = json.loads(cache.read_text())
         if data.get("key") == key:

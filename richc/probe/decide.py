@@ -109,9 +109,12 @@ def choose_cgroup_mount(cgroups: CgroupFacts, cgroup_ns: bool) -> tuple[str | No
             )
         return None, "LXC cannot mount cgroup2 without a cgroup namespace (kernel < 4.6)"
     if cgroup_ns:
-        return "cgroup:mixed", (
-            "in a cgroup namespace LXC leaves v1 mounts to an init that keeps CAP_SYS_ADMIN "
-            "(systemd mounts its own) and the container sees only its own subtree"
+        # Without :force LXC leaves v1 mounts to an init that keeps CAP_SYS_ADMIN: busybox
+        # and SysV init mount none, and systemd joins cpu,cpuacct even where the host has
+        # them apart, which leaves both unmounted and breaks nested LXC.
+        return "cgroup:mixed:force", (
+            "cgroup namespace: LXC mounts every v1 hierarchy as the host has it, the "
+            "container's own subtree writable, whatever the init would mount"
         )
     return "cgroup:mixed", (
         "no cgroup namespace (kernel < 4.6): LXC bind-mounts the container's own cgroups "

@@ -174,9 +174,9 @@ def test_without_lxc_bindings_auto_picks_runc_and_says_why(
     [
         ("linux-2.6.32-squeeze", "v1", False, "cgroup:mixed", "loop"),
         ("linux-3.10-rhel7", "v1", False, "cgroup:mixed", "loop"),
-        ("linux-4.19-buster", "hybrid", True, "cgroup:mixed", "btrfs"),
+        ("linux-4.19-buster", "hybrid", True, "cgroup:mixed:force", "btrfs"),
         ("linux-5.10-bullseye", "v2", True, "cgroup:mixed", "project"),
-        ("linux-6.18-host", "hybrid", True, "cgroup:mixed", "loop"),
+        ("linux-6.18-host", "hybrid", True, "cgroup:mixed:force", "loop"),
     ],
 )
 def test_recorded_trees(
