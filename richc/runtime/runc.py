@@ -158,7 +158,7 @@ class RuncRuntime:
         """runc's state of the container, or None when runc has no such container."""
         proc = run(self._cmd(cdir, "state", cdir.name), check=False)
         if proc.returncode != 0:
-            if "does not exist" in proc.stderr or "not found" in proc.stderr.lower():
+            if _missing(proc.stderr):
                 return None
             raise RuntimeFailure(
                 f"{self.binary.name} state {cdir.name} failed: {proc.stderr.strip()}",
@@ -170,7 +170,7 @@ class RuncRuntime:
     def _delete(self, cdir: ContainerDir, force: bool = False) -> None:
         args = ["delete", *(["--force"] if force else []), cdir.name]
         proc = run(self._cmd(cdir, *args), check=False)
-        if proc.returncode != 0 and "does not exist" not in proc.stderr:
+        if proc.returncode != 0 and not _missing(proc.stderr):
             raise RuntimeFailure(
                 f"{self.binary.name} could not delete {cdir.name}: {proc.stderr.strip()}",
                 hint=f"try `{self.binary} --root {cdir.store.paths.run / 'runc'} delete "
@@ -314,6 +314,13 @@ class RuncRuntime:
         self._retire_keeper(cdir)
         (cdir.bundle / "config.json").unlink(missing_ok=True)
         self._console_link(cdir).unlink(missing_ok=True)
+
+
+def _missing(stderr: str) -> bool:
+    """Whether runc's (or crun's) error says there is no such container."""
+    text = stderr.lower()
+    # runc: "container does not exist"; crun: "error opening file `.../status`: No such file"
+    return any(s in text for s in ("does not exist", "not found", "no such file or directory"))
 
 
 def _read_report(fd: int, timeout: float) -> str:
