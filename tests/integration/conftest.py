@@ -35,10 +35,28 @@ def name() -> str:
 RichcRunner = Callable[..., subprocess.CompletedProcess[str]]
 
 
+@pytest.fixture(scope="session")
+def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """One images/ directory for the whole session, so debootstrap runs once per image.
+
+    Set RICHC_TEST_IMAGE_CACHE=DIR to keep it across sessions.
+    """
+    kept = os.environ.get("RICHC_TEST_IMAGE_CACHE")
+    if kept:
+        Path(kept).mkdir(parents=True, exist_ok=True)
+        yield Path(kept)
+        return
+    cache = tmp_path_factory.mktemp("richc-images")
+    yield cache
+    shutil.rmtree(cache, ignore_errors=True)
+
+
 @pytest.fixture
-def richc_root(tmp_path: Path) -> Path:
+def richc_root(tmp_path: Path, image_cache: Path) -> Path:
+    """A private root whose images/ is the session's shared image cache."""
     root = tmp_path / "root"
-    root.mkdir()
+    (root / "var/lib/richc").mkdir(parents=True)
+    (root / "var/lib/richc/images").symlink_to(image_cache)
     return root
 
 

@@ -7,9 +7,7 @@ session (or kept in $RICHC_TEST_IMAGE_CACHE, as the rootfs tests do).
 from __future__ import annotations
 
 import json
-import os
 import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -18,18 +16,6 @@ import pytest
 from tests.integration.conftest import RichcRunner
 
 pytestmark = pytest.mark.integration
-
-
-@pytest.fixture(scope="session")
-def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    kept = os.environ.get("RICHC_TEST_IMAGE_CACHE")
-    if kept:
-        Path(kept).mkdir(parents=True, exist_ok=True)
-        yield Path(kept)
-        return
-    cache = tmp_path_factory.mktemp("richc-images")
-    yield cache
-    shutil.rmtree(cache, ignore_errors=True)
 
 
 @pytest.fixture

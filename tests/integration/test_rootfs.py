@@ -27,18 +27,6 @@ pytestmark = pytest.mark.integration
 BOOT_DEADLINE = 30.0  # the issue's "within 30 s"
 
 
-@pytest.fixture(scope="session")
-def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    kept = os.environ.get("RICHC_TEST_IMAGE_CACHE")
-    if kept:
-        Path(kept).mkdir(parents=True, exist_ok=True)
-        yield Path(kept)
-        return
-    cache = tmp_path_factory.mktemp("richc-images")
-    yield cache
-    shutil.rmtree(cache, ignore_errors=True)
-
-
 @pytest.fixture
 def richc_root(tmp_path: Path, image_cache: Path) -> Path:
     """A private root whose images/ is the session's shared image cache."""
