@@ -6,7 +6,9 @@ the same on both (tests/integration/test_parity.py checks it):
 - proc with ``/proc/sys`` and ``/proc/sysrq-trigger`` read-only (LXC's ``proc:mixed``),
   sysfs read-only (``sys:ro``), a tmpfs ``/dev`` with the standard nodes (``autodev``);
 - the cgroup filesystem only where LXC mounts one: on cgroup v1 inside a cgroup
-  namespace LXC 5 leaves ``/sys/fs/cgroup`` to the init, so runc does too;
+  namespace LXC 5 leaves ``/sys/fs/cgroup`` to the init unless the spec says
+  ``cgroup:mixed:force``, and runc follows; writable inside a cgroup namespace (the
+  container's own subtree), read-only without one;
 - every capability except the spec's ``cap_drop``, and the spec's device allow-list;
 - a ``/dev/console`` when the runtime has one to give (a pty that richc's console keeper
   holds, as LXC's monitor holds its console pty).
@@ -133,7 +135,10 @@ def _mount_cgroup(spec: ContainerSpec) -> bool:
     """Whether LXC would mount a cgroup filesystem for this spec (see the module doc)."""
     if spec.cgroup_mount is None:
         return False
-    return not (spec.cgroup_version == 1 and "cgroup" in spec.namespaces)
+    # Plain "mixed" on v1 in a cgroup namespace: LXC leaves the mounts to the init;
+    # ":force" makes it mount every hierarchy all the same.
+    in_cgroupns_v1 = spec.cgroup_version == 1 and "cgroup" in spec.namespaces
+    return not in_cgroupns_v1 or spec.cgroup_mount.endswith(":force")
 
 
 def _spec_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:

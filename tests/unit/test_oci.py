@@ -33,6 +33,7 @@ LXCFS_MOUNTS = (
     Mount(f"{LXCFS}/proc/pressure/memory", "/proc/pressure/memory"),
     Mount(f"{LXCFS}/sys/devices/system/cpu", "/sys/devices/system/cpu", kind="dir"),
 )
+HYBRID_FORCE = HostFacts(cgroup_version=1, cgroup_namespace=True, cgroup_mount="cgroup:mixed:force")
 OLD_KERNEL = HostFacts(cgroup_version=1, cgroup_namespace=False, cgroup_mount="cgroup:mixed")
 V2 = HostFacts(cgroup_version=2, cgroup_namespace=True, cgroup_mount="cgroup:mixed")
 V2_NO_CGROUPNS = HostFacts(cgroup_version=2, cgroup_namespace=False, cgroup_mount=None)
@@ -46,6 +47,8 @@ CASES: dict[str, tuple[dict[str, Any], cfg.Init, HostFacts, tuple[Mount, ...]]] 
         HostFacts(),
         (),
     ),
+    "hybrid-force": ({"name": "c8", "limits": {"memory": "256M"}}, cfg.Init.systemd,
+                     HYBRID_FORCE, ()),
     "lxcfs": ({"name": "c3", "limits": {"memory": "512M"}}, cfg.Init.busybox, HostFacts(),
               LXCFS_MOUNTS),
     "old-kernel-no-cgroupns": (
@@ -205,8 +208,12 @@ def test_cgroup_filesystem_mounted_where_lxc_mounts_one() -> None:
                 return list(mount["options"])
         return None
 
-    # v1 in a cgroup namespace: LXC 5 leaves /sys/fs/cgroup to the init.
+    # v1 in a cgroup namespace: LXC 5 leaves /sys/fs/cgroup to the init, unless forced
+    # (what the probe picks on hybrid hosts), and then the container's own subtree is
+    # writable.
     assert cgroup_mount("busybox-default") is None
+    options = cgroup_mount("hybrid-force")
+    assert options is not None and "rw" in options
     # Old kernel, no cgroup namespace: the container must not write its parents' files.
     options = cgroup_mount("old-kernel-no-cgroupns")
     assert options is not None and "ro" in options
