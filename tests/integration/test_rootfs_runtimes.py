@@ -1,0 +1,47 @@
+"""The rich-rootfs boot tests of test_rootfs.py, run again on the runc runtime.
+
+test_rootfs.py runs them on the default runtime (lxc on this host); here the same test
+functions run with every container created by `--runtime runc`, so Debian with systemd
+(to `running`, then a clean shutdown), Debian with SysV init, a legacy VM tarball and
+busybox boot the same way on both. The bridged-NIC test is not repeated: the runc runtime
+refuses `net: bridge` (README, "The runc runtime").
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import RichcRunner
+from tests.integration.test_rootfs import (
+    test_busybox_init_is_pid1_and_stops_cleanly,
+    test_debian_systemd_boots_running_and_stops_cleanly,
+    test_debian_sysvinit_boots_and_stops_cleanly,
+    test_legacy_vm_tarball_is_fixed_up_and_boots,
+)
+
+pytestmark = pytest.mark.integration
+
+__all__ = [
+    "test_busybox_init_is_pid1_and_stops_cleanly",
+    "test_debian_systemd_boots_running_and_stops_cleanly",
+    "test_debian_sysvinit_boots_and_stops_cleanly",
+    "test_legacy_vm_tarball_is_fixed_up_and_boots",
+]
+
+
+@pytest.fixture
+def richc(richc: RichcRunner) -> RichcRunner:
+    """conftest's runner, creating every container on the runc runtime."""
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+
+    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        if args and args[0] == "create":
+            args = ("create", "--runtime", "runc", *args[1:])
+        return richc(*args, **kwargs)
+
+    return run
