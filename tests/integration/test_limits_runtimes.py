@@ -1,0 +1,51 @@
+"""The resource-limit tests of test_limits.py, run again on the runc runtime.
+
+The OCI bundle carries the same cgroup files and values the LXC config does (``linux.
+resources`` from the spec's cgroup settings, ``process.rlimits`` from its rlimits), so
+what a process inside runs into must not depend on the runtime.
+"""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+from typing import Any
+
+import pytest
+
+from tests.integration.conftest import RichcRunner
+from tests.integration.test_limits import (
+    test_cpuset_is_what_nproc_sees,
+    test_device_throttle_reaches_the_host_file,
+    test_every_limit_reaches_its_cgroup_file,
+    test_fork_loop_stops_at_pids_20,
+    test_invalid_limits_are_refused_before_anything_is_made,
+    test_memory_hog_is_oom_killed_at_32m,
+    test_ulimit_nofile_and_nproc,
+)
+
+pytestmark = pytest.mark.integration
+
+__all__ = [
+    "test_cpuset_is_what_nproc_sees",
+    "test_device_throttle_reaches_the_host_file",
+    "test_every_limit_reaches_its_cgroup_file",
+    "test_fork_loop_stops_at_pids_20",
+    "test_invalid_limits_are_refused_before_anything_is_made",
+    "test_memory_hog_is_oom_killed_at_32m",
+    "test_ulimit_nofile_and_nproc",
+]
+
+
+@pytest.fixture
+def richc(richc: RichcRunner) -> RichcRunner:
+    """conftest's runner, creating every container on the runc runtime."""
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+
+    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        if args and args[0] == "create":
+            args = ("create", "--runtime", "runc", *args[1:])
+        return richc(*args, **kwargs)
+
+    return run
