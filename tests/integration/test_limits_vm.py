@@ -23,13 +23,21 @@ pytestmark = [pytest.mark.integration, pytest.mark.vm]
 VENV_BIN = Path(sys.executable).parent
 REPO = Path(__file__).resolve().parents[2]
 SUITES = ("test_limits.py", "test_set.py", "test_stats.py")
+# Under software emulation each container test costs ~45 s, so the guest runs the tests
+# whose outcome depends on the cgroup version; the refusals, env and listing tests do not
+# (they run on the host), and one invalid-key case stands for the six.
+SELECTION = (
+    "not refused and not watch and not list_shows and not lists_running and not env_rewrites"
+    " and not (invalid_key and not items0)"
+)
 GUEST = """#!/bin/sh
 # In the guest: vng passes no environment and runs this under the default PATH.
 OUT={out}
 stat -f -c %T /sys/fs/cgroup > $OUT/cgroup_fstype
 nproc > $OUT/nproc
 cd {repo}
-{python} -m pytest -p no:cacheprovider -q -rs -m integration {tests} > $OUT/pytest.log 2>&1
+{python} -m pytest -p no:cacheprovider -q -rs -m integration -k "{selection}" {tests} \
+    > $OUT/pytest.log 2>&1
 echo $? > $OUT/rc
 """
 
@@ -52,12 +60,16 @@ def test_limits_set_and_stats_on_cgroup_v2(tmp_path: Path) -> None:
     out.mkdir()
     script = tmp_path / "guest.sh"
     tests = " ".join(f"tests/integration/{suite}" for suite in SUITES)
-    script.write_text(GUEST.format(out=out, repo=REPO, python=VENV_BIN / "python", tests=tests))
+    script.write_text(
+        GUEST.format(
+            out=out, repo=REPO, python=VENV_BIN / "python", tests=tests, selection=SELECTION
+        )
+    )
     script.chmod(0o755)
     started = time.monotonic()
     # Two CPUs (slower to boot than one) so that --cpuset 1 has a CPU to narrow to.
     proc = subprocess.run(
-        ["timeout", "1500", str(vng), "--run", str(kernel), "--disable-kvm", "--cpus", "2",
+        ["timeout", "1800", str(vng), "--run", str(kernel), "--disable-kvm", "--cpus", "2",
          "--memory", "512M", "--rwdir", str(out), "--exec", str(script)],
         env={**os.environ, "PATH": f"{VENV_BIN}:{os.environ.get('PATH', '/usr/bin:/bin')}"},
         stdin=subprocess.DEVNULL,
@@ -76,5 +88,5 @@ def test_limits_set_and_stats_on_cgroup_v2(tmp_path: Path) -> None:
     assert (out / "rc").read_text().strip() == "0", log[-4000:]
     summary = log.strip().splitlines()[-1]
     passed = re.search(r"(\d+) passed", summary)
-    assert passed and int(passed.group(1)) >= 20, summary
+    assert passed and int(passed.group(1)) >= 11, summary
     assert "failed" not in summary and "error" not in summary, summary
