@@ -302,8 +302,8 @@ def check_host(limits: Limits, host: HostLimits) -> None:
 def _check_device(key: str, device: str) -> None:
     try:
         number = device_number(device)
-    except OSError as exc:
-        raise ConfigError(key, device, f"cannot use it: {exc.strerror}") from None
+    except ConfigError as exc:
+        raise ConfigError(key, device, exc.message.split(": ", 2)[-1]) from None
     sysfs = Path("/sys/dev/block") / number
     if not sysfs.exists():
         raise ConfigError(key, device, "no such block device on this host", hint="see lsblk")
@@ -402,12 +402,19 @@ def weight_to_shares(weight: int) -> int:
 
 
 def device_number(device: str) -> str:
-    """``MAJOR:MINOR`` of a block device given by path or already as numbers."""
+    """``MAJOR:MINOR`` of a block device given by path or already as numbers.
+
+    Raises ConfigError (not OSError) when a path has gone since the limit was set, so a
+    start after a device disappeared says which limit names it.
+    """
     if _is_major_minor(device):
         return device
-    st = os.stat(device)
+    try:
+        st = os.stat(device)
+    except OSError as exc:
+        raise ConfigError("device", device, f"cannot use it: {exc.strerror}") from None
     if not stat.S_ISBLK(st.st_mode):
-        raise OSError(20, "not a block device", device)  # ENOTBLK is 15; ENOTDIR would lie
+        raise ConfigError("device", device, "cannot use it: not a block device")
     return f"{os.major(st.st_rdev)}:{os.minor(st.st_rdev)}"
 
 
