@@ -169,8 +169,14 @@ def _apply_locked(ctx: Context, cdir: ContainerDir, request: Request, outcome: O
         undo = _apply_live(ctx, cdir, state.runtime, state.extra, pid, old.limits, new.limits)
     try:
         if new.env != old.env:
+            from richc import disk
+            from richc.rootfs import share
             from richc.rootfs.identity import render_env
 
+            # After a host reboot a stopped container's loop image or overlay is not
+            # mounted: writing the env files then would land under the mount point.
+            disk.activate(ctx, cdir, state)
+            share.activate(cdir, state)
             render_env(new, cdir.rootfs)
         cdir.save_config(new)
     except BaseException:

@@ -2,10 +2,11 @@
 
 - systemd: ``systemctl is-system-running --wait`` inside the container, entered with
   nsenter(1) so it works the same whatever the runtime. "degraded" counts as booted.
-- busybox init and SysV init: their inittab's boot actions (``sysinit``, ``wait``,
-  ``bootwait``) have run and none is still running. Seeing one running, or seeing a later
-  action (``respawn``, ``once``) started, proves boot got that far; for SysV init the
-  runlevel must also be in utmp.
+- busybox init: its inittab's boot actions (``sysinit``, ``wait``) have run and none
+  is still running. Seeing one running, or seeing a later action (``respawn``,
+  ``once``) started, proves boot got that far.
+- SysV init: the runlevel is in utmp and that level's ``wait`` entries (``rc N``) ran
+  and finished, or a later entry of the level (its getty) is running.
 - other inits (dumb-init, a plain command): running is ready.
 
 Everything is read from the host through ``/proc/PID``, with no exec into the container,
@@ -116,9 +117,16 @@ def _descendant_cmdlines(pid: int) -> list[str]:
     return seen
 
 
-def inittab_actions(text: str) -> dict[str, list[str]]:
-    """``action -> [process, ...]`` from an inittab (busybox ``id::action:process`` too)."""
-    out: dict[str, list[str]] = {}
+@dataclass(frozen=True)
+class InittabEntry:
+    levels: str  # the runlevels field: "2345", or "" for every level
+    action: str
+    process: str
+
+
+def inittab_entries(text: str) -> list[InittabEntry]:
+    """The entries of an inittab (busybox's ``id::action:process`` too), in file order."""
+    out: list[InittabEntry] = []
     for line in text.splitlines():
         line = line.strip()
         if not line or line.startswith("#"):
@@ -126,7 +134,15 @@ def inittab_actions(text: str) -> dict[str, list[str]]:
         fields = line.split(":", 3)
         if len(fields) != 4:
             continue
-        out.setdefault(fields[2], []).append(fields[3].strip().lstrip("-"))
+        out.append(InittabEntry(fields[1], fields[2], fields[3].strip().lstrip("-")))
+    return out
+
+
+def inittab_actions(text: str) -> dict[str, list[str]]:
+    """``action -> [process, ...]`` from an inittab."""
+    out: dict[str, list[str]] = {}
+    for entry in inittab_entries(text):
+        out.setdefault(entry.action, []).append(entry.process)
     return out
 
 
@@ -135,28 +151,85 @@ def _matches(cmdline: str, process: str) -> bool:
     return bool(words) and words[0] in cmdline
 
 
+def _any_running(running: list[str], processes: list[str]) -> bool:
+    return any(_matches(c, p) for c in running for p in processes)
+
+
 def _inittab(pid: int, timeout: float, *, sysv: bool) -> tuple[bool, str]:
     try:
         text = Path(f"/proc/{pid}/root/etc/inittab").read_text(errors="replace")
     except OSError:
         return _alive(pid), "init is running (no /etc/inittab to follow)"
-    actions = inittab_actions(text)
-    boot = [p for a in BOOT_ACTIONS for p in actions.get(a, [])]
-    later = [p for a in LATER_ACTIONS for p in actions.get(a, [])]
+    entries = inittab_entries(text)
+    boot = [e.process for e in entries if e.action in BOOT_ACTIONS]
+    later = [e.process for e in entries if e.action in LATER_ACTIONS]
     deadline = time.monotonic() + timeout
     first = time.monotonic()
     progressed = False
+    level_work = _LevelWork(entries) if sysv else None
     while time.monotonic() < deadline:
         if not _alive(pid):
             return False, "init exited while booting"
         running = _descendant_cmdlines(pid)
-        booting = any(_matches(c, p) for c in running for p in boot)
-        progressed = progressed or booting or any(_matches(c, p) for c in running for p in later)
+        booting = _any_running(running, boot)
+        progressed = progressed or booting or _any_running(running, later)
         quiet = progressed or time.monotonic() - first > QUIET_SECONDS
-        if not booting and quiet and (not sysv or _runlevel(pid) is not None):
+        if level_work is not None:
+            if level_work.done(_runlevel(pid), running, booting=booting):
+                return True, f"runlevel {level_work.level} reached and its wait actions finished"
+        elif not booting and quiet:
             return True, "boot actions of /etc/inittab finished"
         time.sleep(POLL)
     return False, f"boot actions of /etc/inittab still running after {timeout:g} s"
+
+
+# After SysV init records a runlevel in utmp and before it spawns that level's entries
+# there is a moment with nothing running; accept a level with no visible work after this.
+LEVEL_QUIET_SECONDS = 2.0
+
+
+class _LevelWork:
+    """Whether SysV init has finished the ``wait`` entries of the runlevel it entered.
+
+    init writes the runlevel to utmp first and spawns ``/etc/init.d/rc N`` after, so the
+    runlevel alone is not enough: the level's wait entries must have been seen running
+    and gone, or one of its later entries (a getty, which init starts only once the wait
+    entries above it are done) must be running.
+    """
+
+    def __init__(self, entries: list[InittabEntry]) -> None:
+        self.entries = entries
+        self.level: str | None = None
+        self.since = 0.0
+        self.saw_wait = False
+
+    def done(self, level: str | None, running: list[str], *, booting: bool) -> bool:
+        if level is None:
+            return False
+        if level != self.level:
+            self.level, self.since, self.saw_wait = level, time.monotonic(), False
+        if booting:
+            # Also covers a runlevel left in utmp by the previous boot while rcS runs.
+            self.since = time.monotonic()
+        mine = [e for e in self.entries if not e.levels or level in e.levels]
+        waits = [e.process for e in mine if e.action == "wait"]
+        later = [e.process for e in mine if e.action in ("respawn", "once")]
+        if any(_is(c, p) for c in running for p in waits):
+            self.saw_wait = True
+            return False
+        if booting:
+            return False
+        if self.saw_wait or any(_is(c, p) for c in running for p in later):
+            return True
+        return time.monotonic() - self.since > LEVEL_QUIET_SECONDS
+
+
+def _is(cmdline: str, process: str) -> bool:
+    """Whether a command line runs exactly this inittab process: ``rc 2``, not ``rcS``.
+
+    Scripts show their interpreter first (``/bin/sh /etc/init.d/rc 2``).
+    """
+    return cmdline == process or cmdline.endswith(" " + process)
 
 
 # struct utmp on Linux (x86-64 and most others): ut_type (short) at 0, ut_pid (int) at 4.

@@ -232,3 +232,22 @@ def test_a_rootfs_larger_than_the_limit_fails_create_clearly(
         check=True,
     ).stdout
     assert name not in listing
+
+
+def test_set_env_after_a_host_reboot_writes_into_the_loop_image(
+    richc: RichcRunner, richc_root: Path, name: str
+) -> None:
+    richc("create", name, "--disk", "64M", "--disk-backend", "loop", "--no-lxcfs")
+    rootfs = containers_dir(richc_root) / name / "rootfs"
+    # What a host reboot leaves: the image is there, nothing is mounted on the rootfs.
+    subprocess.run(["umount", rootfs], check=True)
+    for device in loopdev.devices_for(image_path(rootfs)):
+        loopdev.detach(device)
+    richc("set", name, "env.AFTER_REBOOT=yes")
+    richc("start", name)
+    # exec passes the config's env itself: look at the files the init's shells read.
+    shown = richc("exec", name, "--", "cat", "/etc/environment").stdout
+    assert "AFTER_REBOOT" in shown, shown
+    richc("stop", name)
+    subprocess.run(["umount", rootfs], check=True)
+    assert not (rootfs / "etc").exists(), "written under the mount point, not into the image"

@@ -179,3 +179,35 @@ def test_wait_poststop_refuses_while_the_init_lives(ctx: Context) -> None:
     state.extra["pid_start_time"] = None
     assert not stages.wait_poststop(ctx, cdir, cdir.load_config(), state, None, os.getpid())
     assert not stages.wait_poststop(ctx, cdir, cdir.load_config(), state, None, None)
+
+
+SYSV_INITTAB = """
+si::sysinit:/etc/init.d/rcS
+l2:2:wait:/etc/init.d/rc 2
+co:2345:respawn:/sbin/getty --noclear 38400 console
+"""
+
+
+def test_sysv_runlevel_alone_is_not_ready_until_rc_ran() -> None:
+    work = ready._LevelWork(ready.inittab_entries(SYSV_INITTAB))
+    # init wrote runlevel 2 to utmp but has not spawned `rc 2` yet.
+    assert not work.done("2", [], booting=False)
+    # rcS is not `rc 2`, even though its path starts the same.
+    assert not work.done("2", ["/bin/sh /etc/init.d/rcS"], booting=True)
+    assert not work.done("2", ["/bin/sh /etc/init.d/rc 2"], booting=True)
+    assert work.done("2", [], booting=False)
+
+
+def test_sysv_level_getty_running_means_rc_is_done() -> None:
+    work = ready._LevelWork(ready.inittab_entries(SYSV_INITTAB))
+    assert not work.done(None, ["/sbin/getty --noclear 38400 console"], booting=False)
+    assert work.done("2", ["/sbin/getty --noclear 38400 console"], booting=False)
+
+
+def test_sysv_level_without_visible_work_is_ready_after_a_quiet_spell(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    work = ready._LevelWork(ready.inittab_entries("id:3:initdefault:\n"))
+    monkeypatch.setattr(ready, "LEVEL_QUIET_SECONDS", 0.0)
+    assert not work.done("3", [], booting=True)
+    assert work.done("3", [], booting=False)
