@@ -9,17 +9,15 @@ from richc.context import Context
 from richc.disk import view as disk_view
 from richc.errors import RichcError
 from richc.lxcfs import quick_healthy as lxcfs_health
-from richc.procs import is_same_process
+from richc.procs import recorded_init
 from richc.stats import usage
 from richc.store import ContainerDir
 
 
 def live_pid(cdir: ContainerDir, extra: dict[str, Any]) -> int | None:
-    """The init's pid if the recorded init is still alive (fast: no runtime call)."""
-    pid = extra.get("pid")
-    if isinstance(pid, int) and is_same_process(pid, extra.get("pid_start_time")):
-        return pid
-    return None
+    """The init's pid if the container runs (fast: no runtime call; follows reboots)."""
+    found = recorded_init(extra)
+    return None if found is None else found[0]
 
 
 def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:

@@ -15,7 +15,7 @@ from richc import config as cfg
 from richc.context import Context
 from richc.errors import Conflict, RichcError
 from richc.hostfacts import host_facts
-from richc.procs import start_time
+from richc.procs import parent_record, start_time
 from richc.runtime import Runtime, get_runtime
 from richc.spec import ContainerSpec, Paths, build_spec
 from richc.store import ContainerDir, State, now
@@ -103,6 +103,39 @@ def is_running(cdir: ContainerDir, state: State) -> tuple[bool, int | None]:
     return status.running, status.pid
 
 
+def _record_init(state: State, pid: int) -> None:
+    state.extra["pid"] = pid
+    state.extra["pid_start_time"] = start_time(pid)
+    state.extra.pop("parent_pid", None)
+    state.extra.pop("parent_start_time", None)
+    if state.runtime == "lxc":  # its monitor forks the new init of an in-container reboot
+        state.extra.update(parent_record(pid))
+
+
+def follow_reboot(ctx: Context, name: str, old_pid: int) -> tuple[int, int | None] | None:
+    """After *old_pid* exited: the init the container rebooted into, recorded, or None."""
+    from richc.procs import recorded_init
+
+    cdir = ctx.store.get(name)
+    with cdir.lock():
+        state = cdir.load_state()
+        found = recorded_init(state.extra)
+        if found is None or found[0] == old_pid:
+            return None
+        _record_init(state, found[0])
+        cdir.save_state(state)
+        return found
+
+
+def may_reboot(ctx: Context, name: str) -> bool:
+    """Whether the process that would fork a rebooted init (LXC's monitor) is still there."""
+    from richc.procs import is_same_process
+
+    extra = ctx.store.get(name).load_state().extra
+    monitor = extra.get("parent_pid")
+    return isinstance(monitor, int) and is_same_process(monitor, extra.get("parent_start_time"))
+
+
 def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> State:
     """Start *name*. A supervisor restarting it passes *unless_stop_requested*: a `richc stop`
     since the last start then wins (Conflict), checked under the lock so the two cannot race."""
@@ -141,8 +174,7 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
         state.stopped_at = None
         state.extra.pop("stop_requested", None)
         state.extra.pop("restarting", None)
-        state.extra["pid"] = pid
-        state.extra["pid_start_time"] = start_time(pid)
+        _record_init(state, pid)
         cdir.save_state(state)
         try:
             hook_stages.poststart(ctx, cdir, config, state, spec, pid)
@@ -197,6 +229,8 @@ def _stop_locked(
     clean = True
     spec: ContainerSpec | None = None
     status = runtime.status(cdir)
+    if status.running and status.pid and status.pid != state.extra.get("pid"):
+        _record_init(state, status.pid)  # it rebooted from inside since richc started it
     if status.running:
         spec = make_spec(ctx, cdir, config, state)
         if prestop:
@@ -221,7 +255,8 @@ def _stop_locked(
         hook_stages.after_stop(ctx, cdir, config, state, spec)
     state.stopped_at = now()
     state.extra.pop("pid", None)
-    state.extra.pop("pid_start_time", None)
+    for key in ("pid_start_time", "parent_pid", "parent_start_time"):
+        state.extra.pop(key, None)
     cdir.save_state(state)
     return clean
 

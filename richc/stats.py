@@ -236,12 +236,10 @@ def cgroup_of(
 def live_pid(extra: dict[str, Any]) -> int | None:
     """The recorded init's pid if it still runs (as richc.info's, without its imports:
     richc.info pulls in the disk quota modules, a third of a stats call's time)."""
-    from richc.procs import is_same_process
+    from richc.procs import recorded_init
 
-    pid = extra.get("pid")
-    if isinstance(pid, int) and is_same_process(pid, extra.get("pid_start_time")):
-        return pid
-    return None
+    found = recorded_init(extra)
+    return None if found is None else found[0]
 
 
 def targets(ctx: Context, names: Sequence[str]) -> list[Target]:

@@ -48,6 +48,7 @@ EXIT_INIT_DIED = 7  # the init exited without a request, and the restart policy 
 MAX_BACKOFF = 30.0  # seconds: the longest wait between two restarts
 STABLE_AFTER = 60.0  # seconds up after which a death counts as the first in a row again
 POLL_INTERVAL = 0.5  # seconds between /proc checks where there are no pidfds
+REBOOT_WAIT = 5.0  # seconds to wait for the init an in-container reboot brings up
 RESTART_WAIT = 300  # seconds to wait for `richc restart` to bring the container back
 STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)
 
@@ -281,6 +282,11 @@ def _watch(
         if not wait_for_exit(pid, started, signals, use_pidfd):
             return _stop_on_signal(ctx, name, signals.received or signal.SIGTERM)
         if not stop_requested(ctx, name):
+            rebooted = _follow_reboot(ctx, name, pid)
+            if rebooted is not None:
+                log.info("%s rebooted from inside; supervising its new init", name)
+                pid, started = rebooted
+                continue
             log.warning("%s: init (pid %d) exited without a `richc stop`", name, pid)
             _record_death(ctx, name)
             return None
@@ -317,6 +323,25 @@ def _await_restart(
             return None
     log.warning("%s: `richc restart` did not bring it back within %d s", name, RESTART_WAIT)
     return None
+
+
+def _follow_reboot(ctx: Context, name: str, old_pid: int) -> tuple[int, int | None] | None:
+    from richc import lifecycle
+
+    # LXC's monitor forks the new init a moment after the old one exits (after its
+    # post-stop callback, which returns at once for a reboot); a monitor that is gone, or
+    # still busy after REBOOT_WAIT (running poststop hooks), means a real stop.
+    deadline = time.monotonic() + REBOOT_WAIT
+    while True:
+        try:
+            found = lifecycle.follow_reboot(ctx, name, old_pid)
+            if found is not None:
+                return found
+            if time.monotonic() > deadline or not lifecycle.may_reboot(ctx, name):
+                return None
+        except RichcError:
+            return None
+        time.sleep(0.05)
 
 
 def _policy(ctx: Context, name: str) -> cfg.RestartPolicy:

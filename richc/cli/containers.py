@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from richc.cli.app import app, context
-from richc.cli.output import Format, emit_json, emit_table
+from richc.cli.output import Format, FormatOpt, emit_json, emit_table
 
 # Status lines are log records, so that with journald they carry RICHC_CONTAINER and
 # RICHC_OPERATION (richc.log); on a terminal they read as before.
@@ -23,7 +23,6 @@ def _bind(name: str) -> None:
     log.bind(container=name)
 
 
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 NameArg = Annotated[str, typer.Argument(help="Container name.", metavar="NAME")]
 
 
@@ -270,7 +269,7 @@ def remove(
     ctx: typer.Context,
     names: Annotated[list[str], typer.Argument(help="Containers to remove.", metavar="NAME...")],
     force: Annotated[
-        bool, typer.Option("--force", help="Kill it if running; clean up after a crash.")
+        bool, typer.Option("--force", "-f", help="Kill it if running; clean up after a crash.")
     ] = False,
 ) -> None:
     """Remove containers and everything richc made for them.
@@ -336,15 +335,22 @@ def ps(ctx: typer.Context, output: FormatOpt = Format.table) -> None:
 
 
 @app.command()
-def inspect(ctx: typer.Context, name: CompletedName) -> None:
-    """Show everything richc knows about a container, as JSON.
+def inspect(ctx: typer.Context, name: CompletedName, output: FormatOpt = Format.json) -> None:
+    """Show everything richc knows about a container: JSON, or dotted keys as a table.
 
-    Example: richc inspect web01
+    Examples:
+      richc inspect web01
+      richc inspect web01 --format table
     """
+    from richc.cli.output import flatten
     from richc.info import describe
 
     rctx = context(ctx)
-    emit_json(describe(rctx, rctx.store.get(name)))
+    data = describe(rctx, rctx.store.get(name))
+    if output is Format.json:
+        emit_json(data)
+    else:
+        emit_table(["KEY", "VALUE"], flatten(data))
 
 
 @app.command("exec")

@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from richc.cli.app import app, context
-from richc.cli.output import Format, emit_json, emit_table
+from richc.cli.output import Format, FormatOpt, emit_json, emit_table
 from richc.errors import HostUnsupported
 
 
@@ -25,7 +25,7 @@ def _host_path(path: Path) -> str:
 @app.command()
 def doctor(
     ctx: typer.Context,
-    output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: FormatOpt = Format.table,
     host_root: Annotated[
         Path,
         typer.Option(

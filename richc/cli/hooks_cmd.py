@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 
 from richc.cli.app import app, context
-from richc.cli.output import Format, emit_json, emit_table
+from richc.cli.output import Format, FormatOpt, emit_json, emit_table
 
 hooks_app = typer.Typer(
     help="Hooks run at prestart, poststart, prestop and poststop.",
@@ -16,8 +16,6 @@ hooks_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(hooks_app, name="hooks")
-
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
 @hooks_app.command("list")

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from richc.cli.app import app, context
-from richc.cli.output import Format, emit_json, emit_table
+from richc.cli.output import Format, FormatOpt, emit_json, emit_table
 
 lxcfs_app = typer.Typer(
     help="lxcfs /proc views: health, recovery after an lxcfs restart.",
@@ -18,8 +18,6 @@ lxcfs_app = typer.Typer(
     rich_markup_mode=None,
 )
 app.add_typer(lxcfs_app, name="lxcfs")
-
-FormatOpt = Annotated[Format, typer.Option("--format", "-f", help="Output format.")]
 
 
 def _yes_no(value: object) -> str:

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from richc.cli.app import app, context
-from richc.cli.output import Format, emit_json, emit_table
+from richc.cli.output import Format, FormatOpt, emit_json, emit_table
 
 quota_app = typer.Typer(help="Disk quotas.", no_args_is_help=True, rich_markup_mode=None)
 app.add_typer(quota_app, name="quota")
@@ -28,7 +28,7 @@ def _human(size: int | None) -> str | None:
 def show(
     ctx: typer.Context,
     name: Annotated[str, typer.Argument(help="Container name.", metavar="NAME")],
-    output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: FormatOpt = Format.table,
 ) -> None:
     """Show the disk usage of NAME against its limit (bytes in JSON).
 

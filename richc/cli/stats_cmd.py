@@ -10,7 +10,7 @@ from typing import Annotated, Any
 import typer
 
 from richc.cli.app import app, context
-from richc.cli.output import Format, emit_json, emit_table
+from richc.cli.output import Format, FormatOpt, emit_json, emit_table
 
 HEADERS = [
     "NAME", "STATE", "CPU %", "CPU TIME", "MEM USAGE / LIMIT", "MEM %", "PIDS", "BLOCK I/O",
@@ -61,7 +61,7 @@ def stats(
         list[str] | None,
         typer.Argument(help="Containers (default: all running).", metavar="[NAME...]"),
     ] = None,
-    output: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.table,
+    output: FormatOpt = Format.table,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="Refresh until interrupted (Ctrl-C).")
     ] = False,

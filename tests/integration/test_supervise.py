@@ -280,3 +280,23 @@ def test_richc_restart_keeps_the_supervision(
     assert "restart 1 of 5" in sup.output()
     richc("stop", name)
     assert sup.wait() == EXIT_STOPPED, sup.output()
+
+
+def test_a_reboot_from_inside_is_followed_not_taken_for_a_death(
+    richc: RichcRunner, supervise: Callable[..., Supervisor], name: str
+) -> None:
+    # LXC restarts the container itself on an in-container reboot (runc has no reboot).
+    richc("create", name)  # restart: no, so a death would end the supervision
+    sup = supervise(name)
+    first = running_pid(richc, name)
+    richc("exec", name, "--", "reboot")
+    second = running_pid(richc, name, other_than=first)
+    assert richc("exec", name, "--", "cat", "/proc/1/comm").stdout.strip() == "init"
+    listed = json.loads(richc("list", "--format", "json").stdout)
+    assert [(c["state"], c["pid"]) for c in listed if c["name"] == name] == [("running", second)]
+    wait_for("the supervisor to follow", lambda: "rebooted from inside" in sup.output())
+    assert sup.proc.poll() is None, sup.output()
+    stop = richc("stop", name, "--timeout", "10")
+    assert "killing" not in stop.stderr, stop.stderr
+    assert sup.wait() == EXIT_STOPPED, sup.output()
+    assert inspect(richc, name)["state"] == "stopped"
