@@ -60,6 +60,15 @@ def main(argv: list[str] | None = None) -> int:
         # `richc list | head`: the reader left; not an error worth a traceback.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         code = 0
+    except OSError as exc:
+        # The host said no (a --root that is a file, a full disk, a read-only mount): the
+        # message names the path; the traceback only helps with --debug.
+        if debug:
+            traceback.print_exc()
+        where = f": {exc.filename}" if exc.filename else ""
+        print(f"error: {exc.strerror or exc}{where}", file=sys.stderr)
+        print("hint: check that path and --root/RICHC_ROOT; --debug shows where", file=sys.stderr)
+        code = 1
     except Exception:
         traceback.print_exc()
         print(
