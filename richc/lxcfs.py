@@ -3,6 +3,8 @@ spec's view mounts, health for ``inspect`` and ``richc lxcfs status``, and recov
 
 The host settings live in ``/etc/richc/richc.yaml`` (under ``--root``)::
 
+    lxcfs: true                  # the default of new containers' `lxcfs` setting, when
+                                 # neither --lxcfs/--no-lxcfs nor their config file says
     lxcfs_home: /var/lib/lxcfs   # default: ROOT/var/lib/lxcfs, so a test root never
                                  # touches the host's lxcfs
     lxcfs_required: false        # true: a container that wants views fails to start
@@ -50,6 +52,7 @@ class LxcfsSettings:
     home: Path
     required: bool = False
     options: tuple[str, ...] = ()
+    default_enabled: bool = True  # `lxcfs:` in richc.yaml: what `create` gives a container
 
 
 def settings(paths: HostPaths) -> LxcfsSettings:
@@ -69,7 +72,19 @@ def settings(paths: HostPaths) -> LxcfsSettings:
     options = data.get("lxcfs_options", [])
     if not isinstance(options, list) or not all(isinstance(o, str) for o in options):
         raise ConfigError("lxcfs_options", options, "expected a list of lxcfs flags")
-    return LxcfsSettings(Path(str(home)), required, tuple(options))
+    default_enabled = data.get("lxcfs", True)
+    if not isinstance(default_enabled, bool):
+        raise ConfigError("lxcfs", default_enabled, "expected true or false")
+    return LxcfsSettings(Path(str(home)), required, tuple(options), default_enabled)
+
+
+def with_host_default(paths: HostPaths, data: dict[str, Any]) -> dict[str, Any]:
+    """*data* (a container's merged flags and config file) with the host's ``lxcfs:`` default
+    filled in when neither set it; create records the result, so a later change of the host
+    default leaves existing containers as they were."""
+    if data.get("lxcfs") is not None:
+        return data
+    return {**data, "lxcfs": settings(paths).default_enabled}
 
 
 def run_dir(paths: HostPaths) -> Path:

@@ -164,8 +164,10 @@ def create(
         from richc.errors import UsageError
 
         raise UsageError("a container name is required", hint="richc create NAME [OPTIONS]")
-    config = cfg.from_dict(merged)
     rctx = context(ctx)
+    from richc.lxcfs import with_host_default
+
+    config = cfg.from_dict(with_host_default(rctx.paths, merged))  # richc.yaml's `lxcfs:`
     validate_for_host(config.limits, rctx.paths.run)  # CPUs, controllers, devices it has
     if dry_run:
         from richc.plan import plan

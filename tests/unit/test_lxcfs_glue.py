@@ -36,12 +36,23 @@ def test_host_config_sets_home_required_and_options(tmp_path: Path) -> None:
     assert lxcfs.settings(paths) == lxcfs.LxcfsSettings(Path("/srv/lxcfs"), True, ("-l",))
 
 
+def test_host_default_fills_only_an_unset_lxcfs(tmp_path: Path) -> None:
+    off = paths_with(tmp_path / "off", "lxcfs: false\n")
+    assert lxcfs.settings(off).default_enabled is False
+    assert lxcfs.with_host_default(off, {"name": "c1"}) == {"name": "c1", "lxcfs": False}
+    # --lxcfs, or `lxcfs: true` in the container's config file, wins over the host default.
+    assert lxcfs.with_host_default(off, {"name": "c1", "lxcfs": True})["lxcfs"] is True
+    unset = paths_with(tmp_path / "unset", None)
+    assert lxcfs.with_host_default(unset, {"name": "c1"})["lxcfs"] is True
+
+
 @pytest.mark.parametrize(
     ("text", "key"),
     [
         ("lxcfs_home: relative/dir\n", "lxcfs_home"),
         ("lxcfs_required: maybe\n", "lxcfs_required"),
         ("lxcfs_options: -l\n", "lxcfs_options"),
+        ("lxcfs: sometimes\n", "lxcfs"),
     ],
 )
 def test_bad_host_settings_name_the_key(tmp_path: Path, text: str, key: str) -> None:
