@@ -101,6 +101,14 @@ def test_views_follow_the_limits_live(richc: RichcRunner, lxcfs_home: Path, name
     assert uptime <= time.monotonic() - before + 2, uptime
     info = inspect(richc, name)
     assert info["lxcfs"] == {"enabled": True, "healthy": True}
+    # Every view the host's lxcfs offers is an lxcfs mount as the container itself sees it
+    # (runc refuses /proc mounts beyond lxcfs's classic files, so no pressure views there).
+    offered = set(lxcfs_status(richc)[1]["host"]["views"])
+    if info["runtime"] == "runc":
+        offered = {v for v in offered if not v.startswith("/proc/pressure/")}
+    inside = richc("exec", name, "--", "cat", "/proc/self/mountinfo").stdout.splitlines()
+    lxcfs_targets = {f.split()[4] for f in inside if " - fuse.lxcfs " in f}
+    assert "/proc/meminfo" in offered and lxcfs_targets == offered
 
     set_memory(richc, name, 1024 * MiB, info["pid"])
     assert mem_total(richc, name) == "1048576 kB"
