@@ -188,6 +188,18 @@ def test_bad_input_is_refused_with_a_message(
     assert not containers.exists() or not any(containers.iterdir())
 
 
+def test_debug_shows_the_traceback_and_each_command(richc: RichcRunner, name: str) -> None:
+    plain = richc("create", "../x", check=False)
+    assert plain.returncode == 1 and "Traceback" not in plain.stderr
+    debug = richc("--debug", "create", "../x", check=False)
+    assert debug.returncode == 1
+    assert "Traceback" in debug.stderr and "error: name: '../x': invalid" in debug.stderr
+    # --debug logs the steps and commands of a command that works, and it still works.
+    created = richc("--debug", "create", name, "--start")
+    assert created.stderr.count("\n") > plain.stderr.count("\n")
+    assert richc("exec", name, "--", "true").returncode == 0
+
+
 def test_two_concurrent_creates_leave_exactly_one(richc: RichcRunner, name: str) -> None:
     with ThreadPoolExecutor(2) as pool:
         results = list(pool.map(lambda _: richc("create", name, check=False), range(2)))
