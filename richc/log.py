@@ -3,9 +3,10 @@
 Every record carries up to four fields, taken from the context an operation binds:
 ``RICHC_CONTAINER``, ``RICHC_OPERATION``, ``RICHC_HOOK`` and ``RICHC_STAGE``. With journald
 (its socket exists), records go there through ``systemd-python`` with those fields, so
-``journalctl RICHC_CONTAINER=web01`` finds everything richc did to web01. Without it, they go
-to stderr, and records about a container are also appended to its ``richc.log`` in the
-container's log directory (``/var/log/richc/NAME/``).
+``journalctl RICHC_CONTAINER=web01`` finds everything richc did to web01. Without it (or
+without systemd-python, which earns one warning), they go to stderr, and records about a
+container are also appended to its ``richc.log`` in the container's log directory
+(``/var/log/richc/NAME/``).
 
 The binding is a :mod:`contextvars` context: ``bind()`` sets fields for the rest of the
 operation (one CLI command is one operation), ``fields()`` sets them for a block.
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import importlib.util
 import logging
 import os
 import sys
@@ -180,6 +182,18 @@ def journald_available() -> bool:
     return JOURNAL_SOCKET.exists()
 
 
+def journal_module_available() -> bool:
+    """True if ``systemd.journal`` (systemd-python) can be found.
+
+    It finds the module without running it, so the ~15 ms import still waits for the first
+    record; a missing module is known before any record is sent.
+    """
+    try:
+        return importlib.util.find_spec("systemd.journal") is not None
+    except (ImportError, ValueError):  # no `systemd` package, or a None in sys.modules
+        return False
+
+
 def stderr_is_journal() -> bool:
     """True when stderr already goes to the journal (a systemd service's default).
 
@@ -198,9 +212,14 @@ def stderr_is_journal() -> bool:
 def setup(*, debug: bool, logs_dir: Path | None, journal: bool | None = None) -> None:
     """Configure logging for one richc process: journald or stderr + log files.
 
-    ``journal=None`` detects journald; tests pass True or False.
+    ``journal=None`` detects journald; tests pass True or False. Where journald runs but
+    systemd-python is missing, records go to stderr and the log files, after one warning.
     """
     use_journal = journald_available() if journal is None else journal
+    missing_module = use_journal and not journal_module_available()
+    if missing_module:
+        # Else each record would print a "--- Logging error ---" traceback.
+        use_journal = False
     # The root logger, as logging.basicConfig would: the stdlib-only packages (quota,
     # lxcfs_integration) log under their own names and must land in the same places.
     root = logging.getLogger()
@@ -224,3 +243,8 @@ def setup(*, debug: bool, logs_dir: Path | None, journal: bool | None = None) ->
     for handler in handlers:
         handler.addFilter(context_filter)
         root.addHandler(handler)
+    if missing_module:
+        logging.getLogger("richc").warning(
+            "journald runs but systemd-python is missing: richc's records go to stderr and"
+            " the container's richc.log (pip install systemd-python)"
+        )

@@ -104,3 +104,29 @@ def test_stderr_is_journal_matches_journal_stream(monkeypatch: pytest.MonkeyPatc
     assert not log.stderr_is_journal()
     monkeypatch.delenv("JOURNAL_STREAM")
     assert not log.stderr_is_journal()
+
+
+def test_journald_without_systemd_python_falls_back_with_one_warning(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import sys
+
+    # Drop any loaded copy, then make `import systemd` fail as it does where it is missing.
+    for module in [m for m in sys.modules if m == "systemd" or m.startswith("systemd.")]:
+        monkeypatch.delitem(sys.modules, module)
+    monkeypatch.setitem(sys.modules, "systemd", None)
+    monkeypatch.setattr(log, "JOURNAL_SOCKET", tmp_path / "journal.socket")
+    (tmp_path / "journal.socket").touch()  # "journald runs"
+    logs = tmp_path / "var/log/richc"
+    (logs / "web01").mkdir(parents=True)
+    log.setup(debug=False, logs_dir=logs, journal=None)
+    assert not any(isinstance(h, log.JournalHandler) for h in logging.getLogger().handlers)
+    with log.fields(container="web01", operation="start"):
+        logging.getLogger("richc").warning("first record")
+        logging.getLogger("richc.hooks.x").info("second record")
+    err = capsys.readouterr().err
+    assert "Logging error" not in err and "Traceback" not in err
+    assert err.count("systemd-python is missing") == 1
+    assert "first record" in err and "second record" in err
+    text = (logs / "web01/richc.log").read_text()
+    assert "RICHC_OPERATION=start first record" in text and "second record" in text
