@@ -188,12 +188,47 @@ def test_ulimit_nofile_and_nproc(richc: RichcRunner, name: str) -> None:
     assert re.search(r"Max open files\s+1024\s+2048", inside_init)
 
 
-def test_every_limit_reaches_its_cgroup_file(richc: RichcRunner, name: str) -> None:
+def host_io_weight_file(version: int) -> str | None:
+    """The IO weight file this kernel gives a cgroup: BFQ's, else CFQ's (v1) or iocost's (v2).
+
+    BFQ registers its cgroup files when the scheduler is built in or loaded, and then every
+    disk lists it, whether or not it is the disk's active scheduler.
+    """
+    schedulers = " ".join(path.read_text() for path in Path("/sys/block").glob("*/queue/scheduler"))
+    if "bfq" in schedulers or Path("/sys/module/bfq").exists():
+        return "blkio.bfq.weight" if version == 1 else "io.bfq.weight"
+    if version == 1 and any(CGROUP_ROOT.glob("blkio/*/blkio.weight")):
+        return "blkio.weight"
+    if version == 2 and (CGROUP_ROOT / "io.cost.qos").exists():
+        return "io.weight"
+    return None
+
+
+def weight_value(text: str) -> str:
+    """A weight file's default weight: v1 prints ``300``, v2 ``default 300`` (then devices)."""
+    first = text.splitlines()[0].split()
+    return first[-1]
+
+
+@pytest.mark.parametrize(
+    ("cpu_flag", "shares", "weight"),
+    [
+        (["--cpu-shares", "512"], "512", "20"),  # 512 shares on the v2 scale is 20
+        (["--cpu-weight", "20"], "500", "20"),  # and back: weight 20 is 500 shares
+    ],
+    ids=["cpu-shares", "cpu-weight"],
+)
+def test_every_limit_reaches_its_cgroup_file(
+    richc: RichcRunner, name: str, cpu_flag: list[str], shares: str, weight: str
+) -> None:
     version = cgroup_version()
-    args = ["--memory", "64M", "--memory-reservation", "32M", "--cpu-shares", "512",
+    args = ["--memory", "64M", "--memory-reservation", "32M", *cpu_flag,
             "--pids", "40", "--cpus", "0.25"]  # fmt: skip
     if version == 1:
         args += ["--memory-swap", "128M"]
+    io_file = host_io_weight_file(version)
+    if io_file is not None:
+        args += ["--io-weight", "300"]
     richc("create", name, "--no-lxcfs", *args, "--start")
     pid = init_pid(richc, name)
     if version == 1:
@@ -201,7 +236,7 @@ def test_every_limit_reaches_its_cgroup_file(richc: RichcRunner, name: str) -> N
             "memory.limit_in_bytes": str(64 * M),
             "memory.memsw.limit_in_bytes": str(128 * M),
             "memory.soft_limit_in_bytes": str(32 * M),
-            "cpu.shares": "512",
+            "cpu.shares": shares,
             "cpu.cfs_quota_us": "25000",
             "pids.max": "40",
         }
@@ -209,27 +244,49 @@ def test_every_limit_reaches_its_cgroup_file(richc: RichcRunner, name: str) -> N
         expected = {
             "memory.max": str(64 * M),
             "memory.low": str(32 * M),
-            "cpu.weight": "20",  # 512 shares on the v2 scale
+            "cpu.weight": weight,
             "cpu.max": "25000 100000",
             "pids.max": "40",
         }
     assert {f: read_host(pid, f) for f in expected} == expected
+    if io_file is not None:
+        assert weight_value(read_host(pid, io_file)) == "300", io_file
     limits = inspect(richc, name)["limits"]
-    assert limits["memory_reservation_bytes"] == 32 * M and limits["cpu_shares"] == 512
+    assert limits["memory_reservation_bytes"] == 32 * M
+    key = cpu_flag[0].removeprefix("--").replace("-", "_")
+    assert limits[key] == int(cpu_flag[1])
+    if io_file is not None:
+        assert limits["io_weight"] == 300
 
 
-def test_device_throttle_reaches_the_host_file(richc: RichcRunner, name: str) -> None:
+def test_device_throttles_reach_the_host_files(richc: RichcRunner, name: str) -> None:
     disks = [d for d in Path("/sys/block").iterdir() if not (d / "partition").exists()]
     disk = next((d for d in disks if d.name.startswith(("vd", "sd", "nvme"))), None)
     if disk is None:
         pytest.skip("no whole disk to throttle")
     number = (disk / "dev").read_text().strip()
-    richc("create", name, "--no-lxcfs", "--device-read-bps", f"{number}:10M", "--start")
+    richc(
+        "create", name, "--no-lxcfs", "--device-read-bps", f"{number}:10M",
+        "--device-write-bps", f"{number}:20M", "--device-read-iops", f"{number}:300",
+        "--device-write-iops", f"{number}:400", "--start",
+    )  # fmt: skip
     pid = init_pid(richc, name)
     if cgroup_version() == 1:
-        assert read_host(pid, "blkio.throttle.read_bps_device") == f"{number} {10 * M}"
+        assert {
+            f"blkio.throttle.{what}_device": read_host(pid, f"blkio.throttle.{what}_device")
+            for what in ("read_bps", "write_bps", "read_iops", "write_iops")
+        } == {
+            "blkio.throttle.read_bps_device": f"{number} {10 * M}",
+            "blkio.throttle.write_bps_device": f"{number} {20 * M}",
+            "blkio.throttle.read_iops_device": f"{number} 300",
+            "blkio.throttle.write_iops_device": f"{number} 400",
+        }
     else:
-        assert f"{number} rbps={10 * M}" in read_host(pid, "io.max")
+        line = next(
+            (x for x in read_host(pid, "io.max").splitlines() if x.startswith(f"{number} ")), ""
+        )
+        assert line.split() == [number, f"rbps={10 * M}", f"wbps={20 * M}", "riops=300",
+                                "wiops=400"], line  # fmt: skip
 
 
 @pytest.mark.parametrize(

@@ -16,7 +16,7 @@ import pytest
 from tests.integration.conftest import RichcRunner
 from tests.integration.test_limits import (
     test_cpuset_is_what_nproc_sees,
-    test_device_throttle_reaches_the_host_file,
+    test_device_throttles_reach_the_host_files,
     test_every_limit_reaches_its_cgroup_file,
     test_fork_loop_stops_at_pids_20,
     test_invalid_limits_are_refused_before_anything_is_made,
@@ -28,7 +28,7 @@ pytestmark = pytest.mark.integration
 
 __all__ = [
     "test_cpuset_is_what_nproc_sees",
-    "test_device_throttle_reaches_the_host_file",
+    "test_device_throttles_reach_the_host_files",
     "test_every_limit_reaches_its_cgroup_file",
     "test_fork_loop_stops_at_pids_20",
     "test_invalid_limits_are_refused_before_anything_is_made",
