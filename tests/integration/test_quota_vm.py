@@ -101,5 +101,8 @@ def test_project_quota_on_ext4_and_xfs_in_a_vm() -> None:
         ):
             key = f"{fs}-container-{step}"
             assert checks.get(key) == "ok", f"{key} missing\n{log[-4000:]}"
+    for step in ("create-64M-df", "dd-100M-fails", "set-128M-live", "rm-leaves-no-loop"):
+        key = f"ext4-loop-{step}"
+        assert checks.get(key) == "ok", f"{key} missing\n{log[-4000:]}"
     assert "Disk quota exceeded" in log  # ext4 says EDQUOT ...
     assert re.search(r"xfs-write-100M-fails: ok .*No space left on device", log)  # xfs ENOSPC

@@ -200,6 +200,8 @@ def scenario(fs: Filesystem, unenforced_options: str) -> None:
     check(f"{tag}-remove", remove_clears_limit_and_keeps_id_reserved)
     print(f"INFO {tag} mount: {find_mount(fs.mnt)}", flush=True)
     containers(fs)
+    if fs.fstype == "ext4":
+        loop_container(fs)
     fs.unmount()
     fs.destroy()
 
@@ -276,6 +278,62 @@ def containers(fs: Filesystem) -> None:
     check(f"{tag}-rm-leaves-no-limit", rm_clean)
     richc(root, "rm", "--force", name)  # whatever happened above
     richc(root, "lxcfs", "stop")  # in case one was started for this root
+
+
+def loop_container(fs: Filesystem) -> None:
+    """The loop backend's live grow: it needs CAP_SYS_RESOURCE, which the guest's root has
+    and the test host's root lacks, so only here does the online path (image, loop
+    capacity, EXT4_IOC_RESIZE_FS) run under a real container."""
+    tag = f"{fs.fstype}-loop"
+    root = fs.mnt / "richc-root-loop"
+    name = "quota-vm-loop1"
+    state: dict[str, str] = {}
+
+    def ok(*args: str) -> str:
+        proc = richc(root, *args)
+        expect(proc.returncode == 0, f"richc {' '.join(args)}: {proc.stderr.strip()}")
+        return proc.stdout
+
+    def df_bytes() -> int:
+        return int(ok("exec", name, "--", "df", "-k", "/").splitlines()[-1].split()[1]) * 1024
+
+    def create_df() -> str:
+        ok("create", name, "--disk", "64M", "--disk-backend", "loop", "--no-lxcfs", "--start")
+        state["pid"] = str(json.loads(ok("inspect", name))["pid"])
+        size = df_bytes()
+        expect(50 * MiB < size <= 64 * MiB, f"df / inside says {size}")
+        return f"df / = {size // MiB}M"
+
+    def dd_fails() -> str:
+        proc = richc(
+            root, "exec", name, "--", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=100"
+        )
+        expect(proc.returncode != 0, "100 MiB fitted")
+        expect("No space left" in proc.stderr, proc.stderr)
+        return proc.stderr.strip().splitlines()[0]
+
+    def set_live() -> str:
+        ok("exec", name, "--", "rm", "/big")
+        ok("set", name, "disk=128M")
+        pid = str(json.loads(ok("inspect", name))["pid"])
+        expect(pid == state["pid"], f"init changed from {state['pid']} to {pid}: not live")
+        ok("exec", name, "--", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=100")
+        size = df_bytes()
+        expect(110 * MiB < size <= 128 * MiB, f"df / after set says {size}")
+        return f"grown live to {size // MiB}M, same init pid {pid}"
+
+    def rm_clean() -> str:
+        image = root / "var/lib/richc/containers" / name / "rootfs.img"
+        ok("rm", "--force", name)
+        expect(not image.exists(), "image left behind")
+        expect(loopdev.devices_for(image) == [], "loop device left attached")
+        return "image and loop device gone"
+
+    check(f"{tag}-create-64M-df", create_df)
+    check(f"{tag}-dd-100M-fails", dd_fails)
+    check(f"{tag}-set-128M-live", set_live)
+    check(f"{tag}-rm-leaves-no-loop", rm_clean)
+    richc(root, "rm", "--force", name)  # whatever happened above
 
 
 def main() -> int:
