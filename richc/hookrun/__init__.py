@@ -20,7 +20,7 @@ Each hook runs on the host, as root, as the leader of its own session, with:
 - a timeout (default 30 s): on expiry its whole process group gets SIGKILL and the hook
   counts as failed; a hook that fails has its process group killed too;
 - stdout and stderr captured to ``/var/log/richc/NAME/hooks.log`` and journald, tagged
-  with container, stage and hook (:mod:`.hooklog`).
+  with container, stage, hook and richc operation (:mod:`.hooklog`).
 
 Files that are world-writable, not owned by root (when richc runs as root), or in such a
 directory are refused (:mod:`.safety`); so are OCI JSON files, which choose what runs.

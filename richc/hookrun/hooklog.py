@@ -1,8 +1,10 @@
 """The hook log: every hook's output and outcome, tagged with container, stage and hook.
 
 Records go to the container's ``hooks.log`` (in its log directory) and, where journald
-listens, to the journal with the fields ``RICHC_CONTAINER``, ``RICHC_STAGE`` and
-``RICHC_HOOK`` (``journalctl RICHC_CONTAINER=web01 RICHC_STAGE=poststop``). The logger is
+listens, to the journal with the fields ``RICHC_CONTAINER``, ``RICHC_STAGE``, ``RICHC_HOOK``
+and ``RICHC_OPERATION`` (the richc command that ran the hooks, where one is bound in
+:mod:`richc.log`; LXC's poststop callback has none), so ``journalctl RICHC_CONTAINER=web01
+RICHC_STAGE=poststop`` finds them. The logger is
 ``richc.hooks`` and does not propagate: hook output is data about the container, not
 richc's own chatter on stderr. richc's own warnings about failed hooks go to ``richc``.
 """
@@ -16,8 +18,11 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from richc import log as richc_log
+
 JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
-FIELDS = ("RICHC_CONTAINER", "RICHC_STAGE", "RICHC_HOOK")
+# In hooks.log's order; the operation comes last so older lines and new ones read alike.
+FIELDS = ("RICHC_CONTAINER", "RICHC_STAGE", "RICHC_HOOK", "RICHC_OPERATION")
 
 logger = logging.getLogger("richc.hooks")
 logger.propagate = False
@@ -31,6 +36,10 @@ def tags(container: str, stage: str, hook: str | None = None) -> dict[str, Any]:
     if hook is not None:
         extra["RICHC_HOOK"] = hook
         fields["hook"] = hook
+    operation = richc_log.current_fields().get("operation")
+    if operation:
+        extra["RICHC_OPERATION"] = operation
+        fields["operation"] = operation
     extra["richc_fields"] = fields
     return extra
 

@@ -1,4 +1,4 @@
-"""richc's records in a real journald, with their RICHC_* fields.
+"""richc's records, and its hooks' output, in a real journald, with their RICHC_* fields.
 
 This host has no systemd as PID 1, but systemd-journald runs on its own: the test gives it
 a private mount namespace (a fresh tmpfs on /run, so it listens on a private
@@ -23,7 +23,7 @@ JOURNALD = Path("/lib/systemd/systemd-journald")
 
 SCRIPT = r"""#!/bin/bash
 set -euo pipefail
-root=$1 name=$2 out=$3
+root=$1 name=$2 out=$3 hook=$4
 mount -t tmpfs -o mode=755 tmpfs /run
 mkdir -p /run/systemd /run/log
 # journald writes to /run/log/journal until told to flush; the tmpfs makes sure nothing
@@ -36,7 +36,7 @@ journald=$!
 trap 'kill $journald; wait $journald || true' EXIT
 for _ in $(seq 100); do [ -S /run/systemd/journal/socket ] && break; sleep 0.1; done
 export RICHC_ROOT=$root
-{richc} create "$name" --no-lxcfs 2>"$out.create"
+{richc} create "$name" --no-lxcfs --hook "prestart=$hook" 2>"$out.create"
 {richc} start --foreground "$name" 2>"$out.supervise" &
 supervisor=$!
 for _ in $(seq 200); do
@@ -50,6 +50,7 @@ echo "$status" > "$out.status"
 {richc} rm "$name" 2>"$out.rm"
 journalctl --sync 2>/dev/null || true
 journalctl -D /run/log/journal --no-pager -o json SYSLOG_IDENTIFIER=richc > "$out"
+journalctl -D /run/log/journal --no-pager -o json SYSLOG_IDENTIFIER=richc-hook > "$out.hooks"
 """
 
 
@@ -62,9 +63,12 @@ def test_records_reach_journald_with_structured_fields(
     script.write_text(SCRIPT.replace("{journald}", str(JOURNALD)).replace("{richc}", str(RICHC)))
     script.chmod(0o755)
     out = tmp_path / "journal.json"
+    hook = tmp_path / "announce"
+    hook.write_text('#!/bin/sh\necho "announcing $RICHC_NAME to the CMDB"\n')
+    hook.chmod(0o755)
     proc = subprocess.run(
         ["unshare", "--mount", "--propagation", "private", str(script), str(richc_root), name,
-         str(out)],
+         str(out), str(hook)],
         capture_output=True, text=True, timeout=300,
     )  # fmt: skip
     assert proc.returncode == 0, proc.stderr
@@ -83,3 +87,13 @@ def test_records_reach_journald_with_structured_fields(
     # With journald there, records go to it, not to the container's richc.log (and stderr
     # of a terminal still shows them).
     assert f"{name}: init died" in Path(f"{out}.supervise").read_text()
+
+    # The hook's own output, as richc-hook records tagged like richc's.
+    hooks = [json.loads(line) for line in Path(f"{out}.hooks").read_text().splitlines()]
+    said = [r for r in hooks if r["MESSAGE"] == f"| announcing {name} to the CMDB"]
+    assert len(said) == 1, [r["MESSAGE"] for r in hooks]
+    assert said[0]["RICHC_CONTAINER"] == name
+    assert said[0]["RICHC_STAGE"] == "prestart"
+    assert said[0]["RICHC_HOOK"] == "container/announce"
+    assert said[0]["RICHC_OPERATION"] == "supervise"  # `start --foreground` supervises
+    assert said[0]["PRIORITY"] == "6"

@@ -234,6 +234,26 @@ def test_journal_handler_sends_the_hook_fields() -> None:
     ]
 
 
+def test_hook_records_carry_the_bound_operation(tmp_path: Path) -> None:
+    from richc import log as richc_log
+
+    sent: list[dict[str, str]] = []
+    handler = hooklog.HookJournalHandler(lambda message, **fields: sent.append(fields))
+    hooklog.logger.addHandler(handler)
+    path = script(tmp_path, "40-say", "echo draining\n")
+    try:
+        with richc_log.fields(container="web01", operation="stop"):
+            runner.run_hooks([hook(path)], target(tmp_path, Stage.prestop))
+        runner.run_hooks([hook(path)], target(tmp_path, Stage.poststop))  # no operation bound
+    finally:
+        hooklog.logger.removeHandler(handler)
+    assert {f["RICHC_OPERATION"] for f in sent if f["RICHC_STAGE"] == "prestop"} == {"stop"}
+    assert not any("RICHC_OPERATION" in f for f in sent if f["RICHC_STAGE"] == "poststop")
+    said = [line for line in read_log(tmp_path).splitlines() if line.endswith("| draining")]
+    assert " container=web01 stage=prestop hook=hooks.d/40-say operation=stop: " in said[0]
+    assert said[1].split(": ", 1)[0].endswith("hook=hooks.d/40-say")
+
+
 def test_oci_status_per_stage() -> None:
     assert {s.value: s.oci_status() for s in Stage} == {
         "prestart": "creating",
