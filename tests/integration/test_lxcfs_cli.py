@@ -136,9 +136,12 @@ def test_host_default_off_in_richc_yaml_and_the_flag_wins(
     assert inspect(richc, flagged)["lxcfs"] == {"enabled": True, "healthy": True}
 
 
+@pytest.mark.parametrize("start_first", [False, True], ids=["remount-restarts", "start-then-names"])
 def test_sigkilled_lxcfs_is_recovered_by_remount_without_restarts(
-    richc: RichcRunner, lxcfs_home: Path
+    richc: RichcRunner, lxcfs_home: Path, start_first: bool
 ) -> None:
+    """The issue's recovery story, both ways: `remount` restarts the dead lxcfs itself, or
+    the operator runs `richc lxcfs start` first and then `remount NAME1 NAME2`."""
     names = [unique_name(), unique_name()]
     sizes = {names[0]: ("256M", "262144 kB"), names[1]: ("512M", "524288 kB")}
     for n in names:
@@ -160,8 +163,21 @@ def test_sigkilled_lxcfs_is_recovered_by_remount_without_restarts(
     code, status = lxcfs_status(richc)
     assert code == 1 and not any(c["healthy"] for c in status["containers"])
 
-    result = json.loads(richc("lxcfs", "remount", "--format", "json").stdout)
-    assert result["host"]["restarted"] and result["host"]["pid"] != lxcfs_pid
+    if start_first:
+        started = richc("lxcfs", "start").stderr
+        assert started.startswith(f"lxcfs started on {lxcfs_home} (pid "), started
+        new_pid = int(started.rsplit("(pid ", 1)[1].split(")")[0])
+        assert new_pid != lxcfs_pid
+        # The views stay dead until remount: starting lxcfs alone repairs nothing inside.
+        broken = richc("exec", names[0], "--", "cat", "/proc/meminfo", check=False)
+        assert "Transport endpoint is not connected" in broken.stderr
+        result = json.loads(richc("lxcfs", "remount", *names, "--format", "json").stdout)
+        assert result["host"] == {"home": str(lxcfs_home), "pid": new_pid, "restarted": False}
+        table = richc("lxcfs", "remount", *names)
+        assert "lxcfs restarted" not in table.stderr
+    else:
+        result = json.loads(richc("lxcfs", "remount", "--format", "json").stdout)
+        assert result["host"]["restarted"] and result["host"]["pid"] != lxcfs_pid
     assert sorted(c["name"] for c in result["containers"]) == sorted(names)
     assert all(c["ok"] for c in result["containers"]), result
 
