@@ -244,6 +244,63 @@ def test_busybox_init_is_pid1_and_stops_cleanly(
         assert "killed" not in stop.stderr
 
 
+def _app_tree(root: Path) -> None:
+    """An application image: busybox-static and a few applets, and no init at all."""
+    for directory in ("bin", "dev", "proc", "sys", "tmp"):
+        (root / directory).mkdir(parents=True)
+    shutil.copy2("/bin/busybox", root / "bin/busybox")
+    for applet in ("sh", "sleep", "cat", "readlink"):
+        (root / "bin" / applet).symlink_to("busybox")
+
+
+def processes(richc: RichcRunner, name: str) -> dict[int, tuple[str, str, int]]:
+    """pid -> (comm, state, ppid) of every process in the container, from its own /proc."""
+    stats = richc("exec", name, "--", "sh", "-c", "cat /proc/[0-9]*/stat").stdout
+    out = {}
+    for line in stats.splitlines():
+        pid, _, rest = line.partition(" (")
+        comm, _, fields = rest.rpartition(") ")
+        state, ppid = fields.split()[:2]
+        out[int(pid)] = (comm, state, int(ppid))
+    return out
+
+
+def test_dumb_init_runs_the_command_reaps_orphans_and_stops_cleanly(
+    richc: RichcRunner, name: str, tmp_path: Path
+) -> None:
+    tree = tmp_path / "app"
+    _app_tree(tree)
+    config = tmp_path / "app.yaml"
+    config.write_text(f"name: {name}\nfrom: dir:{tree}\ncommand: [sleep, '1000']\n")
+    richc("create", "--config", str(config), "--init", "dumb-init")
+    assert inspect(richc, name)["init"] == "dumb-init"
+    richc("start", name)
+    exe = richc("exec", name, "--", "readlink", "/proc/1/exe").stdout.strip()
+    assert exe == "/.richc/dumb-init"
+    cmdline = richc("exec", name, "--", "cat", "/proc/1/cmdline").stdout
+    assert cmdline.split("\0") == ["/.richc/dumb-init", "--", "sleep", "1000", ""]
+    apps = [pid for pid, (comm, _, ppid) in processes(richc, name).items()
+            if comm == "sleep" and ppid == 1]  # fmt: skip
+    assert len(apps) == 1, processes(richc, name)
+    # The exec'd shell exits at once and leaves its sleep to the reaper; the sleep's stdio
+    # is not the exec's, or runc exec would wait for it to close.
+    richc("exec", name, "--", "sh", "-c", "sleep 1 </dev/null >/dev/null 2>&1 & exit")
+    seen = processes(richc, name)
+    orphans = [pid for pid, (comm, _, _) in seen.items() if comm == "sleep" and pid != apps[0]]
+    assert len(orphans) == 1 and seen[orphans[0]][2] == 1, seen
+    # Unreaped, the orphan would stay in the table as a zombie of PID 1.
+    deadline = time.monotonic() + 5
+    while orphans[0] in seen and time.monotonic() < deadline:
+        time.sleep(0.3)
+        seen = processes(richc, name)
+    assert orphans[0] not in seen, seen
+    assert not [pid for pid, (_, state, _) in seen.items() if state == "Z"], seen
+    assert apps[0] in seen  # the application itself is untouched
+    stop = richc("stop", name, "--timeout", "10")
+    assert "killed" not in stop.stderr, stop.stderr
+    assert inspect(richc, name)["state"] == "stopped"
+
+
 # --- copies keep what makes a tree bootable ------------------------------------------
 
 
