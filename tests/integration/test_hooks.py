@@ -310,6 +310,44 @@ def test_failing_prestart_leaves_the_container_stopped_and_clean(
     assert inspect(richc, name)["state"] == "running"
 
 
+def _processes_naming(word: str) -> list[str]:
+    """Command lines that mention *word* (an LXC monitor, a runc console keeper, an init)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or _gone(int(entry.name)):
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        if word in cmdline:
+            found.append(f"{entry.name}: {cmdline}")
+    return found
+
+
+def test_failed_prestart_leaves_no_background_child_of_the_hook(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
+) -> None:
+    pidfile = tmp_path / "child.pid"
+    hook = script(tmp_path / "half-mount", f"sleep 600 & echo $! > {pidfile}; exit 3\n")
+    richc("create", name, "--hook", f"prestart={hook}")
+    start = richc("start", name, check=False)
+    child = int(pidfile.read_text())
+    try:
+        assert start.returncode == 1
+        assert "prestart hook container/half-mount failed with exit status 3" in start.stderr
+        # The hook's process group is killed with it; an orphan is reaped a moment later.
+        wait_for("the hook's background sleep to die", lambda: _gone(child), limit=10)
+    finally:
+        if not _gone(child):
+            os.kill(child, signal.SIGKILL)
+    info = inspect(richc, name)
+    assert info["state"] == "created" and info["pid"] is None
+    assert richc("exec", name, "--", "true", check=False).returncode == 125
+    assert _processes_naming(name) == []
+    assert _mounts_under(richc_root / "var/lib/richc/containers" / name) == []
+
+
 def test_failing_poststart_stops_the_container_unless_warn(
     richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
 ) -> None:
