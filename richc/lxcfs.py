@@ -121,6 +121,16 @@ def _view_from_dict(data: dict[str, str]) -> li.View:
     return li.View(Path(data["source"]), data["target"], li.ViewKind(data["kind"]))
 
 
+def views_for(runtime: str, views: Sequence[li.View]) -> tuple[li.View, ...]:
+    """The views a container on *runtime* gets. runc refuses mounts under /proc other than
+    lxcfs's classic files, so its bundle leaves out the rest (``/proc/pressure/*``); the
+    recorded list, health and remount must leave them out as well, or remount would attach
+    views that start never had and health would miss them on every check."""
+    if runtime == "runc":
+        return tuple(v for v in views if v.oci_supported())
+    return tuple(views)
+
+
 def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
     """Before a start: make lxcfs serve and record the views to bind in *state*.
 
@@ -133,7 +143,7 @@ def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
     conf = settings(ctx.paths)
     try:
         ensure_serving(ctx.paths)
-        views = li.compute_views(conf.home)
+        views = views_for(state.runtime, li.compute_views(conf.home))
         if not views:
             raise li.LxcfsError(f"lxcfs at {conf.home} offers no views")
     except (RichcError, li.LxcfsError) as exc:
@@ -294,7 +304,7 @@ def remount(ctx: Context, names: Sequence[str] = ()) -> dict[str, Any]:
         views = li.compute_views(conf.home)
     except li.LxcfsError as exc:
         raise _wrap(exc) from exc
-    results = [_remount_one(t, views) for t in targets]
+    results = [_remount_one(t, views_for(t.state.runtime, views)) for t in targets]
     return {
         "host": {"home": str(conf.home), "pid": process.pid, "restarted": started},
         "containers": results,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
 
+import lxcfs_integration as li
 from richc import lxcfs
 from richc.config import ContainerConfig
 from richc.context import Context
@@ -91,3 +93,62 @@ def test_recorded_views_become_optional_bind_mounts() -> None:
 def test_enabled_without_views_is_unhealthy_while_running() -> None:
     state = State(name="c1", extra={"lxcfs": {"enabled": True, "views": []}})
     assert lxcfs.quick_healthy(state, 1) is False
+
+
+HOME = Path("/h")
+OFFERED = (
+    li.View(HOME / "proc/meminfo", "/proc/meminfo", li.ViewKind.FILE),
+    li.View(HOME / "proc/pressure/cpu", "/proc/pressure/cpu", li.ViewKind.FILE),
+    li.View(HOME / "sys/devices/system/cpu", "/sys/devices/system/cpu", li.ViewKind.DIR),
+)
+WITHOUT_PRESSURE = [v for v in OFFERED if not v.target.startswith("/proc/pressure/")]
+
+
+@pytest.fixture
+def serving_lxcfs(monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, tuple[li.View, ...]]]:
+    """lxcfs serving OFFERED (pressure included); records each remount_views call."""
+    process = li.LxcfsProcess(HOME, li.Manager.SPAWNED, 42, None)
+    monkeypatch.setattr(lxcfs, "ensure_serving", lambda paths: (process, False))
+    monkeypatch.setattr(li, "compute_views", lambda home: OFFERED)
+    calls: list[tuple[int, tuple[li.View, ...]]] = []
+
+    def remount_views(pid: int, views: Sequence[li.View]) -> li.RemountReport:
+        calls.append((pid, tuple(views)))
+        results = tuple(li.ViewResult(v.target, li.Outcome.REPLACED, 1) for v in views)
+        return li.RemountReport(pid, li.Method.OPEN_TREE, results)
+
+    monkeypatch.setattr(li, "remount_views", remount_views)
+    return calls
+
+
+@pytest.mark.parametrize(("runtime", "expected"), [("lxc", OFFERED), ("runc", WITHOUT_PRESSURE)])
+def test_start_records_only_the_views_the_runtime_mounts(
+    tmp_path: Path, serving_lxcfs: object, runtime: str, expected: Sequence[li.View]
+) -> None:
+    state = State(name="c1", runtime=runtime)
+    lxcfs.prepare(Context(paths=paths_with(tmp_path, None)), ContainerConfig(name="c1"), state)
+    assert lxcfs.recorded_views(state) == tuple(expected)
+
+
+def test_remount_attaches_on_runc_only_what_its_start_mounted(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    serving_lxcfs: list[tuple[int, tuple[li.View, ...]]],
+) -> None:
+    ctx = Context(paths=paths_with(tmp_path, None))
+    targets = []
+    for pid, runtime in ((101, "lxc"), (202, "runc")):
+        cdir = ctx.store.reserve(runtime)
+        state = State(name=runtime, runtime=runtime)
+        lxcfs.prepare(ctx, ContainerConfig(name=runtime), state)
+        cdir.save_state(state)
+        targets.append(lxcfs.Target(cdir, state, pid))
+    monkeypatch.setattr(lxcfs, "running_targets", lambda ctx, names: targets)
+
+    result = lxcfs.remount(ctx)
+    assert dict(serving_lxcfs) == {101: OFFERED, 202: tuple(WITHOUT_PRESSURE)}
+    views = {c["name"]: [v["target"] for v in c["views"]] for c in result["containers"]}
+    assert views["runc"] == ["/proc/meminfo", "/sys/devices/system/cpu"]
+    # What is recorded (and so what health checks) is still what runc mounted.
+    saved = ctx.store.get("runc").load_state()
+    assert lxcfs.recorded_views(saved) == tuple(WITHOUT_PRESSURE)
