@@ -1,5 +1,6 @@
 """Limits on real containers, checked from both sides: the cgroup file on the host holds the
-value, and the effect is seen inside (OOM kill, nproc, fork failures, ulimit -n).
+value, and the effect is seen inside (OOM kill, nproc, fork failures, ulimit -n, spinners
+held to the CPU quota, direct writes slowed by a bps throttle).
 
 Runs on this hybrid host (cgroup v1 limits) and, unchanged, inside the pure cgroup v2 VM
 (test_limits_vm.py). The helpers find the host's cgroup files independently of
@@ -10,7 +11,9 @@ use them too.
 from __future__ import annotations
 
 import json
+import os
 import re
+import time
 from pathlib import Path
 from typing import Any
 
@@ -157,6 +160,41 @@ def test_cpuset_is_what_nproc_sees(richc: RichcRunner, name: str) -> None:
     assert affinity.stdout.split()[-1] == "1"
 
 
+def cpu_usage(pid: int, version: int) -> tuple[float, int]:
+    """The container's CPU seconds so far and its count of throttled CFS periods."""
+    stat = read_host(pid, "cpu.stat")
+    if version == 1:
+        return int(read_host(pid, "cpuacct.usage")) / 1e9, counter(stat, "nr_throttled")
+    return counter(stat, "usage_usec") / 1e6, counter(stat, "nr_throttled")
+
+
+def test_cpus_half_holds_two_spinners_to_half_a_cpu(richc: RichcRunner, name: str) -> None:
+    richc("create", name, "--no-lxcfs", "--cpus", "0.5", "--start")
+    pid = init_pid(richc, name)
+    version = cgroup_version()
+    spin = "(while :; do :; done) >/dev/null 2>&1 &"
+    spinners = richc("exec", name, "--", "sh", "-c", f"{spin} a=$!; {spin} echo $a $!").stdout
+    try:
+        # Two spinners want two CPUs; the quota gives them 50 ms per 100 ms period. On a
+        # busy host they may get less than that (and never be throttled) for a while, so
+        # wait for the first throttled period rather than assume it.
+        deadline = time.monotonic() + 30
+        while cpu_usage(pid, version)[1] == 0:
+            assert time.monotonic() < deadline, "the spinners were never throttled"
+            time.sleep(0.2)
+        used0 = cpu_usage(pid, version)[0]
+        wall0 = time.monotonic()
+        time.sleep(2)
+        used1 = cpu_usage(pid, version)[0]
+        wall1 = time.monotonic()
+    finally:
+        richc("exec", name, "--", "kill", *spinners.split(), check=False)
+    rate = (used1 - used0) / (wall1 - wall0)
+    # Unlimited they would burn up to 2 CPU-seconds a second. The quota may overshoot by
+    # about one period's slack across the window, hence 0.7 and not 0.5.
+    assert rate <= 0.7, f"{rate:.2f} CPU-seconds per second under --cpus 0.5"
+
+
 def test_fork_loop_stops_at_pids_20(richc: RichcRunner, name: str) -> None:
     richc("create", name, "--no-lxcfs", "--pids", "20", "--start")
     pid = init_pid(richc, name)
@@ -287,6 +325,33 @@ def test_device_throttles_reach_the_host_files(richc: RichcRunner, name: str) ->
         )
         assert line.split() == [number, f"rbps={10 * M}", f"wbps={20 * M}", "riops=300",
                                 "wiops=400"], line  # fmt: skip
+
+
+def whole_disk_of(path: Path) -> str | None:
+    """MAJOR:MINOR of the disk holding *path* (a partition's parent), None off a disk."""
+    dev = path.stat().st_dev
+    sysfs = Path(f"/sys/dev/block/{os.major(dev)}:{os.minor(dev)}")
+    if os.major(dev) == 0 or not sysfs.exists():
+        return None  # tmpfs, overlayfs, btrfs subvolumes: no block device of their own
+    if (sysfs / "partition").exists():
+        sysfs = sysfs.resolve().parent
+    return (sysfs / "dev").read_text().strip()
+
+
+def test_device_write_bps_slows_direct_writes(
+    richc: RichcRunner, richc_root: Path, name: str
+) -> None:
+    disk = whole_disk_of(richc_root)
+    if disk is None:
+        pytest.skip("the container rootfs would not be on a block device")
+    richc("create", name, "--no-lxcfs", "--device-write-bps", f"{disk}:1M", "--start")
+    # 4 MiB of O_DIRECT writes (past the page cache, so the throttle sees them) take about
+    # 4 s at 1 MiB/s and well under 1 s unthrottled. Only a lower bound: a busy host is slower.
+    started = time.monotonic()
+    richc("exec", name, "--", "dd", "if=/dev/zero", "of=/io", "bs=256k", "count=16",
+          "oflag=direct")  # fmt: skip
+    elapsed = time.monotonic() - started
+    assert elapsed >= 2.5, f"4 MiB written in {elapsed:.2f} s under a 1 MiB/s throttle"
 
 
 @pytest.mark.parametrize(

@@ -15,8 +15,10 @@ import pytest
 
 from tests.integration.conftest import RichcRunner
 from tests.integration.test_limits import (
+    test_cpus_half_holds_two_spinners_to_half_a_cpu,
     test_cpuset_is_what_nproc_sees,
     test_device_throttles_reach_the_host_files,
+    test_device_write_bps_slows_direct_writes,
     test_every_limit_reaches_its_cgroup_file,
     test_fork_loop_stops_at_pids_20,
     test_invalid_limits_are_refused_before_anything_is_made,
@@ -27,8 +29,10 @@ from tests.integration.test_limits import (
 pytestmark = pytest.mark.integration
 
 __all__ = [
+    "test_cpus_half_holds_two_spinners_to_half_a_cpu",
     "test_cpuset_is_what_nproc_sees",
     "test_device_throttles_reach_the_host_files",
+    "test_device_write_bps_slows_direct_writes",
     "test_every_limit_reaches_its_cgroup_file",
     "test_fork_loop_stops_at_pids_20",
     "test_invalid_limits_are_refused_before_anything_is_made",
