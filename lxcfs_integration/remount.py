@@ -15,8 +15,10 @@ to no namespace and can be moved into any one with ``move_mount``. So, per conta
 4. detach the dead lxcfs binds stacked on each target and move the clone into place.
 
 Kernels without open_tree (before 5.2) fall back to setns plus a bind from the home's path
-as the container's namespace sees it, which works only where that namespace still sees
-the host's lxcfs home (shared or slave propagation of it).
+as the container's init sees it (after the chroot), which works only where that root still
+shows the host's live lxcfs home: a namespace that unshared the host's mounts does, a
+container pivoted into its own rootfs does not, and there each bind fails with ENOENT after
+the dead one was detached (the container then reads the kernel's own files).
 """
 
 from __future__ import annotations

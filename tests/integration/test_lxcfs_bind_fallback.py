@@ -1,7 +1,9 @@
 """The pre-5.2 fallback (setns + plain bind mount), forced on this kernel.
 
-It only works where the target namespace still sees the lxcfs home, so the "container"
-here is a process in a private mount namespace copied from the host after lxcfs started.
+It only works where the target namespace, from its init's root, still sees the lxcfs home:
+a process in a private mount namespace copied from the host after lxcfs started does; a
+richc container, whose root is its own rootfs, does not (README, "Recovery without
+restarts").
 """
 
 from __future__ import annotations
@@ -18,8 +20,18 @@ import pytest
 
 from lxcfs_integration import daemon, health, mountinfo, remount
 from lxcfs_integration.views import compute_views
+from tests.integration.conftest import RichcRunner
+from tests.integration.test_lxcfs_cli import (
+    host_mem_total,
+    inspect,
+    lxcfs_home,
+    lxcfs_status,
+    mem_total,
+)
 
 pytestmark = pytest.mark.integration
+
+__all__ = ["lxcfs_home"]
 
 
 @pytest.fixture
@@ -64,3 +76,28 @@ def test_bind_method_attaches_views_where_the_home_is_visible(
     # Our own namespace is untouched: the host keeps the kernel's file.
     own = mountinfo.top_at(mountinfo.read(), "/proc/meminfo")
     assert own is None or not own.is_lxcfs
+
+
+def test_bind_method_cannot_reach_the_home_from_a_richc_container(
+    richc: RichcRunner, lxcfs_home: Path, name: str
+) -> None:
+    """What a kernel before 5.2 gets: a richc container's root is its own rootfs, which has
+    no lxcfs home, so the bind finds no source. The dead binds are detached all the same,
+    and the container reads the kernel's own (host) values until open_tree, or a restart of
+    the container, brings views back."""
+    richc("create", name, "--memory", "256M", "--start")
+    pid = inspect(richc, name)["pid"]
+    os.kill(lxcfs_status(richc)[1]["host"]["pid"], signal.SIGKILL)
+    richc("lxcfs", "start")
+    views = compute_views(lxcfs_home)
+
+    report = remount.remount_views(pid, views, method=remount.Method.BIND)
+    assert not report.ok and report.error is None
+    assert {r.outcome for r in report.results} == {remount.Outcome.FAILED}
+    assert {r.error for r in report.results} == {"mount: No such file or directory"}
+    assert all(r.detached == 1 for r in report.results)
+    assert mem_total(richc, name) == host_mem_total()  # no ENOTCONN, but no view either
+
+    assert richc("lxcfs", "remount", name).returncode == 0  # open_tree: views are back
+    assert mem_total(richc, name) == "262144 kB"
+    assert inspect(richc, name)["pid"] == pid
