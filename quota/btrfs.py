@@ -8,7 +8,14 @@ import time
 from pathlib import Path
 
 from quota import btrfsctl
-from quota.backend import StrPath, Usage, existing_parent, refuse_below_usage, validate_limit
+from quota.backend import (
+    StrPath,
+    Usage,
+    existing_parent,
+    no_inode_limits,
+    refuse_below_usage,
+    validate_limit,
+)
 from quota.errors import KernelTooOld, NotManaged, QuotaNotEnabled, QuotaUnsupported
 from quota.mounts import BTRFS_SUPER_MAGIC, find_mount, fs_magic, fs_name, syncfs
 
@@ -19,6 +26,7 @@ class BtrfsBackend:
     off is reported as not set up."""
 
     name = "btrfs"
+    inode_limits = False
 
     def __init__(self, enable_quota: bool = True) -> None:
         self.enable_quota = enable_quota
@@ -39,8 +47,14 @@ class BtrfsBackend:
                 hint=f"run 'btrfs quota enable {mp}'",
             )
 
-    def prepare(self, rootfs: StrPath, limit_bytes: int) -> None:
+    @staticmethod
+    def _refuse_inodes(rootfs: StrPath, inodes: int | None) -> None:
+        if inodes is not None:
+            raise no_inode_limits("btrfs", rootfs, "btrfs qgroups count bytes, not files")
+
+    def prepare(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
         parent = Path(rootfs).parent
+        self._refuse_inodes(rootfs, inodes)
         self.check(parent)
         validate_limit(limit_bytes, parent)
         if not btrfsctl.quota_enabled(parent):
@@ -67,7 +81,8 @@ class BtrfsBackend:
                 hint="the btrfs backend limits subvolumes; let it create the rootfs",
             )
 
-    def set_limit(self, rootfs: StrPath, limit_bytes: int) -> None:
+    def set_limit(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
+        self._refuse_inodes(rootfs, inodes)
         self._require_subvolume(rootfs)
         validate_limit(limit_bytes, rootfs)
         refuse_below_usage(rootfs, limit_bytes, self._info(rootfs).referenced)
@@ -90,8 +105,8 @@ class BtrfsBackend:
         info = self._info(rootfs)
         return Usage(info.max_referenced or 0, info.referenced)
 
-    def resize(self, rootfs: StrPath, limit_bytes: int) -> None:
-        self.set_limit(rootfs, limit_bytes)
+    def resize(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
+        self.set_limit(rootfs, limit_bytes, inodes)
 
     def activate(self, rootfs: StrPath) -> None:
         self._require_subvolume(rootfs)

@@ -13,7 +13,16 @@ from pathlib import Path
 
 from quota import loopdev
 from quota._libc import ioctl
-from quota.backend import StrPath, Usage, existing_parent, fs_size, human, validate_limit
+from quota.backend import (
+    MAX_INODES,
+    StrPath,
+    Usage,
+    existing_parent,
+    fs_size,
+    human,
+    validate_inodes,
+    validate_limit,
+)
 from quota.errors import (
     InvalidLimit,
     NotManaged,
@@ -43,8 +52,18 @@ def _aligned(size: int) -> int:
     return -(-size // ALIGN) * ALIGN
 
 
+def max_inodes(size: int) -> int:
+    """The most inodes an ext4 image of *size* bytes can be made with: mkfs.ext4 allows no
+    more than one inode per KiB (its smallest -i ratio)."""
+    return min(size // 1024, MAX_INODES)
+
+
 class LoopBackend:
+    """An inode limit is the image's inode count, fixed by mkfs.ext4 -N; ext4 cannot change
+    it in place, except that a grow adds block groups, each with its share of inodes."""
+
     name = "loop"
+    inode_limits = True
 
     def check(self, path: StrPath) -> None:
         if not loopdev.available():
@@ -65,17 +84,25 @@ class LoopBackend:
             )
         existing_parent(path)
 
-    def prepare(self, rootfs: StrPath, limit_bytes: int) -> None:
+    def prepare(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
         parent = Path(rootfs).parent
         self.check(parent)
         size = _aligned(limit_bytes)
         validate_limit(size, parent, minimum=MINIMUM, available_only=True)
+        validate_inodes(inodes)
+        if inodes is not None and inodes > max_inodes(size):
+            raise InvalidLimit(
+                f"an inode limit of {inodes} is more than a {human(size)} ext4 image can hold "
+                f"(at most {max_inodes(size)}, one per KiB)",
+                rootfs,
+                hint="choose a larger --disk or fewer --disk-inodes",
+            )
         image = image_path(rootfs)
         if os.path.lexists(rootfs) and any(os.scandir(rootfs)):
             raise FileExistsError(errno.EEXIST, "exists and is not empty", os.fspath(rootfs))
         try:
             self._create_image(image, size)
-            make_ext4(image, label=Path(rootfs).parent.name)
+            make_ext4(image, label=Path(rootfs).parent.name, inodes=inodes)
             Path(rootfs).mkdir(exist_ok=True)
             self.activate(rootfs)
         except BaseException:
@@ -100,27 +127,42 @@ class LoopBackend:
         with loopdev.attached(image) as device:
             mount(device, rootfs, "ext4")
 
-    def set_limit(self, rootfs: StrPath, limit_bytes: int) -> None:
+    def set_limit(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
         if not image_path(rootfs).exists():
             raise QuotaUnsupported(
                 f"{os.fspath(rootfs)} is a plain directory; the loop backend can only limit a "
                 "rootfs it created in an image",
                 rootfs,
             )
-        self.resize(rootfs, limit_bytes)
+        self.resize(rootfs, limit_bytes, inodes)
 
     def usage(self, rootfs: StrPath) -> Usage:
         image = image_path(rootfs)
         if not image.exists() or not is_mount_point(rootfs):
             raise NotManaged(f"{os.fspath(rootfs)} is not a mounted disk image", rootfs)
         st = os.statvfs(rootfs)
-        return Usage(image.stat().st_size, (st.f_blocks - st.f_bfree) * st.f_frsize)
+        return Usage(
+            image.stat().st_size,
+            (st.f_blocks - st.f_bfree) * st.f_frsize,
+            limit_inodes=st.f_files,
+            used_inodes=st.f_files - st.f_ffree,
+        )
 
-    def resize(self, rootfs: StrPath, limit_bytes: int) -> None:
+    def resize(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
         """Grow live: the image file, then the loop device's capacity, then the mounted
-        ext4. ext4 cannot shrink while mounted, so a smaller size is refused."""
+        ext4. ext4 cannot shrink while mounted, so a smaller size is refused, and its inode
+        count is fixed, so any other inode count is refused."""
         image = image_path(rootfs)
         current = self.usage(rootfs)
+        if inodes is not None and inodes != current.limit_inodes:
+            raise ResizeUnsupported(
+                f"the loop backend cannot change the inode count of {os.fspath(rootfs)} from "
+                f"{current.limit_inodes} to {inodes}: ext4 fixes it when the image is made "
+                "(mkfs.ext4 -N)",
+                rootfs,
+                hint="recreate the container with the new --disk-inodes, or use the project "
+                "backend, which changes it live",
+            )
         size = _aligned(limit_bytes)
         if size == current.limit_bytes:
             return

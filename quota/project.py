@@ -6,7 +6,15 @@ import os
 from pathlib import Path
 
 from quota import quotactl
-from quota.backend import StrPath, Usage, existing_parent, refuse_below_usage, validate_limit
+from quota.backend import (
+    StrPath,
+    Usage,
+    existing_parent,
+    refuse_below_usage,
+    refuse_inodes_below_usage,
+    validate_inodes,
+    validate_limit,
+)
 from quota.errors import NotManaged, QuotaUnsupported
 from quota.fsxattr import relabel_tree
 from quota.mounts import EXT4_SUPER_MAGIC, XFS_SUPER_MAGIC
@@ -15,10 +23,11 @@ from quota.registry import FIRST_ID, ProjectRegistry
 
 class ProjectBackend:
     """Tags the tree with a project ID (inherited by new files) and lets the kernel cap
-    the project's blocks. ``statfs`` inside the tree then reports the limit as the size,
-    so ``df /`` in the container shows it."""
+    the project's blocks and inodes. ``statfs`` inside the tree then reports the limits as
+    the size and the inode count, so ``df /`` and ``df -i /`` in the container show them."""
 
     name = "project"
+    inode_limits = True
 
     def __init__(self, registry: StrPath, first_id: int = FIRST_ID) -> None:
         self.registry = ProjectRegistry(registry, first_id)
@@ -35,27 +44,30 @@ class ProjectBackend:
             )
         quotactl.project_enforced(target)
 
-    def prepare(self, rootfs: StrPath, limit_bytes: int) -> None:
+    def prepare(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
         self.check(Path(rootfs).parent)
         validate_limit(limit_bytes, Path(rootfs).parent)
+        validate_inodes(inodes)
         Path(rootfs).mkdir(parents=True, exist_ok=True)
         try:
-            self.set_limit(rootfs, limit_bytes)
+            self.set_limit(rootfs, limit_bytes, inodes)
         except BaseException:
             self.remove(rootfs)
             raise
 
-    def set_limit(self, rootfs: StrPath, limit_bytes: int) -> None:
+    def set_limit(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
         self.check(rootfs)
         validate_limit(limit_bytes, rootfs)
+        validate_inodes(inodes)
         target = quotactl.Target.of(rootfs)
         known = self.registry.lookup(rootfs) is not None
         projid = self.registry.allocate(rootfs, lambda i: quotactl.in_use(target, i))
         try:
             relabel_tree(rootfs, projid)
-            used = quotactl.get_quota(target, projid).dqb_curspace
-            refuse_below_usage(rootfs, limit_bytes, used)
-            quotactl.set_limits(target, projid, limit_bytes)
+            dq = quotactl.get_quota(target, projid)
+            refuse_below_usage(rootfs, limit_bytes, dq.dqb_curspace)
+            refuse_inodes_below_usage(rootfs, inodes, dq.dqb_curinodes)
+            quotactl.set_limits(target, projid, limit_bytes, inodes or 0)
         except BaseException:
             if not known:
                 # Files already relabelled keep the ID busy in the kernel's eyes, so the
@@ -72,13 +84,21 @@ class ProjectBackend:
     def usage(self, rootfs: StrPath) -> Usage:
         target, projid = self._project(rootfs)
         dq = quotactl.get_quota(target, projid)
-        return Usage(dq.dqb_bhardlimit * quotactl.QIF_DQBLKSIZE, dq.dqb_curspace)
+        return Usage(
+            dq.dqb_bhardlimit * quotactl.QIF_DQBLKSIZE,
+            dq.dqb_curspace,
+            limit_inodes=dq.dqb_ihardlimit or None,
+            used_inodes=dq.dqb_curinodes,
+        )
 
-    def resize(self, rootfs: StrPath, limit_bytes: int) -> None:
+    def resize(self, rootfs: StrPath, limit_bytes: int, inodes: int | None = None) -> None:
         target, projid = self._project(rootfs)
         validate_limit(limit_bytes, rootfs)
-        refuse_below_usage(rootfs, limit_bytes, quotactl.get_quota(target, projid).dqb_curspace)
-        quotactl.set_limits(target, projid, limit_bytes)
+        validate_inodes(inodes)
+        dq = quotactl.get_quota(target, projid)
+        refuse_below_usage(rootfs, limit_bytes, dq.dqb_curspace)
+        refuse_inodes_below_usage(rootfs, inodes, dq.dqb_curinodes)
+        quotactl.set_limits(target, projid, limit_bytes, inodes)
 
     def activate(self, rootfs: StrPath) -> None:
         # Limits live in the filesystem's quota files; nothing to do after a reboot.

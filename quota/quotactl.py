@@ -221,15 +221,23 @@ def get_quota(target: Target, projid: int) -> IfDqblk:
     return dq
 
 
-def set_limits(target: Target, projid: int, block_bytes: int, inodes: int = 0) -> None:
-    """Hard and soft limits, in bytes (rounded up to the 1 KiB quota block) and inodes;
-    0 means unlimited."""
+def limits_struct(block_bytes: int, inodes: int | None = 0) -> IfDqblk:
+    """The Q_SETQUOTA argument: hard and soft limits in bytes (rounded up to the 1 KiB
+    quota block) and inodes; 0 means unlimited. ``inodes=None`` leaves the inode limits
+    as they are: only QIF_BLIMITS is marked valid, so the kernel ignores the inode fields."""
     dq = IfDqblk()
     blocks = -(-block_bytes // QIF_DQBLKSIZE)
     dq.dqb_bhardlimit = dq.dqb_bsoftlimit = blocks
-    dq.dqb_ihardlimit = dq.dqb_isoftlimit = inodes
-    dq.dqb_valid = QIF_LIMITS
-    _call(target, qcmd(Q_SETQUOTA, PRJQUOTA), projid, dq)
+    if inodes is None:
+        dq.dqb_valid = QIF_BLIMITS
+    else:
+        dq.dqb_ihardlimit = dq.dqb_isoftlimit = inodes
+        dq.dqb_valid = QIF_LIMITS
+    return dq
+
+
+def set_limits(target: Target, projid: int, block_bytes: int, inodes: int | None = 0) -> None:
+    _call(target, qcmd(Q_SETQUOTA, PRJQUOTA), projid, limits_struct(block_bytes, inodes))
 
 
 def in_use(target: Target, projid: int) -> bool:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from quota.backend import QuotaBackend, StrPath, existing_parent
+from quota.backend import QuotaBackend, StrPath, existing_parent, no_inode_limits
 from quota.btrfs import BtrfsBackend
 from quota.errors import BackendUnavailable, QuotaError
 from quota.loop import LoopBackend
@@ -63,24 +63,35 @@ def probe_all(path: StrPath, *, registry: StrPath | None = None) -> list[Probe]:
     return [probe(name, path, registry=registry) for name in BACKENDS]
 
 
+def _check(backend: QuotaBackend, path: StrPath, inodes: bool) -> None:
+    if inodes and not backend.inode_limits:
+        raise no_inode_limits(backend.name, path, "its limits count bytes, not files")
+    backend.check(path)
+
+
 def select_backend(
-    path: StrPath, requested: str = "auto", *, registry: StrPath | None = None
+    path: StrPath,
+    requested: str = "auto",
+    *,
+    registry: StrPath | None = None,
+    inodes: bool = False,
 ) -> QuotaBackend:
-    """The backend that will limit rootfs directories under *path* (the store).
+    """The backend that will limit rootfs directories under *path* (the store), and
+    their inode counts too when *inodes* is set.
 
     A named backend that cannot work raises its own error (not mounted with prjquota, not
-    btrfs, ...). ``auto`` takes the first that works and raises BackendUnavailable, with
-    every reason, when none does.
+    btrfs, no inode limits...). ``auto`` takes the first that works and raises
+    BackendUnavailable, with every reason, when none does.
     """
     if requested != "auto":
         backend = make_backend(requested, path, registry=registry)
-        backend.check(path)
+        _check(backend, path, inodes)
         return backend
     reasons: dict[str, QuotaError] = {}
     for name in preference(path):
         backend = make_backend(name, path, registry=registry)
         try:
-            backend.check(path)
+            _check(backend, path, inodes)
         except QuotaError as exc:
             reasons[name] = exc
             continue
