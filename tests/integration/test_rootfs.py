@@ -14,7 +14,7 @@ import shutil
 import stat
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -69,7 +69,10 @@ def journal(rootfs: Path) -> str:
     ).stdout
 
 
-def check_systemd_boots_and_stops(richc: RichcRunner, name: str) -> dict[str, Any]:
+def check_systemd_boots_and_stops(
+    richc: RichcRunner, name: str, while_running: Callable[[], None] = lambda: None
+) -> dict[str, Any]:
+    """Boot to `running` with no failed unit, run *while_running*, then stop cleanly."""
     richc("start", name)
     state = wait_running(richc, name)
     failed = richc("exec", name, "--", "systemctl", "--failed", "--no-legend", "--plain").stdout
@@ -77,6 +80,7 @@ def check_systemd_boots_and_stops(richc: RichcRunner, name: str) -> dict[str, An
     assert failed.strip() == ""
     assert richc("exec", name, "--", "cat", "/proc/1/comm").stdout.strip() == "systemd"
     assert richc("exec", name, "--", "hostname").stdout.strip() == name
+    while_running()
     info = inspect(richc, name)
     stop = richc("stop", name, "--timeout", "10")
     assert "killed" not in stop.stderr, stop.stderr
@@ -125,6 +129,13 @@ def test_second_debian_container_shares_the_image(
         assert str(cdir) not in handle.read()
 
 
+NETWORKD_VM = "[Match]\nName=ens3\n\n[Network]\nAddress=192.0.2.10/24\nGateway=192.0.2.1\n"
+INTERFACES_VM = (
+    "auto lo\niface lo inet loopback\n\n"
+    "auto ens3\niface ens3 inet static\n    address 192.0.2.10/24\n    gateway 192.0.2.1\n"
+)
+
+
 def _make_legacy_vm_tarball(image: Path, workdir: Path) -> Path:
     """The debootstrapped tree plus what a VM has and a container must not run."""
     tree = workdir / "vm"
@@ -153,6 +164,11 @@ def _make_legacy_vm_tarball(image: Path, workdir: Path) -> Path:
     (units / "multi-user.target.wants/smartd.service").symlink_to(
         "/etc/systemd/system/smartd.service"
     )
+    # The VM's own network configuration, naming its NIC as the hypervisor did.
+    (tree / "etc/systemd/network").mkdir(parents=True, exist_ok=True)
+    (tree / "etc/systemd/network/10-ens3.network").write_text(NETWORKD_VM)
+    (tree / "etc/network").mkdir(exist_ok=True)
+    (tree / "etc/network/interfaces").write_text(INTERFACES_VM)
     (tree / "etc/hostname").write_text("legacy-vm\n")
     tarball = workdir / "legacy-vm.tar.zst"  # zstd: as a VM export might be, and fast
     subprocess.run(
@@ -184,11 +200,23 @@ def test_legacy_vm_tarball_is_fixed_up_and_boots(
     assert any(r.startswith("UUID=") and "/boot" in r for r in fstab), fstab
     assert ("remove", "/etc/udev/rules.d/70-persistent-net.rules") in {p[:2] for p in planned}
     assert ("mask", "/etc/systemd/system/smartd.service") in {p[:2] for p in planned}
+    networkd = [(a, r) for a, path, r in planned if path == "/etc/systemd/network/10-ens3.network"]
+    assert networkd == [("rewrite", "NIC names: ens3 -> eth0")], planned
+    interfaces = [(a, r) for a, path, r in planned if path == "/etc/network/interfaces"]
+    assert len(interfaces) == 1 and interfaces[0][0] == "rewrite", planned
+    assert "NIC ens3 is eth0 in the container" in interfaces[0][1]
     containers = richc_root / "var/lib/richc/containers"
     assert not (containers / name).exists()  # a dry run touches nothing
 
     richc("create", name, "--from", f"tar:{tarball}", "--memory", "512M", timeout=300)
-    info = check_systemd_boots_and_stops(richc, name)
+
+    def nic_is_renamed_inside() -> None:
+        networkd = richc("exec", name, "--", "cat", "/etc/systemd/network/10-ens3.network")
+        assert networkd.stdout == NETWORKD_VM.replace("ens3", "eth0")
+        interfaces = richc("exec", name, "--", "cat", "/etc/network/interfaces").stdout
+        assert "iface eth0 inet static" in interfaces and "ens3" not in interfaces, interfaces
+
+    info = check_systemd_boots_and_stops(richc, name, nic_is_renamed_inside)
     applied = {(c["action"], c["path"]) for c in info["applied"]}
     assert {p[:2] for p in planned if p[0] != "create"} <= applied
     rootfs = Path(info["rootfs"])
