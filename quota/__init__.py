@@ -7,6 +7,7 @@ Backends: ``project`` (ext4/xfs project quota), ``btrfs`` (subvolume + qgroup) a
 from quota.backend import QuotaBackend, Usage
 from quota.errors import (
     BackendUnavailable,
+    InvalidInodeLimit,
     InvalidLimit,
     KernelTooOld,
     NotManaged,
@@ -22,6 +23,7 @@ from quota.selection import BACKENDS, Probe, make_backend, probe, probe_all, sel
 __all__ = [
     "BACKENDS",
     "BackendUnavailable",
+    "InvalidInodeLimit",
     "InvalidLimit",
     "KernelTooOld",
     "NotManaged",

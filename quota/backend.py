@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
-from quota.errors import InvalidLimit, QuotaExceeded, QuotaUnsupported
+from quota.errors import InvalidInodeLimit, InvalidLimit, QuotaExceeded, QuotaUnsupported
 from quota.mounts import find_mount
 
 StrPath = str | os.PathLike[str]
@@ -107,9 +107,9 @@ def validate_inodes(inodes: int | None, maximum: int = MAX_INODES) -> None:
     if inodes is None:
         return
     if isinstance(inodes, bool) or not isinstance(inodes, int) or inodes <= 0:
-        raise InvalidLimit(f"an inode limit must be a positive whole number, not {inodes!r}")
+        raise InvalidInodeLimit(f"an inode limit must be a positive whole number, not {inodes!r}")
     if inodes > maximum:
-        raise InvalidLimit(f"an inode limit of {inodes} is above the maximum of {maximum}")
+        raise InvalidInodeLimit(f"an inode limit of {inodes} is above the maximum of {maximum}")
 
 
 def no_inode_limits(backend: str, path: StrPath, why: str) -> QuotaUnsupported:

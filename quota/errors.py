@@ -72,6 +72,10 @@ class InvalidLimit(QuotaError):
         super().__init__(errno.EINVAL, message, path, hint=hint)
 
 
+class InvalidInodeLimit(InvalidLimit):
+    """EINVAL for the inode count: not positive, or more than the backend can hold."""
+
+
 class ResizeUnsupported(QuotaError):
     """EOPNOTSUPP for one resize: the backend cannot change this limit live."""
 

@@ -24,6 +24,7 @@ from quota.backend import (
     validate_limit,
 )
 from quota.errors import (
+    InvalidInodeLimit,
     InvalidLimit,
     NotManaged,
     QuotaExceeded,
@@ -91,7 +92,7 @@ class LoopBackend:
         validate_limit(size, parent, minimum=MINIMUM, available_only=True)
         validate_inodes(inodes)
         if inodes is not None and inodes > max_inodes(size):
-            raise InvalidLimit(
+            raise InvalidInodeLimit(
                 f"an inode limit of {inodes} is more than a {human(size)} ext4 image can hold "
                 f"(at most {max_inodes(size)}, one per KiB)",
                 rootfs,

@@ -71,7 +71,7 @@ def test_set_limits_sends_q_setquota_for_the_project(monkeypatch: pytest.MonkeyP
 
 @pytest.mark.parametrize("bad", [0, -1, True, 1.5, "100", 2**32])
 def test_bad_inode_limits_are_refused(bad: object) -> None:
-    with pytest.raises(quota.InvalidLimit, match="inode limit"):
+    with pytest.raises(quota.InvalidInodeLimit, match="inode limit"):
         backend.validate_inodes(bad)  # type: ignore[arg-type]
 
 
