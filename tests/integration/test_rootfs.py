@@ -69,6 +69,25 @@ def journal(rootfs: Path) -> str:
     ).stdout
 
 
+CONSOLE_GETTY = "console-getty.service"
+
+
+def check_console_getty(richc: RichcRunner, name: str) -> None:
+    """systemd's console-getty.service runs agetty on /dev/console (getty@ttyN is masked)."""
+    active = richc("exec", name, "--", "systemctl", "is-active", CONSOLE_GETTY, check=False)
+    status = richc("exec", name, "--", "systemctl", "status", CONSOLE_GETTY, check=False)
+    assert active.stdout.strip() == "active", status.stdout
+    main = f"$(systemctl show -p MainPID --value {CONSOLE_GETTY})"
+    script = f"cat /proc/{main}/comm; readlink /proc/{main}/fd/0"
+    # Type=idle: the unit is active a moment before agetty itself runs.
+    deadline = time.monotonic() + 10
+    seen = richc("exec", name, "--", "sh", "-c", script, check=False).stdout.split()
+    while seen != ["agetty", "/dev/console"] and time.monotonic() < deadline:
+        time.sleep(0.3)
+        seen = richc("exec", name, "--", "sh", "-c", script, check=False).stdout.split()
+    assert seen == ["agetty", "/dev/console"], seen
+
+
 def check_systemd_boots_and_stops(
     richc: RichcRunner, name: str, while_running: Callable[[], None] = lambda: None
 ) -> dict[str, Any]:
@@ -80,6 +99,7 @@ def check_systemd_boots_and_stops(
     assert failed.strip() == ""
     assert richc("exec", name, "--", "cat", "/proc/1/comm").stdout.strip() == "systemd"
     assert richc("exec", name, "--", "hostname").stdout.strip() == name
+    check_console_getty(richc, name)
     while_running()
     info = inspect(richc, name)
     stop = richc("stop", name, "--timeout", "10")
