@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -69,6 +70,38 @@ def _check(backend: QuotaBackend, path: StrPath, inodes: bool) -> None:
     backend.check(path)
 
 
+@dataclass(frozen=True)
+class Selection:
+    """What :func:`select_backend` does for *path*, spelled out: every backend it tries, in
+    order, with why each failed, up to the one it takes (for ``richc doctor``)."""
+
+    path: str
+    requested: str
+    tried: tuple[Probe, ...]
+
+    @property
+    def chosen(self) -> str | None:
+        return next((p.backend for p in self.tried if p.ok), None)
+
+
+def _attempts(
+    path: StrPath, requested: str, registry: StrPath | None, inodes: bool
+) -> Iterator[tuple[QuotaBackend, QuotaError | None]]:
+    """Each backend *requested* stands for at *path*, checked in order, until one passes.
+    The one walk both :func:`select_backend` and :func:`explain` take, so doctor's answer
+    is create's."""
+    names = preference(path) if requested == "auto" else (requested,)
+    for name in names:
+        backend = make_backend(name, path, registry=registry)
+        try:
+            _check(backend, path, inodes)
+        except QuotaError as exc:
+            yield backend, exc
+            continue
+        yield backend, None
+        return
+
+
 def select_backend(
     path: StrPath,
     requested: str = "auto",
@@ -83,19 +116,13 @@ def select_backend(
     btrfs, no inode limits...). ``auto`` takes the first that works and raises
     BackendUnavailable, with every reason, when none does.
     """
-    if requested != "auto":
-        backend = make_backend(requested, path, registry=registry)
-        _check(backend, path, inodes)
-        return backend
     reasons: dict[str, QuotaError] = {}
-    for name in preference(path):
-        backend = make_backend(name, path, registry=registry)
-        try:
-            _check(backend, path, inodes)
-        except QuotaError as exc:
-            reasons[name] = exc
-            continue
-        return backend
+    for backend, exc in _attempts(path, requested, registry, inodes):
+        if exc is None:
+            return backend
+        if requested != "auto":
+            raise exc
+        reasons[backend.name] = exc
     first = next(iter(reasons.values()))
     detail = "; ".join(f"{name}: {exc.message}" for name, exc in reasons.items())
     raise BackendUnavailable(
@@ -104,3 +131,23 @@ def select_backend(
         reasons=reasons,
         hint=first.hint,
     )
+
+
+def explain(
+    path: StrPath,
+    requested: str = "auto",
+    *,
+    registry: StrPath | None = None,
+    inodes: bool = False,
+) -> Selection:
+    """The choice :func:`select_backend` makes for *path*, spelled out instead of raised."""
+    tried: list[Probe] = []
+    try:
+        for backend, exc in _attempts(path, requested, registry, inodes):
+            if exc is None:
+                tried.append(Probe(backend.name, True))
+            else:
+                tried.append(Probe(backend.name, False, exc.message, exc.hint, exc.errno or 0))
+    except OSError as err:  # a check that failed outright, where select_backend raises
+        tried.append(Probe(requested, False, f"{err.strerror or err}", None, err.errno or 0))
+    return Selection(os.fspath(path), requested, tuple(tried))

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from richc.cli.app import app, context
 from richc.cli.output import Format, FormatOpt, emit_json, emit_table
 from richc.errors import HostUnsupported
+from richc.paths import HostPaths
+
+if TYPE_CHECKING:
+    from richc.probe.decide import QuotaSelection
 
 
 def _host_path(path: Path) -> str:
@@ -20,6 +24,20 @@ def _host_path(path: Path) -> str:
         missing.insert(0, path.name)
         path = path.parent
     return os.path.join(os.path.realpath(path), *missing)
+
+
+def _live_quota(paths: HostPaths) -> QuotaSelection:
+    """The backend `create --disk` (``--disk-backend auto``) would choose, by its own checks."""
+    from quota.selection import explain
+    from richc.disk import REGISTRY_NAME
+    from richc.probe.decide import QuotaBackend, QuotaSelection
+
+    found = explain(paths.containers, registry=paths.lib / REGISTRY_NAME)
+    tried = tuple(
+        QuotaBackend(t.backend, t.ok, "create's check passes" if t.ok else t.reason)
+        for t in found.tried
+    )
+    return QuotaSelection(_host_path(paths.containers), found.chosen, tried)
 
 
 @app.command()
@@ -56,13 +74,16 @@ def doctor(
 
     paths = context(ctx).paths
     host_root = host_root.resolve()
+    quota = None
     if host_root == Path("/"):
-        store = _host_path(paths.lib)
+        # Where create puts rootfs trees, which may be a mount of its own.
+        store = _host_path(paths.containers)
+        quota = _live_quota(paths)
     else:
         # The store as the probed host sees it (/var/lib/richc): its mountinfo knows nothing
-        # of this machine's --root.
+        # of this machine's --root, and its filesystems cannot be checked live.
         store = "/" + str(paths.lib.relative_to(paths.root))
-    report = HostReport.of(probe_host(host_root, store_path=store))
+    report = HostReport.of(probe_host(host_root, store_path=store), quota)
     if output is Format.json:
         emit_json(report.to_json())
     else:

@@ -53,6 +53,16 @@ class QuotaBackend:
 
 
 @dataclass(frozen=True)
+class QuotaSelection:
+    """What ``create --disk`` would choose, from its own live checks on the directory that
+    holds the containers (a mount of its own there is what static facts of the store miss)."""
+
+    path: str
+    backend: str | None  # None: --disk is refused
+    tried: tuple[QuotaBackend, ...]  # in the order create tries them, up to the chosen one
+
+
+@dataclass(frozen=True)
 class Features:
     """The host facts the spec builder and the runtimes need, as plain values."""
 

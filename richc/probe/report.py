@@ -6,13 +6,14 @@ here, and ``schema_version`` changes when a key is removed or changes meaning.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from richc.probe.decide import (
     LIMIT_CONTROLLERS,
     Decision,
     Features,
+    QuotaSelection,
     choose_cgroup_mount,
     choose_runtime,
     features,
@@ -152,11 +153,15 @@ def _pidfd(feats: Features) -> Decision:
     return Decision("pidfd", "none", "pid polling", f"pidfd_open needs kernel {since}")
 
 
-def _quota(probe: HostProbe) -> Decision:
+def _quota(probe: HostProbe, selection: QuotaSelection | None) -> Decision:
     quota = probe.quota
-    backends = quota_backends(quota, probe.kernel.version)
     where = f" ({quota.mountpoint})" if quota.mountpoint else ""
     value = f"{quota.path} on {quota.fstype or 'unknown'}{where}"
+    if selection is not None:
+        # On this host: create's own checks, so the answer is what `create --disk` does.
+        why = "; ".join(f"{b.name}: {b.why}" for b in selection.tried)
+        return Decision("quota", value, selection.backend or "none: --disk is refused", why)
+    backends = quota_backends(quota, probe.kernel.version)
     chosen = next((b for b in backends if b.possible), None)
     # Say why each preferred backend was passed over, then why the chosen one works.
     shown = backends if chosen is None else backends[: backends.index(chosen) + 1]
@@ -229,7 +234,9 @@ def _systemd(probe: HostProbe) -> Decision:
     return Decision("systemd", value, "unit files only", why)
 
 
-def decisions(probe: HostProbe, feats: Features | None = None) -> tuple[Decision, ...]:
+def decisions(
+    probe: HostProbe, feats: Features | None = None, quota: QuotaSelection | None = None
+) -> tuple[Decision, ...]:
     feats = feats or features(probe)
     return (
         _kernel(probe),
@@ -241,7 +248,7 @@ def decisions(probe: HostProbe, feats: Features | None = None) -> tuple[Decision
         _lxcfs(probe, feats, _tools(probe).lxcfs),
         _open_tree(feats),
         _pidfd(feats),
-        _quota(probe),
+        _quota(probe, quota),
         _seccomp(probe),
         _apparmor(probe),
         _user_namespaces(probe),
@@ -259,11 +266,16 @@ class HostReport:
     probe: HostProbe
     features: Features
     decisions: tuple[Decision, ...]
+    quota: QuotaSelection | None = None
 
     @classmethod
-    def of(cls, probe: HostProbe) -> HostReport:
+    def of(cls, probe: HostProbe, quota: QuotaSelection | None = None) -> HostReport:
+        """The report on *probe*; *quota*, the live choice ``create`` would make, overrides
+        the one judged from the probe's facts (a recorded tree has only those)."""
         feats = features(probe)
-        return cls(probe, feats, decisions(probe, feats))
+        if quota is not None:
+            feats = replace(feats, quota_backend=quota.backend)
+        return cls(probe, feats, decisions(probe, feats, quota), quota)
 
     def to_json(self) -> dict[str, Any]:
         """The documented ``richc doctor --format json`` document (docs/doctor.md)."""
@@ -320,6 +332,16 @@ class HostReport:
                     {"name": b.name, "possible": b.possible, "why": b.why}
                     for b in quota_backends(p.quota, f.kernel)
                 ],
+                "selected": None
+                if self.quota is None
+                else {
+                    "path": self.quota.path,
+                    "backend": self.quota.backend,
+                    "tried": [
+                        {"name": b.name, "possible": b.possible, "why": b.why}
+                        for b in self.quota.tried
+                    ],
+                },
             },
             "seccomp": {
                 "status_field": p.seccomp.status_field,

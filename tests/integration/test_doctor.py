@@ -19,7 +19,12 @@ from typing import Any
 
 import pytest
 
+from tests.integration.conftest import RichcRunner
+from tests.integration.test_quota_containers import btrfs_containers
+
 pytestmark = pytest.mark.integration
+
+__all__ = ["btrfs_containers"]
 
 RICHC = Path(sys.executable).with_name("richc")
 HOSTS = Path(__file__).resolve().parent.parent / "fixtures" / "hosts"
@@ -138,8 +143,9 @@ def test_json_matches_the_host(tmp_path: Path) -> None:
 
 def test_quota_is_judged_for_the_store_under_root(tmp_path: Path) -> None:
     data = doctor_json(tmp_path)
-    # The store does not exist yet: its path is resolved as far as it exists.
-    assert data["quota"]["path"] == os.path.realpath(tmp_path) + "/root/var/lib/richc"
+    # The containers directory does not exist yet: its path is resolved as far as it exists.
+    containers = os.path.realpath(tmp_path) + "/root/var/lib/richc/containers"
+    assert data["quota"]["path"] == data["quota"]["selected"]["path"] == containers
     # The filesystem statfs reports for the nearest existing directory of the store.
     kind = {"ext2/ext3": "ext4", "btrfs": "btrfs", "xfs": "xfs", "tmpfs": "tmpfs"}
     reported = fs_type(str(tmp_path))
@@ -150,6 +156,28 @@ def test_quota_is_judged_for_the_store_under_root(tmp_path: Path) -> None:
     assert data["features"]["quota_backend"] == next(
         (b["name"] for b in data["quota"]["backends"] if b["possible"]), None
     )
+    assert data["features"]["quota_backend"] == data["quota"]["selected"]["backend"]
+
+
+def test_quota_choice_is_what_create_records_on_a_containers_mount(
+    btrfs_containers: Path, richc: RichcRunner, name: str
+) -> None:
+    """var/lib/richc stays on the host's filesystem; only containers/ is btrfs. doctor must
+    answer for containers/, with create's own checks, and create must then agree."""
+    assert fs_type(str(btrfs_containers.parent)) != "btrfs"
+    data = json.loads(richc("doctor", "--format", "json").stdout)
+    assert data["quota"]["path"] == os.path.realpath(btrfs_containers)
+    assert data["quota"]["mountpoint"] == os.path.realpath(btrfs_containers)
+    assert data["quota"]["fstype"] == "btrfs"
+    chosen = data["features"]["quota_backend"]
+    assert chosen == data["quota"]["selected"]["backend"] == "btrfs"
+    assert [t["name"] for t in data["quota"]["selected"]["tried"]] == ["btrfs"]
+    row = next(c for c in data["checks"] if c["check"] == "quota")
+    assert row["use"] == chosen
+
+    richc("create", name, "--disk", "64M")
+    disk = json.loads(richc("inspect", name).stdout)["disk"]
+    assert disk["backend"] == chosen and disk["limit_bytes"] == 64 * 1024 * 1024
 
 
 def test_without_lxc_bindings_auto_picks_runc_and_says_why(

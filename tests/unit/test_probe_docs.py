@@ -12,10 +12,16 @@ from pathlib import Path
 from typing import Any
 
 from richc.probe import REQUIREMENTS, HostReport
+from richc.probe.decide import QuotaBackend, QuotaSelection
 from richc.probe.report import SCHEMA_VERSION
 from tests.fixtures.hosts.support import FIXTURES, RECORDED_HOST, probe_fixture
 
 DOCS = Path(__file__).resolve().parents[2] / "docs"
+LIVE_QUOTA = QuotaSelection(
+    "/var/lib/richc/containers",
+    "loop",
+    (QuotaBackend("project", False, "not mounted with prjquota"), QuotaBackend("loop", True, "")),
+)
 ROW = re.compile(r"^\| `([^`]+)` \| ([^|]+) \|", re.MULTILINE)
 
 
@@ -53,8 +59,11 @@ def test_readme_has_the_kernel_table() -> None:
 def test_every_json_key_is_documented_in_order() -> None:
     documented = [key for key, _ in documented_rows("doctor.md", "JSON document")]
     seen: set[str] = set()
-    for host in (*FIXTURES, RECORDED_HOST):
-        keys = list(dict.fromkeys(flatten(HostReport.of(probe_fixture(host)).to_json())))
+    reports = [HostReport.of(probe_fixture(host)) for host in (*FIXTURES, RECORDED_HOST)]
+    # On a live host the report also carries create's own quota choice.
+    reports.append(HostReport.of(probe_fixture(RECORDED_HOST), LIVE_QUOTA))
+    for host, report in zip((*FIXTURES, RECORDED_HOST, "live"), reports, strict=True):
+        keys = list(dict.fromkeys(flatten(report.to_json())))
         # Every key the code emits is documented, in the documented order.
         assert [k for k in documented if k in keys] == keys, host
         seen.update(keys)

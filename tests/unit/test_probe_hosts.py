@@ -8,6 +8,7 @@ v2, no open_tree before 5.2, the quota backend the store path allows.
 from __future__ import annotations
 
 from richc.probe import CgroupLayout, HostReport, features
+from richc.probe.decide import QuotaBackend, QuotaSelection
 from tests.fixtures.hosts.support import probe_fixture
 
 
@@ -243,3 +244,25 @@ class TestRecordedVM:
         # Pure v2: crun is acceptable here, unlike on the hybrid CI host.
         feats = features(probe_fixture(self.name, lxc=False, runc=False))
         assert feats.runtime_binary == "/usr/bin/crun"
+
+
+def test_a_live_quota_choice_overrides_the_recorded_facts() -> None:
+    """On a live host doctor passes create's own choice for the containers directory; it
+    wins over what the store's mount suggests (buster's store is btrfs)."""
+    live = QuotaSelection(
+        "/var/lib/richc/containers",
+        "loop",
+        (
+            QuotaBackend("btrfs", False, "btrfs quota (qgroups) is not enabled"),
+            QuotaBackend("loop", True, "create's check passes"),
+        ),
+    )
+    probe = probe_fixture("linux-4.19-buster")
+    assert features(probe).quota_backend == "btrfs"
+    report = HostReport.of(probe, live)
+    assert report.features.quota_backend == "loop"
+    row = next(d for d in report.decisions if d.check == "quota")
+    assert row.use == "loop" and row.why.startswith("btrfs: btrfs quota (qgroups) is not")
+    data = report.to_json()
+    assert data["quota"]["selected"]["backend"] == data["features"]["quota_backend"] == "loop"
+    assert HostReport.of(probe).to_json()["quota"]["selected"] is None
