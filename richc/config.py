@@ -105,11 +105,14 @@ class DiskConfig:
     size: int | None = None
     backend: str = "auto"
     mode: str = "strict"  # or "best-effort": warn instead of failing when nothing can enforce
+    inodes: int | None = None  # files and directories the rootfs may hold
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"backend": self.backend, "mode": self.mode}
         if self.size is not None:
             out["size"] = self.size
+        if self.inodes is not None:
+            out["inodes"] = self.inodes
         return out
 
 
@@ -272,8 +275,18 @@ def _parse_disk(raw: object) -> DiskConfig:
     backend = str(data.get("backend", "auto"))
     if backend not in ("auto", "project", "btrfs", "loop"):
         raise ConfigError("disk.backend", backend, "expected one of: auto, project, btrfs, loop")
+    inodes = data.get("inodes")
+    if inodes is not None:
+        inodes = parse_positive_int("disk.inodes", inodes)
+        if size is None:
+            raise ConfigError(
+                "disk.inodes", inodes, "an inode limit needs a disk size", hint="add --disk SIZE"
+            )
     return DiskConfig(
-        size=None if size is None else parse_size("disk.size", size), backend=backend, mode=mode
+        size=None if size is None else parse_size("disk.size", size),
+        backend=backend,
+        mode=mode,
+        inodes=inodes,
     )
 
 

@@ -60,6 +60,8 @@ def wrap(exc: OSError) -> RichcError:
     if not isinstance(exc, quota.QuotaError):
         return RichcError(f"disk quota: {exc}")
     hint = exc.hint
+    if isinstance(exc, quota.InvalidInodeLimit):
+        return UsageError(f"disk.inodes: {exc.message}", hint=hint)
     if isinstance(exc, quota.InvalidLimit):
         return UsageError(f"disk.size: {exc.message}", hint=hint)
     if isinstance(exc, quota.QuotaExceeded | quota.ResizeUnsupported):
@@ -91,32 +93,61 @@ def create_rootfs(
 ) -> None:
     """Make the container's rootfs directory, under a disk limit when one is asked for.
 
-    Fails closed: when no backend can enforce the size the create fails, unless the
-    config says ``disk.mode: best-effort``, which warns and goes on without a limit.
+    Fails closed: when no backend can enforce the size (and the inode limit, if one is
+    asked for) the create fails, unless the config says ``disk.mode: best-effort``, which
+    warns and goes on with what can be enforced: the size alone, or no limit.
     """
     size = config.disk.size
     if size is None:
         cdir.rootfs.mkdir(mode=0o755)
         return
+    inodes = config.disk.inodes
+    record: dict[str, Any] = {}
     try:
-        chosen = quota.select_backend(_store(ctx), config.disk.backend, registry=_registry(ctx))
+        chosen = _select(ctx, config, inodes=inodes is not None)
     except quota.QuotaError as exc:
         if config.disk.mode != BEST_EFFORT:
             raise wrap(exc) from None
+        fallback = None
+        if inodes is not None:
+            with contextlib.suppress(quota.QuotaError):
+                fallback = _select(ctx, config, inodes=False)
+        if fallback is None:
+            log.warning(
+                "warning: %s; creating %s without a disk limit (best-effort)",
+                exc.message,
+                config.name,
+            )
+            state.extra["disk"] = {"backend": None, "limit_bytes": None, "unenforced": exc.message}
+            cdir.rootfs.mkdir(mode=0o755)
+            return
         log.warning(
-            "warning: %s; creating %s without a disk limit (best-effort)", exc.message, config.name
+            "warning: %s; creating %s with a disk size limit but no inode limit (best-effort)",
+            exc.message,
+            config.name,
         )
-        state.extra["disk"] = {"backend": None, "limit_bytes": None, "unenforced": exc.message}
-        cdir.rootfs.mkdir(mode=0o755)
-        return
-    log.debug("disk: %s backend, %d bytes for %s", chosen.name, size, cdir.rootfs)
-    state.extra["disk"] = {"backend": chosen.name, "limit_bytes": size}
+        chosen, inodes, record["unenforced"] = fallback, None, exc.message
+    log.debug(
+        "disk: %s backend, %d bytes, %s inodes for %s", chosen.name, size, inodes, cdir.rootfs
+    )
+    state.extra["disk"] = {
+        "backend": chosen.name,
+        "limit_bytes": size,
+        "limit_inodes": inodes,
+        **record,
+    }
     cdir.save_state(state)
     try:
-        chosen.prepare(cdir.rootfs, size)
+        chosen.prepare(cdir.rootfs, size, inodes)
     except OSError as exc:
         raise wrap(exc) from None
     os.chmod(cdir.rootfs, 0o755)
+
+
+def _select(ctx: Context, config: cfg.ContainerConfig, *, inodes: bool) -> quota.QuotaBackend:
+    return quota.select_backend(
+        _store(ctx), config.disk.backend, registry=_registry(ctx), inodes=inodes
+    )
 
 
 def _recorded(state: State) -> str | None:
@@ -153,6 +184,8 @@ def view(ctx: Context, cdir: ContainerDir, state: State) -> dict[str, Any]:
         "backend": info.get("backend"),
         "limit_bytes": info.get("limit_bytes"),
         "used_bytes": None,
+        "limit_inodes": info.get("limit_inodes"),
+        "used_inodes": None,
     }
     name = _recorded(state)
     if name is not None and cdir.rootfs.exists():
@@ -162,13 +195,17 @@ def view(ctx: Context, cdir: ContainerDir, state: State) -> dict[str, Any]:
             log.debug("disk usage of %s: %s", cdir.name, exc)
         else:
             out["limit_bytes"], out["used_bytes"] = usage.limit_bytes, usage.used_bytes
+            out["limit_inodes"], out["used_inodes"] = usage.limit_inodes, usage.used_inodes
     if info.get("unenforced"):
         out["unenforced"] = info["unenforced"]
     return out
 
 
-def set_size(ctx: Context, name: str, size: int) -> dict[str, Any]:
-    """``richc set NAME disk=SIZE``: resize live where the backend can, else say why not.
+def set_size(
+    ctx: Context, name: str, size: int | None, inodes: int | None = None
+) -> dict[str, Any]:
+    """``richc set NAME disk=SIZE disk.inodes=N``: resize live where the backend can, else
+    say why not. A size of None keeps the current one, inodes of None the inode limit.
     A container created without a limit can be put under one where the backend can adopt
     an existing tree (project quota)."""
     cdir = ctx.store.get(name)
@@ -176,25 +213,39 @@ def set_size(ctx: Context, name: str, size: int) -> dict[str, Any]:
         state = cdir.load_state()
         config = cdir.load_config()
         recorded = _recorded(state)
+        info = state.extra.get("disk") or {}
+        if size is None:
+            size = info.get("limit_bytes") if recorded is not None else None
+            if not isinstance(size, int):
+                raise UsageError(
+                    f"{name} has no disk limit for an inode limit to go with",
+                    hint=f"set a size too: richc set {name} disk=SIZE disk.inodes={inodes}",
+                )
         try:
             if recorded is not None:
-                backend(ctx, recorded).resize(cdir.rootfs, size)
+                backend(ctx, recorded).resize(cdir.rootfs, size, inodes)
             else:
-                chosen = quota.select_backend(
-                    _store(ctx), config.disk.backend, registry=_registry(ctx)
-                )
-                chosen.set_limit(cdir.rootfs, size)
+                try:
+                    chosen = _select(ctx, config, inodes=inodes is not None)
+                    chosen.set_limit(cdir.rootfs, size, inodes)
+                except quota.QuotaUnsupported as exc:
+                    raise HostUnsupported(
+                        f"cannot put {name} under a disk limit now: {exc.message}",
+                        hint=exc.hint or "create the container with --disk SIZE",
+                    ) from None
                 recorded = chosen.name
-        except quota.QuotaUnsupported as exc:
-            raise HostUnsupported(
-                f"cannot put {name} under a disk limit now: {exc.message}",
-                hint="create the container with --disk SIZE",
-            ) from None
         except OSError as exc:
             raise wrap(exc) from None
-        state.extra["disk"] = {"backend": recorded, "limit_bytes": size}
+        limit_inodes = inodes if inodes is not None else info.get("limit_inodes")
+        state.extra["disk"] = {
+            "backend": recorded,
+            "limit_bytes": size,
+            "limit_inodes": limit_inodes,
+        }
         cdir.save_state(state)
-        disk = dataclasses.replace(config.disk, size=size)
+        disk = dataclasses.replace(
+            config.disk, size=size, inodes=inodes if inodes is not None else config.disk.inodes
+        )
         cdir.save_config(dataclasses.replace(config, disk=disk))
         return view(ctx, cdir, state)
 
@@ -217,10 +268,12 @@ def fitting(
             reason = exc.strerror
         if size is None or reason is None:
             raise
+        inodes = config.disk.inodes
         raise UsageError(
-            f"the rootfs from {config.source} does not fit in a disk limit of {size} bytes "
-            f"({reason})",
-            hint="choose a larger --disk",
+            f"the rootfs from {config.source} does not fit in a disk limit of {size} bytes"
+            + (f" and {inodes} inodes" if inodes is not None else "")
+            + f" ({reason})",
+            hint="choose a larger --disk" + (" or --disk-inodes" if inodes is not None else ""),
         ) from None
     name = _recorded(state)
     if size is None or name is None:
@@ -234,4 +287,11 @@ def fitting(
             f"the rootfs from {config.source} takes {usage.used_bytes} bytes, more than the disk "
             f"limit of {usage.limit_bytes}",
             hint="choose a larger --disk",
+        )
+    if usage.limit_inodes is not None and (usage.used_inodes or 0) > usage.limit_inodes:
+        # richc copies with CAP_SYS_RESOURCE, which walks past a project's inode limit too.
+        raise UsageError(
+            f"the rootfs from {config.source} has {usage.used_inodes} files and directories, "
+            f"more than the inode limit of {usage.limit_inodes}",
+            hint="choose a larger --disk-inodes",
         )

@@ -11,6 +11,7 @@ saved, so the next start renders the same limits. A stopped container only has i
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -39,6 +40,11 @@ class Request:
     ulimits: dict[str, str | None] = field(default_factory=dict)
     env: dict[str, str | None] = field(default_factory=dict)
     disk: int | None = None
+    disk_inodes: int | None = None
+
+    @property
+    def touches_disk(self) -> bool:
+        return self.disk is not None or self.disk_inodes is not None
 
     @property
     def touches_config(self) -> bool:
@@ -46,7 +52,9 @@ class Request:
 
 
 def known_keys() -> str:
-    return ", ".join([*LIMIT_SET_KEYS, "disk", f"{ULIMIT_PREFIX}NAME", f"{ENV_PREFIX}NAME"])
+    return ", ".join(
+        [*LIMIT_SET_KEYS, "disk", "disk.inodes", f"{ULIMIT_PREFIX}NAME", f"{ENV_PREFIX}NAME"]
+    )
 
 
 def parse_request(items: Sequence[str]) -> Request:
@@ -74,8 +82,14 @@ def parse_request(items: Sequence[str]) -> Request:
                 raise ConfigError("disk", value, "a disk limit cannot be removed with set")
             from richc.units import parse_size
 
-            request = Request(
-                request.limits, request.ulimits, request.env, parse_size("disk", value)
+            request = dataclasses.replace(request, disk=parse_size("disk", value))
+        elif norm == "disk.inodes":
+            if not value:
+                raise ConfigError(key, value, "an inode limit cannot be removed with set")
+            from richc.units import parse_positive_int
+
+            request = dataclasses.replace(
+                request, disk_inodes=parse_positive_int("disk.inodes", value)
             )
         else:
             raise UsageError(f"unknown setting {key!r}", hint=f"settable: {known_keys()}")
@@ -126,32 +140,32 @@ def apply(ctx: Context, name: str, items: Sequence[str]) -> Outcome:
     if new_config.limits != cdir.load_config().limits:
         lim.validate_for_host(new_config.limits, ctx.paths.run)
     outcome = Outcome(name, running=False)
-    old_disk: int | None = None
-    disk_changed = False
-    if request.disk is not None:
-        old_disk = cdir.load_config().disk.size
-        outcome.messages.append(_set_disk(ctx, name, request.disk))
-        disk_changed = True
+    old_disk = cdir.load_config().disk
+    if request.touches_disk:
+        outcome.messages.append(_set_disk(ctx, name, request.disk, request.disk_inodes))
     try:
         with cdir.lock():
             _apply_locked(ctx, cdir, request, outcome)
     except BaseException:
-        if disk_changed and old_disk is not None:
+        if request.touches_disk and old_disk.size is not None:
             # The disk was resized first (it takes the lock itself); put it back.
+            old_inodes = old_disk.inodes if request.disk_inodes is not None else None
             with contextlib.suppress(RichcError):
-                _set_disk(ctx, name, old_disk)
+                _set_disk(ctx, name, old_disk.size, old_inodes)
         raise
     return outcome
 
 
-def _set_disk(ctx: Context, name: str, size: int) -> str:
+def _set_disk(ctx: Context, name: str, size: int | None, inodes: int | None) -> str:
     from richc import disk
 
-    set_size: Callable[[Context, str, int], dict[str, Any]] | None = getattr(disk, "set_size", None)
+    set_size: Callable[..., dict[str, Any]] | None = getattr(disk, "set_size", None)
     if set_size is None:
         raise UsageError("disk= is not supported by this richc", hint="see `richc quota --help`")
-    info = set_size(ctx, name, size)
-    return f"disk limit of {name} is now {info.get('limit_bytes')} bytes ({info.get('backend')})"
+    info = set_size(ctx, name, size, inodes)
+    files = info.get("limit_inodes")
+    shown = f"{info.get('limit_bytes')} bytes" + (f", {files} inodes" if files else "")
+    return f"disk limit of {name} is now {shown} ({info.get('backend')})"
 
 
 def _apply_locked(ctx: Context, cdir: ContainerDir, request: Request, outcome: Outcome) -> None:

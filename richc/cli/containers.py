@@ -88,6 +88,9 @@ def create(
         typer.Option("--ulimit", help="NAME=SOFT[:HARD], e.g. nofile=1024:2048; repeatable."),
     ] = None,
     disk: Annotated[str | None, typer.Option(help="Disk quota for the rootfs, e.g. 10G.")] = None,
+    disk_inodes: Annotated[
+        str | None, typer.Option(help="Inode limit for the rootfs (with --disk), e.g. 10000.")
+    ] = None,
     disk_backend: Annotated[
         str | None, typer.Option(help="Quota backend: auto, project, btrfs or loop.")
     ] = None,
@@ -151,7 +154,12 @@ def create(
             "device_write_iops": device_write_iops or None,
             "ulimits": parse_ulimit_flags(ulimit or []) or None,
         },
-        "disk": {"size": disk, "backend": disk_backend, "mode": disk_quota_mode},
+        "disk": {
+            "size": disk,
+            "backend": disk_backend,
+            "mode": disk_quota_mode,
+            "inodes": disk_inodes,
+        },
         "lxcfs": lxcfs,
         "runtime": runtime,
         "env": cfg.parse_key_values("--env", env or []) or None,

@@ -30,7 +30,7 @@ def show(
     name: Annotated[str, typer.Argument(help="Container name.", metavar="NAME")],
     output: FormatOpt = Format.table,
 ) -> None:
-    """Show the disk usage of NAME against its limit (bytes in JSON).
+    """Show the disk usage of NAME against its limit, bytes and inodes (bytes in JSON).
 
     Example: richc quota show web01
     """
@@ -43,8 +43,23 @@ def show(
         emit_json(info)
         return
     limit, used = info["limit_bytes"], info["used_bytes"]
-    percent = f"{100 * used / limit:.0f}%" if limit and used is not None else None
+    ilimit, iused = info["limit_inodes"], info["used_inodes"]
     emit_table(
-        ["NAME", "BACKEND", "LIMIT", "USED", "USE%"],
-        [[name, info["backend"] or "none", _human(limit), _human(used), percent]],
+        ["NAME", "BACKEND", "LIMIT", "USED", "USE%", "INODES", "IUSED", "IUSE%"],
+        [
+            [
+                name,
+                info["backend"] or "none",
+                _human(limit),
+                _human(used),
+                _percent(used, limit),
+                ilimit,
+                iused,
+                _percent(iused, ilimit),
+            ]
+        ],
     )
+
+
+def _percent(used: int | None, limit: int | None) -> str | None:
+    return f"{100 * used / limit:.0f}%" if limit and used is not None else None

@@ -251,3 +251,100 @@ def test_set_env_after_a_host_reboot_writes_into_the_loop_image(
     richc("stop", name)
     subprocess.run(["umount", rootfs], check=True)
     assert not (rootfs / "etc").exists(), "written under the mount point, not into the image"
+
+
+def df_inodes(richc: RichcRunner, name: str) -> int:
+    out = richc("exec", name, "--", "df", "-i", "/").stdout.splitlines()[-1].split()
+    return int(out[1])
+
+
+def test_loop_inode_limit_container(richc: RichcRunner, richc_root: Path, name: str) -> None:
+    """--disk-inodes makes the image with that many inodes: df -i / shows them, and
+    creating files runs out of them long before the 64M run out of blocks."""
+    richc(
+        "create", name, "--disk", "64M", "--disk-inodes", "2000", "--disk-backend", "loop",
+        "--start",
+    )  # fmt: skip
+    total = df_inodes(richc, name)
+    assert 1990 <= total <= 2100, f"df -i / says {total} inodes"
+    before = quota_show(richc, name)["used_inodes"]
+    assert isinstance(before, int) and 0 < before < total
+
+    fill = "for i in $(seq 3000); do touch /f$i || { echo stopped at $i; exit 1; }; done"
+    result = richc("exec", name, "--", "sh", "-c", fill, check=False)
+    assert result.returncode == 1, (result.stdout, result.stderr)
+    assert "No space left on device" in result.stderr, result.stderr
+    stopped = int(result.stdout.split()[-1])
+    assert stopped < 3000 and before + stopped - 1 == total, (before, result.stdout)
+    assert int(richc("exec", name, "--", "df", "-k", "/").stdout.split()[-3]) > 50 * 1024
+
+    shown = quota_show(richc, name)
+    assert shown["limit_inodes"] == total and shown["used_inodes"] == total, shown
+    assert shown["limit_bytes"] == 64 * MiB
+    inspect = json.loads(richc("inspect", name).stdout)["disk"]
+    assert inspect["limit_inodes"] == total and inspect["used_inodes"] == total
+    header, row = richc("quota", "show", name).stdout.splitlines()
+    assert "INODES" in header and "IUSE%" in header and str(total) in row and "100%" in row
+
+    # The inode count is fixed at mkfs: a change is refused, and says why.
+    refused = richc("set", name, "disk.inodes=5000", check=False)
+    assert refused.returncode == 1, refused.stderr
+    assert "cannot change the inode count" in refused.stderr and "hint:" in refused.stderr
+    assert quota_show(richc, name)["limit_inodes"] == total
+
+    richc("rm", "--force", name)
+    rootfs = containers_dir(richc_root) / name / "rootfs"
+    assert loopdev.devices_for(image_path(rootfs)) == []
+
+
+def test_btrfs_inode_limit_fails_closed(
+    btrfs_containers: Path, richc: RichcRunner, richc_root: Path, name: str
+) -> None:
+    result = richc(
+        "create", name, "--disk", "64M", "--disk-inodes", "1000", "--disk-backend", "btrfs",
+        check=False,
+    )  # fmt: skip
+    assert result.returncode == 1, result.stderr
+    assert "btrfs backend cannot limit inodes" in result.stderr, result.stderr
+    assert "hint:" in result.stderr and "project or loop" in result.stderr
+    assert not (containers_dir(richc_root) / name).exists()
+    assert name not in richc("list", "--format", "json").stdout
+    listing = subprocess.run(
+        ["btrfs", "subvolume", "list", str(btrfs_containers)],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert name not in listing
+
+
+def test_btrfs_inode_limit_best_effort_keeps_the_size_limit(
+    btrfs_containers: Path, richc: RichcRunner, name: str
+) -> None:
+    result = richc(
+        "create", name, "--disk", "64M", "--disk-inodes", "1000", "--disk-backend", "btrfs",
+        "--disk-quota-mode", "best-effort",
+    )  # fmt: skip
+    assert "warning:" in result.stderr and "no inode limit" in result.stderr, result.stderr
+    shown = quota_show(richc, name)
+    assert shown["backend"] == "btrfs" and shown["limit_bytes"] == 64 * MiB
+    assert shown["limit_inodes"] is None and "cannot limit inodes" in str(shown["unenforced"])
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--disk", "64M", "--disk-inodes", "0"], "disk.inodes: '0': must be greater than zero"),
+        (["--disk", "64M", "--disk-inodes", "-5"], "disk.inodes: '-5'"),
+        (["--disk", "64M", "--disk-inodes", "lots"], "disk.inodes: 'lots'"),
+        (["--disk-inodes", "500"], "needs a disk size"),
+        (["--disk", "16M", "--disk-inodes", "100000"], "more than a 16M ext4 image can hold"),
+    ],
+)
+def test_bad_inode_limits_are_refused_and_leave_nothing(
+    richc: RichcRunner, richc_root: Path, name: str, args: list[str], message: str
+) -> None:
+    result = richc("create", name, *args, "--disk-backend", "loop", check=False)
+    assert result.returncode in (1, 2), result.stderr
+    assert message in result.stderr and "disk.inodes" in result.stderr, result.stderr
+    assert not (containers_dir(richc_root) / name).exists()
