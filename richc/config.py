@@ -22,6 +22,9 @@ from richc.units import format_cpuset, parse_cpus, parse_cpuset, parse_positive_
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 HOOK_STAGES = ("prestart", "poststart", "prestop", "poststop")
+# richc's own annotations (hooks' io.richc.*, runc's config.json org.richc.*): a user's
+# annotation of the same name would make hooks and `when` conditions see a lie.
+RESERVED_ANNOTATION_PREFIXES = ("io.richc.", "org.richc.")
 
 
 class Init(enum.StrEnum):
@@ -165,6 +168,7 @@ class ContainerConfig:
     lxcfs: bool = True
     runtime: RuntimeName = RuntimeName.auto
     env: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()  # OCI annotations: hooks and config.json
     hooks: tuple[tuple[str, tuple[HookRef, ...]], ...] = ()
     net: NetConfig = field(default_factory=NetConfig)
     restart: RestartPolicy = RestartPolicy.no
@@ -199,6 +203,8 @@ class ContainerConfig:
             out["stop_signal"] = self.stop_signal
         if self.command:
             out["command"] = list(self.command)
+        if self.annotations:
+            out["annotations"] = dict(self.annotations)
         return out
 
     def with_changes(self, **changes: Any) -> ContainerConfig:
@@ -207,7 +213,7 @@ class ContainerConfig:
 
 KNOWN_KEYS = {
     "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
-    "net", "restart", "stop_timeout", "stop_signal", "command",
+    "net", "restart", "stop_timeout", "stop_signal", "command", "annotations",
 }  # fmt: skip
 DEVICE_LIMIT_KEYS = ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")
 LIMIT_KEYS = {
@@ -298,6 +304,30 @@ def _parse_env(raw: object) -> tuple[tuple[str, str], ...]:
             raise ConfigError(f"env.{key}", value, "invalid environment variable name")
         out[str(key)] = "" if value is None else str(value)
     return tuple(sorted(out.items()))
+
+
+def _parse_annotations(raw: object) -> tuple[tuple[str, str], ...]:
+    """OCI annotations are string to string: a YAML ``3`` or ``true`` must be quoted."""
+    data = _mapping("annotations", raw)
+    for key, value in data.items():
+        if not isinstance(key, str) or not key.strip():
+            raise ConfigError("annotations", key, "an annotation key is a non-empty string")
+        if key.startswith(RESERVED_ANNOTATION_PREFIXES):
+            raise ConfigError(
+                f"annotations.{key}",
+                value,
+                "reserved for richc's own annotations",
+                hint="use a prefix of your own, e.g. com.example.role; richc sets io.richc.*"
+                " and org.richc.* itself",
+            )
+        if not isinstance(value, str):
+            raise ConfigError(
+                f"annotations.{key}",
+                value,
+                "an annotation value is a string",
+                hint=f"quote it in YAML ({key}: '...'); OCI annotations are strings",
+            )
+    return tuple(sorted(data.items()))
 
 
 def _parse_hook(stage: str, raw: object) -> HookRef:
@@ -403,6 +433,7 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
         lxcfs=lxcfs,
         runtime=_enum(RuntimeName, "runtime", data.get("runtime", "auto")),
         env=_parse_env(data.get("env")),
+        annotations=_parse_annotations(data.get("annotations")),
         hooks=_parse_hooks(data.get("hooks")),
         net=_parse_net(data.get("net")),
         restart=_enum(RestartPolicy, "restart", data.get("restart", "no")),
@@ -457,7 +488,7 @@ def merge(file_data: Mapping[str, Any], flags: Mapping[str, Any]) -> dict[str, A
 
 
 def parse_key_values(key: str, items: list[str]) -> dict[str, str]:
-    """Parse repeated ``K=V`` flags (``--env``)."""
+    """Parse repeated ``K=V`` flags (``--env``, ``--annotation``)."""
     out: dict[str, str] = {}
     for item in items:
         name, sep, value = item.partition("=")

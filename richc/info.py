@@ -59,6 +59,7 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
             "healthy": lxcfs_health(state, pid),
         },
         "env": config.env_dict if config else {},
+        "annotations": dict(config.annotations) if config else {},
         "hooks": {stage: [h.to_dict() for h in refs] for stage, refs in config.hooks}
         if config
         else {},

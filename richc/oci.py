@@ -312,6 +312,7 @@ def render_config(
             "org.richc.init": spec.init.value,
             "org.richc.halt-signal": spec.halt_signal,
             "org.richc.reboot-signal": spec.reboot_signal,
+            **dict(spec.annotations),
         },
         "linux": {
             "namespaces": [{"type": ns} for ns in namespaces],

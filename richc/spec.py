@@ -115,6 +115,7 @@ class ContainerSpec:
     cgroup_mount: str | None = "cgroup:mixed"
     network: str = "none"
     bridge: str | None = None
+    annotations: tuple[tuple[str, str], ...] = ()  # the config's own (OCI config.json)
     extra: dict[str, str] = field(default_factory=dict)
 
 
@@ -178,4 +179,5 @@ def build_spec(
         cgroup_mount=host.cgroup_mount,
         network=config.net.mode,
         bridge=config.net.bridge,
+        annotations=config.annotations,
     )

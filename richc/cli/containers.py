@@ -107,6 +107,13 @@ def create(
     hook: Annotated[
         list[str] | None, typer.Option("--hook", help="STAGE=PATH, repeatable.")
     ] = None,
+    annotation: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--annotation",
+            help="K=V, repeatable: an OCI annotation hooks see (and `when.annotations` matches).",
+        ),
+    ] = None,
     net: Annotated[str | None, typer.Option(help="none, host or a bridge name.")] = None,
     restart: Annotated[str | None, typer.Option(help="no, on-failure or always.")] = None,
     config_file: Annotated[
@@ -164,6 +171,7 @@ def create(
         "runtime": runtime,
         "env": cfg.parse_key_values("--env", env or []) or None,
         "hooks": cfg.parse_hook_flags(hook or []) or None,
+        "annotations": cfg.parse_key_values("--annotation", annotation or []) or None,
         "net": net,
         "restart": restart,
     }

@@ -137,9 +137,11 @@ def match_info(
 
 
 def container_annotations(config: cfg.ContainerConfig, init: str) -> tuple[tuple[str, str], ...]:
-    """The OCI annotations richc gives a container (what ``when.annotations`` matches)."""
+    """The OCI annotations a container's hooks see (and ``when.annotations`` matches):
+    richc's own ``io.richc.*``, then the config's ``annotations`` (``--annotation K=V``)."""
     return (
         ("io.richc.name", config.name),
         ("io.richc.source", config.source),
         ("io.richc.init", init),
+        *config.annotations,
     )

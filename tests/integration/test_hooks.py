@@ -463,6 +463,60 @@ def test_a_podman_style_json_hook_runs(
     }
 
 
+def test_oci_when_annotations_match_the_containers_own_annotations(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path, runtime: str
+) -> None:
+    seen = tmp_path / "seen"
+    seen.mkdir()
+    target = script(tmp_path / "db-backup-hook", f'cat > {seen}/"$RICHC_NAME.json"\n')
+    d = hooks_d(richc_root)
+    d.mkdir(parents=True, exist_ok=True)
+    (d / "db-backup.json").write_text(
+        json.dumps(
+            {
+                "version": "1.0.0",
+                "hook": {"path": str(target)},
+                "when": {"annotations": {"com.example.role": "^db$"}},
+                "stages": ["prestart"],
+            }
+        )
+    )
+    db, plain, near = name, f"{name}-p", f"{name}-n"
+    richc("create", db, "--annotation", "com.example.role=db", "--annotation", "tier=gold")
+    richc("create", plain)
+    richc("create", near, "--annotation", "com.example.role=dbx")  # the value regex is anchored
+    for each in (db, plain, near):
+        richc("start", each)
+    assert sorted(p.name for p in seen.iterdir()) == [f"{db}.json"]
+    state = json.loads((seen / f"{db}.json").read_text())  # the OCI state on its stdin
+    assert state["id"] == db
+    assert state["annotations"]["com.example.role"] == "db"
+    assert state["annotations"]["tier"] == "gold"
+    assert state["annotations"]["io.richc.name"] == db
+    info = inspect(richc, db)
+    assert info["annotations"] == {"com.example.role": "db", "tier": "gold"}
+    assert inspect(richc, plain)["annotations"] == {}
+    assert (
+        "annotations:\n  com.example.role: db\n"
+        in (richc_root / "var/lib/richc/containers" / db / "config.yaml").read_text()
+    )
+    if runtime == "runc":
+        bundle = json.loads(
+            (richc_root / "var/lib/richc/containers" / db / "config.json").read_text()
+        )
+        assert bundle["annotations"]["com.example.role"] == "db"
+        assert bundle["annotations"]["org.richc.name"] == db
+
+    def oci_hooks(container: str) -> list[str]:
+        rows = json.loads(richc("hooks", "list", container, "--format", "json").stdout)
+        return [r["stage"] for r in rows if r["source"] == "oci"]
+
+    assert (oci_hooks(db), oci_hooks(plain)) == (["prestart"], [])
+    bad = richc("create", f"{name}-b", "--annotation", "io.richc.name=other", check=False)
+    assert bad.returncode == 1
+    assert "error: annotations.io.richc.name: 'other': reserved for richc's own" in bad.stderr
+
+
 def test_unsafe_hooks_are_refused(
     richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
 ) -> None:

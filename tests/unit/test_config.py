@@ -102,3 +102,33 @@ def test_invalid_yaml_gets_a_position(tmp_path: Path) -> None:
     listy.write_text("- a\n")
     with pytest.raises(UsageError, match="expected a YAML mapping"):
         cfg.load_yaml(listy)
+
+
+def test_annotations_are_validated_string_to_string() -> None:
+    file_data = {"name": "db1", "annotations": {"com.example.team": "dba", "tier": "gold"}}
+    flags = {"annotations": cfg.parse_key_values("--annotation", ["com.example.role=db"])}
+    config = cfg.from_dict(cfg.merge(file_data, flags))
+    assert config.annotations == (
+        ("com.example.role", "db"),
+        ("com.example.team", "dba"),
+        ("tier", "gold"),
+    )
+    assert cfg.from_dict(config.to_dict()) == config
+    assert "annotations" not in cfg.from_dict({"name": "a"}).to_dict()
+    assert cfg.from_dict({"name": "a", "annotations": {"k": ""}}).annotations == (("k", ""),)
+    with pytest.raises(ConfigError, match=r"^annotations: '': an annotation key"):
+        cfg.from_dict({"name": "a", "annotations": {"": "x"}})
+    with pytest.raises(ConfigError, match=r"^annotations: 3: an annotation key"):
+        cfg.from_dict({"name": "a", "annotations": {3: "x"}})
+    with pytest.raises(ConfigError, match=r"^annotations\.replicas: 3: an annotation value"):
+        cfg.from_dict({"name": "a", "annotations": {"replicas": 3}})
+    with pytest.raises(ConfigError, match=r"^annotations\.on: True: an annotation value"):
+        cfg.from_dict({"name": "a", "annotations": {"on": True}})
+    with pytest.raises(ConfigError, match=r"^annotations\.gone: None: "):
+        cfg.from_dict({"name": "a", "annotations": {"gone": None}})
+    with pytest.raises(ConfigError, match=r"^annotations: \['a=b'\]: expected a mapping"):
+        cfg.from_dict({"name": "a", "annotations": ["a=b"]})
+    with pytest.raises(ConfigError, match=r"^annotations\.io\.richc\.name: 'x': reserved"):
+        cfg.from_dict({"name": "a", "annotations": {"io.richc.name": "x"}})
+    with pytest.raises(ConfigError, match=r"^--annotation: 'role': expected KEY=VALUE"):
+        cfg.parse_key_values("--annotation", ["role"])

@@ -125,6 +125,8 @@ def test_annotations_say_name_source_and_init() -> None:
         "io.richc.source": "busybox",
         "io.richc.init": "busybox",
     }
+    own = cfg.from_dict({"name": "db1", "annotations": {"com.example.role": "db"}})
+    assert sources.container_annotations(own, "busybox")[3:] == (("com.example.role", "db"),)
 
 
 def test_world_writable_oci_file_is_refused_not_dropped(paths: HostPaths) -> None:

@@ -137,6 +137,15 @@ def test_init_is_pid1_without_a_terminal_and_with_the_spec_env() -> None:
     assert config["root"] == {"path": "/var/lib/richc/containers/c7/rootfs", "readonly": False}
 
 
+def test_user_annotations_join_richcs_own_in_config_json() -> None:
+    config = cfg.from_dict({"name": "db1", "annotations": {"com.example.role": "db"}})
+    paths = Paths(rootfs=Path("/r/rootfs"), log_dir=Path("/l"), bundle=Path("/r"))
+    spec = build_spec(config, cfg.Init.busybox, paths, HostFacts())
+    annotations = render_config(spec, cgroups_path="/richc.payload.db1")["annotations"]
+    assert annotations["com.example.role"] == "db"
+    assert annotations["org.richc.name"] == "db1" and annotations["org.richc.init"] == "busybox"
+
+
 def test_limits_map_to_oci_resources_on_v1_and_unified_on_v2() -> None:
     v1 = oci("limits")["linux"]["resources"]
     assert v1["memory"] == {"limit": 256 << 20}
