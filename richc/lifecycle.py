@@ -106,6 +106,8 @@ def is_running(cdir: ContainerDir, state: State) -> tuple[bool, int | None]:
 def _record_init(state: State, pid: int) -> None:
     state.extra["pid"] = pid
     state.extra["pid_start_time"] = start_time(pid)
+    # stats and set find the cgroup from here without importing the runtime.
+    state.extra["cgroup_scope"] = runtime_for(state).cgroup_scope(state.name)
     state.extra.pop("parent_pid", None)
     state.extra.pop("parent_start_time", None)
     if state.runtime == "lxc":  # its monitor forks the new init of an in-container reboot

@@ -233,14 +233,11 @@ def _apply_live(
     new: cfg.Limits,
 ) -> Callable[[], None]:
     """Write the changed cgroup files of the running container; return the undo."""
-    from richc import cgroups
     from richc.hostfacts import host_facts
+    from richc.stats import cgroup_of
 
     facts = host_facts(ctx.paths.run)
-    scope = extra.get("cgroup_scope")
-    if not isinstance(scope, str):
-        scope = f"lxc.payload.{cdir.name}" if runtime in ("", "lxc") else None
-    group = cgroups.locate(pid, version=facts.cgroup_version, scope=scope)
+    group = cgroup_of(ctx, cdir, extra, runtime, pid)
     writes = lim.plan_writes(
         old,
         new,

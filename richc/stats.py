@@ -223,12 +223,19 @@ class Target:
 def cgroup_of(
     ctx: Context, cdir: ContainerDir, extra: dict[str, Any], runtime: str, pid: int
 ) -> cgroups.ContainerCgroup:
-    """The cgroup of a running container (LXC's lxc.payload.NAME, or the runtime's scope)."""
+    """The cgroup of a running container: the scope its runtime made, recorded at start.
+
+    The init may have moved below it (systemd's init.scope, or anything an init does with
+    its own cgroup tree), so the scope, not the init's cgroup, is the container's.
+    """
     from richc.hostfacts import host_facts
 
     scope = extra.get("cgroup_scope")
     if not isinstance(scope, str):
-        scope = f"lxc.payload.{cdir.name}" if runtime in ("", "lxc") else None
+        # Started by a richc that did not record it; importing the runtime costs ~15 ms.
+        from richc.runtime import get_runtime
+
+        scope = get_runtime(runtime or "lxc").cgroup_scope(cdir.name)
     version = host_facts(ctx.paths.run).cgroup_version
     return cgroups.locate(pid, version=version, scope=scope, mounts=_mounts())
 

@@ -47,6 +47,10 @@ class Runtime(Protocol):
     def cleanup(self, cdir: ContainerDir) -> None:
         """Remove what the runtime keeps outside the container directory."""
 
+    def cgroup_scope(self, name: str) -> str:
+        """The directory the runtime makes for container *name* below each hierarchy's root
+        (``cgroups.locate``'s *scope*): the init may move into a child of it."""
+
 
 def get_runtime(name: str) -> Runtime:
     """Return the runtime called *name* ("lxc" or "runc")."""

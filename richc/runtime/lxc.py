@@ -39,6 +39,10 @@ class LxcRuntime:
     def _log_hint(self, cdir: ContainerDir) -> str:
         return f"see {cdir.log_dir / 'lxc.log'} for LXC's own account"
 
+    def cgroup_scope(self, name: str) -> str:
+        # LXC 4 and later, as richc's config sets no lxc.cgroup.dir.
+        return f"lxc.payload.{name}"
+
     def render(self, spec: ContainerSpec, cdir: ContainerDir) -> None:
         from richc.store import write_atomic
 

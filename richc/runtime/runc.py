@@ -112,6 +112,9 @@ class RuncRuntime:
                 )
         return self._binary
 
+    def cgroup_scope(self, name: str) -> str:
+        return cgroup_scope(name)
+
     def _cmd(self, cdir: ContainerDir, *args: str) -> list[str]:
         return [str(self.binary), "--root", str(cdir.store.paths.run / "runc"), *args]
 
