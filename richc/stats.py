@@ -2,15 +2,17 @@
 
 Never through lxcfs (a read there costs ten times a procfs read) and never by entering
 the container: the init's pid leads to its cgroups (richc.cgroups) and to its network
-namespace's /proc/PID/net/dev. CPU percent needs two readings: :func:`collect` takes them
-for all containers at once, *interval* seconds apart, so asking for 50 containers costs
-one interval, not 50. 100 % is one CPU busy, as in ``top`` and ``docker stats``.
+namespace's /proc/PID/net/dev (unless that namespace is the host's). CPU percent needs
+two readings: :func:`collect` takes them for all containers at once, *interval* seconds
+apart, so asking for 50 containers costs one interval, not 50. 100 % is one CPU busy, as
+in ``top`` and ``docker stats``.
 """
 
 from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -120,6 +122,21 @@ def parse_net_dev(text: str) -> tuple[int | None, int | None]:
     return (rx, tx) if seen else (None, None)
 
 
+def shares_host_network(pid: int, proc: Path = Path("/proc")) -> bool:
+    """Whether *pid* lives in the host's network namespace (``--net host``): richc's own or
+    that of PID 1. Its net/dev then counts the whole host's traffic, not the container's."""
+    try:
+        theirs = os.stat(proc / str(pid) / "ns/net")
+    except OSError:
+        return False
+    for other in ("self", "1"):
+        with contextlib.suppress(OSError):
+            ours = os.stat(proc / other / "ns/net")
+            if (ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino):
+                return True
+    return False
+
+
 def read(group: cgroups.ContainerCgroup, pid: int, proc: Path = Path("/proc")) -> Reading:
     """One reading of a container's counters; a file the kernel lacks gives None."""
     at = time.monotonic()
@@ -149,8 +166,9 @@ def read(group: cgroups.ContainerCgroup, pid: int, proc: Path = Path("/proc")) -
     # Page cache the kernel can drop at once is not "used", as docker stats counts it.
     used = None if current is None else max(current - inactive, 0)
     rx = tx = None
-    with contextlib.suppress(OSError):
-        rx, tx = parse_net_dev((proc / str(pid) / "net/dev").read_text())
+    if not shares_host_network(pid, proc):
+        with contextlib.suppress(OSError):
+            rx, tx = parse_net_dev((proc / str(pid) / "net/dev").read_text())
     return Reading(
         at=at,
         cpu_ns=cpu_ns,

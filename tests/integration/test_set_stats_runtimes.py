@@ -28,6 +28,7 @@ from tests.integration.test_set import (
 from tests.integration.test_stats import (
     one,
     test_cpu_percent_of_a_busy_container,
+    test_host_network_container_reports_no_traffic_of_its_own,
     test_list_shows_memory_and_cpu_usage,
     test_stats_json_follows_the_container,
     test_stats_lists_running_ones_and_shows_named_stopped_ones,
@@ -40,6 +41,7 @@ __all__ = [
     "test_a_refused_write_rolls_back_the_ones_before_it",
     "test_an_invalid_key_changes_nothing",
     "test_cpu_percent_of_a_busy_container",
+    "test_host_network_container_reports_no_traffic_of_its_own",
     "test_list_shows_memory_and_cpu_usage",
     "test_removing_a_limit_lifts_it_live",
     "test_set_changes_a_running_container_at_once_and_survives_restart",

@@ -63,6 +63,26 @@ def test_stats_json_follows_the_container(richc: RichcRunner, name: str) -> None
         assert after["io"]["read_bytes"] >= first["io"]["read_bytes"] + 4 * M
 
 
+def interfaces(net_dev: str) -> set[str]:
+    return {line.split(":")[0].strip() for line in net_dev.splitlines()[2:]}
+
+
+def test_host_network_container_reports_no_traffic_of_its_own(
+    richc: RichcRunner, name: str
+) -> None:
+    host = interfaces(Path("/proc/self/net/dev").read_text())
+    if host == {"lo"}:
+        pytest.skip("the host has only loopback: its traffic would be null anyway")
+    richc("create", name, "--no-lxcfs", "--net", "host", "--start")
+    # The container does share the host's interfaces, so /proc/PID/net/dev is the host's.
+    inside = interfaces(richc("exec", name, "--", "cat", "/proc/net/dev").stdout)
+    assert inside == host
+    item = one(richc, name, "--interval", "0")
+    assert item["state"] == "running"
+    assert item["net"] == {"rx_bytes": None, "tx_bytes": None}
+    assert item["memory"]["used_bytes"] is not None  # only the network is unknown
+
+
 def test_cpu_percent_of_a_busy_container(richc: RichcRunner, name: str) -> None:
     richc("create", name, "--no-lxcfs", "--cpus", "1", "--start")
     spin = "(while :; do :; done) >/dev/null 2>&1 & echo $!"

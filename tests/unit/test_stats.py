@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 
@@ -141,6 +142,28 @@ def test_read_v2_and_unlimited(tmp_path: Path) -> None:
     assert (reading.pids, reading.pids_limit) == (3, 20)
     assert (reading.read_bytes, reading.write_bytes) == (101, 202)
     assert reading.rx_bytes is None  # no such pid: network unknown
+
+
+def test_host_network_reports_no_traffic_of_its_own(tmp_path: Path) -> None:
+    # The ns/net links of /proc compare by inode; hard links stand in for a shared one.
+    proc = tmp_path / "proc"
+    _files(proc / "self/ns", {"net": ""})
+    _files(proc / "1/ns", {"net": ""})
+    for pid in ("9", "10"):
+        _files(proc / pid / "net", {"dev": NET_DEV})
+        (proc / pid / "ns").mkdir()
+    (proc / "9/ns/net").hardlink_to(proc / "self/ns/net")  # --net host
+    (proc / "10/ns/net").write_text("")  # a namespace of its own
+    group = cgroups.ContainerCgroup(1, {})
+    assert stats.shares_host_network(9, proc) and not stats.shares_host_network(10, proc)
+    host = stats.read(group, 9, proc=proc)
+    assert (host.rx_bytes, host.tx_bytes) == (None, None)
+    own = stats.read(group, 10, proc=proc)
+    assert (own.rx_bytes, own.tx_bytes) == (1024, 2016)
+
+
+def test_the_real_host_network_is_recognised() -> None:
+    assert stats.shares_host_network(os.getpid())
 
 
 def _reading(at: float, cpu_ns: int) -> stats.Reading:
