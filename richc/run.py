@@ -10,11 +10,12 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import secrets
 import select
 import shlex
 import signal
 import subprocess
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -156,10 +157,14 @@ def run_session(
 
     On timeout the whole process group is killed with SIGKILL, so a hook's children die
     with it. With ``kill_group_on_failure`` the group is also killed when the leader fails,
-    so a failed hook leaves nothing half-started behind. ``executable`` runs a file other
-    than ``argv[0]`` (an OCI hook's ``path`` with its own ``args``).
+    so a failed hook leaves nothing half-started behind. A descendant that left the group
+    (``setsid``, a daemon) is found by the cookie it inherits in its environment
+    (:data:`COOKIE_VAR`) and killed too. ``executable`` runs a file other than ``argv[0]``
+    (an OCI hook's ``path`` with its own ``args``).
     """
     args = [os.fspath(a) for a in argv]
+    cookie = secrets.token_hex(8)
+    env = {**env, COOKIE_VAR: cookie}
     log.debug("+ %s", shlex.join(args))
     try:
         proc = subprocess.Popen(
@@ -184,11 +189,13 @@ def run_session(
     except subprocess.TimeoutExpired:
         _kill_group(proc.pid)
         proc.wait()
+        _kill_cookie(cookie)
         return SessionResult(
             -signal.SIGKILL, timed_out=True, error=f"timed out after {timeout:g} s"
         )
     if code != 0 and kill_group_on_failure:
         _kill_group(proc.pid)
+        _kill_cookie(cookie)
     return SessionResult(code)
 
 
@@ -210,6 +217,38 @@ def _wait(proc: subprocess.Popen[bytes], timeout: float) -> int:
     finally:
         os.close(pidfd)
     return proc.wait()
+
+
+# Killing a process group misses a descendant that made a session of its own. Like a CI
+# server's process-tree killer, mark every child's environment with a cookie that its
+# descendants inherit, and look for it in /proc when the whole tree must go. A process that
+# rebuilt its environment from nothing escapes; nothing short of a cgroup per child catches
+# that, and richc does not make one for a hook.
+COOKIE_VAR = "RICHC_SESSION_COOKIE"
+
+
+def _kill_cookie(cookie: str, proc_root: Path = Path("/proc")) -> None:
+    # A forking daemon may spawn while we look: repeat until a pass kills nothing.
+    for _round in range(10):
+        found = list(_holding_cookie(cookie, proc_root))
+        for pid in found:
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.kill(pid, signal.SIGKILL)
+        if not found:
+            return
+
+
+def _holding_cookie(cookie: str, proc_root: Path) -> Iterator[int]:
+    marker = f"{COOKIE_VAR}={cookie}".encode()
+    for entry in proc_root.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            environ = (entry / "environ").read_bytes()
+        except OSError:  # gone, or a kernel thread
+            continue
+        if marker in environ.split(b"\0"):
+            yield int(entry.name)
 
 
 def _kill_group(pgid: int) -> None:

@@ -329,18 +329,29 @@ def test_failed_prestart_leaves_no_background_child_of_the_hook(
     richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
 ) -> None:
     pidfile = tmp_path / "child.pid"
-    hook = script(tmp_path / "half-mount", f"sleep 600 & echo $! > {pidfile}; exit 3\n")
+    daemon_pidfile = tmp_path / "daemon.pid"
+    # One child stays in the hook's process group; one makes a session of its own, as a
+    # daemon does, and is found by the cookie in its environment.
+    hook = script(
+        tmp_path / "half-mount",
+        f"sleep 600 & echo $! > {pidfile}\n"
+        f"setsid sh -c 'echo $$ > {daemon_pidfile}; exec sleep 601' </dev/null >/dev/null 2>&1 &\n"
+        f"while [ ! -s {daemon_pidfile} ]; do sleep 0.05; done\n"
+        "exit 3\n",
+    )
     richc("create", name, "--hook", f"prestart={hook}")
     start = richc("start", name, check=False)
-    child = int(pidfile.read_text())
+    children = [int(pidfile.read_text()), int(daemon_pidfile.read_text())]
     try:
         assert start.returncode == 1
         assert "prestart hook container/half-mount failed with exit status 3" in start.stderr
         # The hook's process group is killed with it; an orphan is reaped a moment later.
-        wait_for("the hook's background sleep to die", lambda: _gone(child), limit=10)
+        for child in children:
+            wait_for("the hook's background sleeps to die", lambda c=child: _gone(c), limit=10)
     finally:
-        if not _gone(child):
-            os.kill(child, signal.SIGKILL)
+        for child in children:
+            if not _gone(child):
+                os.kill(child, signal.SIGKILL)
     info = inspect(richc, name)
     assert info["state"] == "created" and info["pid"] is None
     assert richc("exec", name, "--", "true", check=False).returncode == 125

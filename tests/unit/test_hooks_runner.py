@@ -133,6 +133,27 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     assert "timed out" in read_log(tmp_path)
 
 
+def test_timeout_kills_a_child_that_left_the_process_group(tmp_path: Path) -> None:
+    pidfile = tmp_path / "daemon.pid"
+    path = script(
+        tmp_path,
+        "31-daemonizes",
+        f"setsid sh -c 'echo $$ > {pidfile}; exec sleep 600' </dev/null >/dev/null 2>&1 &\n"
+        "sleep 600\n",
+    )
+    outcome = runner.run_hooks([hook(path, timeout=0.5)], target(tmp_path))
+    assert outcome.results[0].timed_out
+    daemon = int(pidfile.read_text())
+    deadline = time.monotonic() + 5
+    while _alive(daemon) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert not _alive(daemon), "a setsid child of a timed-out hook survived"
+    finally:
+        if _alive(daemon):
+            os.kill(daemon, signal.SIGKILL)
+
+
 def test_background_child_does_not_hold_up_a_successful_hook(tmp_path: Path) -> None:
     # Output goes to a file, not a pipe: a daemon the hook leaves behind cannot make richc
     # wait for an end of file.
