@@ -1,4 +1,7 @@
-"""Resource limits: parsing and validation, their cgroup v1/v2 files, OCI form, and live apply.
+"""Resource limits: parsing and validation, their cgroup v1/v2 files, and live apply.
+
+richc.oci renders the OCI ``linux.resources`` from the cgroup files here, so both runtimes
+get the same values.
 
 A limit that is accepted but not applied is worse than an error, so everything here fails
 closed: values the kernel would refuse, or silently round to nothing, are refused with the
@@ -495,67 +498,6 @@ def _io_max(limits: Limits) -> dict[str, list[tuple[str, int]]]:
 def rlimits(limits: Limits) -> tuple[tuple[str, int, int], ...]:
     """The container's rlimits as (name, soft, hard); RLIM_INFINITY for unlimited."""
     return limits.ulimits
-
-
-# -- OCI (runc) -------------------------------------------------------------------------------
-
-
-def oci_resources(limits: Limits) -> dict[str, Any]:
-    """``linux.resources`` of an OCI runtime spec for *limits* (v1 units; runc converts).
-
-    Pure apart from resolving device paths to numbers. Only what is set appears.
-    """
-    out: dict[str, Any] = {}
-    memory: dict[str, int] = {}
-    if limits.memory is not None:
-        memory["limit"] = limits.memory
-    if limits.memory_swap is not None:
-        memory["swap"] = limits.memory_swap  # OCI's swap is memory+swap, as on v1
-    if limits.memory_reservation is not None:
-        memory["reservation"] = limits.memory_reservation
-    if memory:
-        out["memory"] = memory
-    cpu: dict[str, Any] = {}
-    if limits.cpus is not None:
-        cpu["quota"] = cpu_quota_us(limits.cpus)
-        cpu["period"] = CPU_PERIOD_US
-    if limits.cpu_shares is not None:
-        cpu["shares"] = limits.cpu_shares
-    elif limits.cpu_weight is not None:
-        cpu["shares"] = weight_to_shares(limits.cpu_weight)
-    if limits.cpuset is not None:
-        cpu["cpus"] = format_cpuset(limits.cpuset)
-    if cpu:
-        out["cpu"] = cpu
-    if limits.pids is not None:
-        out["pids"] = {"limit": limits.pids}
-    block: dict[str, Any] = {}
-    if limits.io_weight is not None:
-        block["weight"] = limits.io_weight
-    oci_names = {
-        "device_read_bps": "throttleReadBpsDevice",
-        "device_write_bps": "throttleWriteBpsDevice",
-        "device_read_iops": "throttleReadIOPSDevice",
-        "device_write_iops": "throttleWriteIOPSDevice",
-    }
-    for key, oci_key in oci_names.items():
-        entries = []
-        for device, rate in getattr(limits, key):
-            major, _, minor = device_number(device).partition(":")
-            entries.append({"major": int(major), "minor": int(minor), "rate": rate})
-        if entries:
-            block[oci_key] = entries
-    if block:
-        out["blockIO"] = block
-    return out
-
-
-def oci_rlimits(limits: Limits) -> list[dict[str, Any]]:
-    """``process.rlimits`` of an OCI runtime spec: ``RLIMIT_NOFILE`` etc."""
-    return [
-        {"type": f"RLIMIT_{name.upper()}", "soft": soft, "hard": hard}
-        for name, soft, hard in limits.ulimits
-    ]
 
 
 # -- live apply --------------------------------------------------------------------------------

@@ -1,5 +1,5 @@
 """Limits: parsing, validation (host-free and against injected host facts), cgroup v1/v2
-files, OCI resources, and the live write plan with its rollback."""
+files and their OCI form, and the live write plan with its rollback."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import pytest
 from richc import config as cfg
 from richc import limits as lim
 from richc.errors import ConfigError
+from richc.oci import render_config
 from richc.spec import HostFacts, Paths, build_spec
 
 M = 1 << 20
@@ -249,9 +250,15 @@ def test_spec_carries_cgroup_settings_and_rlimits() -> None:
     assert spec1.cgroup == (("memory.limit_in_bytes", str(64 * M)),)
 
 
-def test_oci_resources_and_rlimits() -> None:
-    limits = parse(**ALL, ulimits={"nofile": "1024:2048"})
-    assert lim.oci_resources(limits) == {
+def test_every_limit_reaches_the_oci_bundle() -> None:
+    # Through the spec's cgroup files and rlimits, as the runc runtime renders config.json.
+    config = cfg.from_dict({"name": "c1", "limits": {**ALL, "ulimits": {"nofile": "1024:2048"}}})
+    paths = Paths(Path("/r"), Path("/l"), Path("/b"))
+    spec = build_spec(config, cfg.Init.busybox, paths, HostFacts(cgroup_version=1))
+    bundle = render_config(spec, cgroups_path="/richc.payload.c1")
+    resources = bundle["linux"]["resources"]
+    del resources["devices"]
+    assert resources == {
         "memory": {"limit": 512 * M, "swap": 1024 * M, "reservation": 256 * M},
         "cpu": {"quota": 150000, "period": 100000, "shares": 512, "cpus": "0-1"},
         "pids": {"limit": 100},
@@ -264,8 +271,7 @@ def test_oci_resources_and_rlimits() -> None:
             ],
         },
     }
-    assert lim.oci_rlimits(limits) == [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}]
-    assert lim.oci_resources(cfg.Limits()) == {}
+    assert bundle["process"]["rlimits"] == [{"type": "RLIMIT_NOFILE", "soft": 1024, "hard": 2048}]
 
 
 class FakeCgroup:
