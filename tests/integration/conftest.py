@@ -10,6 +10,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -33,6 +34,20 @@ def name() -> str:
 
 
 RichcRunner = Callable[..., subprocess.CompletedProcess[str]]
+
+
+def on_runc(richc: RichcRunner) -> RichcRunner:
+    """*richc*, creating every container on the runc runtime: how the *_runtimes.py files
+    run another file's tests again on runc."""
+    if shutil.which("runc") is None:
+        pytest.skip("runc is not installed (apt-get install runc)")
+
+    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
+        if args and args[0] == "create":
+            args = ("create", "--runtime", "runc", *args[1:])
+        return richc(*args, **kwargs)
+
+    return run
 
 
 @pytest.fixture(scope="session")

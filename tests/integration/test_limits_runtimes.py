@@ -7,13 +7,9 @@ what a process inside runs into must not depend on the runtime.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from typing import Any
-
 import pytest
 
-from tests.integration.conftest import RichcRunner
+from tests.integration.conftest import RichcRunner, on_runc
 from tests.integration.test_limits import (
     test_cpus_half_holds_two_spinners_to_half_a_cpu,
     test_cpuset_is_what_nproc_sees,
@@ -44,12 +40,4 @@ __all__ = [
 @pytest.fixture
 def richc(richc: RichcRunner) -> RichcRunner:
     """conftest's runner, creating every container on the runc runtime."""
-    if shutil.which("runc") is None:
-        pytest.skip("runc is not installed (apt-get install runc)")
-
-    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        if args and args[0] == "create":
-            args = ("create", "--runtime", "runc", *args[1:])
-        return richc(*args, **kwargs)
-
-    return run
+    return on_runc(richc)

@@ -7,13 +7,9 @@ stop-the-last-lxcfs logic only look at richc's state: none of it may depend on t
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from typing import Any
-
 import pytest
 
-from tests.integration.conftest import RichcRunner
+from tests.integration.conftest import RichcRunner, on_runc
 from tests.integration.test_lxcfs_cli import (
     lxcfs_home,
     test_no_lxcfs_container_sees_the_host,
@@ -40,12 +36,4 @@ __all__ = [
 @pytest.fixture
 def richc(richc: RichcRunner) -> RichcRunner:
     """conftest's runner, creating every container on the runc runtime."""
-    if shutil.which("runc") is None:
-        pytest.skip("runc is not installed (apt-get install runc)")
-
-    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        if args and args[0] == "create":
-            args = ("create", "--runtime", "runc", *args[1:])
-        return richc(*args, **kwargs)
-
-    return run
+    return on_runc(richc)

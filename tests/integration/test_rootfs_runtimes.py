@@ -10,13 +10,9 @@ runc runtime").
 
 from __future__ import annotations
 
-import shutil
-import subprocess
-from typing import Any
-
 import pytest
 
-from tests.integration.conftest import RichcRunner
+from tests.integration.conftest import RichcRunner, on_runc
 from tests.integration.test_rootfs import (
     test_busybox_init_is_pid1_and_stops_cleanly,
     test_debian_systemd_boots_running_and_stops_cleanly,
@@ -39,12 +35,4 @@ __all__ = [
 @pytest.fixture
 def richc(richc: RichcRunner) -> RichcRunner:
     """conftest's runner, creating every container on the runc runtime."""
-    if shutil.which("runc") is None:
-        pytest.skip("runc is not installed (apt-get install runc)")
-
-    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        if args and args[0] == "create":
-            args = ("create", "--runtime", "runc", *args[1:])
-        return richc(*args, **kwargs)
-
-    return run
+    return on_runc(richc)

@@ -8,14 +8,11 @@ rollback and every figure of stats must not depend on the runtime.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from pathlib import Path
-from typing import Any
 
 import pytest
 
-from tests.integration.conftest import RichcRunner
+from tests.integration.conftest import RichcRunner, on_runc
 from tests.integration.test_limits import M, cgroup_version, host_file, init_pid
 from tests.integration.test_set import (
     test_a_refused_write_rolls_back_the_ones_before_it,
@@ -56,15 +53,7 @@ __all__ = [
 @pytest.fixture
 def richc(richc: RichcRunner) -> RichcRunner:
     """conftest's runner, creating every container on the runc runtime."""
-    if shutil.which("runc") is None:
-        pytest.skip("runc is not installed (apt-get install runc)")
-
-    def run(*args: str, **kwargs: Any) -> subprocess.CompletedProcess[str]:
-        if args and args[0] == "create":
-            args = ("create", "--runtime", "runc", *args[1:])
-        return richc(*args, **kwargs)
-
-    return run
+    return on_runc(richc)
 
 
 def move_init_below_its_cgroup(richc: RichcRunner, name: str, controller: str) -> None:
