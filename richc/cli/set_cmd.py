@@ -23,7 +23,8 @@ def set_(
         typer.Argument(
             help="KEY=VALUE: memory, memory_swap, memory_reservation, cpus, cpu_shares,"
             " cpu_weight, cpuset, pids, io_weight, device_read_bps (DEV:RATE,...), ...,"
-            " ulimit.NAME, env.NAME, disk. An empty VALUE removes the limit or variable.",
+            " ulimit.NAME, env.NAME, disk, disk.inodes. An empty VALUE removes the limit or"
+            " variable.",
             metavar="KEY=VALUE...",
         ),
     ],
@@ -38,7 +39,7 @@ def set_(
 
       richc set web01 env.APP_ENV=prod env.DEBUG=
 
-      richc set web01 disk=20G
+      richc set web01 disk=20G disk.inodes=100000
     """
     from richc import settings as settings_mod
 
