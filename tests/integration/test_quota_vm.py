@@ -2,8 +2,9 @@
 
 This host's kernel lacks the ext4/xfs quota formats, so tests/vm/quota_guest.sh runs the
 checks in a virtme-ng guest (TESTING.md). One boot covers both filesystems: the quota
-package directly (about 30 s), then the issue's container story with richc itself
-(create --disk 64M, df, dd, quota show, set disk=128M live, rm). About 3 to 4.5 minutes
+package directly (about 30 s, inode limits included), then the issue's container story
+with richc itself (create --disk 64M, df, dd, quota show, set disk=128M and disk.inodes
+live, rm). About 3 to 4.5 minutes
 in all here, under software emulation; each richc call costs seconds in the guest.
 """
 
@@ -90,6 +91,11 @@ def test_project_quota_on_ext4_and_xfs_in_a_vm() -> None:
             "resize-128M-write-ok",
             "adopt-tree-with-fifo",
             "remove",
+            "inodes-prepare-500-statfs",
+            "inodes-600-files-fail",
+            "inodes-usage",
+            "inodes-raise-live-resize-keeps",
+            "inodes-remove",
         ):
             assert checks.get(f"{fs}-{step}") == "ok", f"{fs}-{step} missing\n{log[-4000:]}"
         for step in (
@@ -97,6 +103,7 @@ def test_project_quota_on_ext4_and_xfs_in_a_vm() -> None:
             "dd-100M-fails",
             "quota-show",
             "set-128M-live",
+            "set-inodes-live",
             "rm-leaves-no-limit",
         ):
             key = f"{fs}-container-{step}"
@@ -106,3 +113,5 @@ def test_project_quota_on_ext4_and_xfs_in_a_vm() -> None:
         assert checks.get(key) == "ok", f"{key} missing\n{log[-4000:]}"
     assert "Disk quota exceeded" in log  # ext4 says EDQUOT ...
     assert re.search(r"xfs-write-100M-fails: ok .*No space left on device", log)  # xfs ENOSPC
+    assert re.search(r"ext4-inodes-600-files-fail: ok .*Disk quota exceeded", log)
+    assert re.search(r"xfs-inodes-600-files-fail: ok .*No space left on device", log)

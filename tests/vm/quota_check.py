@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -58,6 +59,29 @@ def write_mib(path: Path, mib: int) -> subprocess.CompletedProcess[str]:
             "bs=1M",
             f"count={mib}",
             "conv=fsync",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
+def make_files(directory: Path, count: int, first: int = 1) -> subprocess.CompletedProcess[str]:
+    """Create empty files one by one as a container's root would (no CAP_SYS_RESOURCE),
+    stopping at the first failure; stdout says where."""
+    script = (
+        f'i={first}; while [ "$i" -lt {first + count} ]; do '
+        # `true`, not `:`: a failed redirection on a special builtin exits dash at once.
+        f'true > "{directory}/f$i" || {{ echo "stopped at $i"; exit 1; }}; i=$((i + 1)); done'
+    )
+    return subprocess.run(
+        [
+            "setpriv",
+            "--inh-caps=-sys_resource",
+            "--bounding-set=-sys_resource",
+            "/bin/sh",
+            "-c",
+            script,
         ],
         capture_output=True,
         text=True,
@@ -198,12 +222,78 @@ def scenario(fs: Filesystem, unenforced_options: str) -> None:
     check(f"{tag}-shrink-below-usage-refused", shrink_below_usage_refused)
     check(f"{tag}-adopt-tree-with-fifo", adopt_tree_with_fifo)
     check(f"{tag}-remove", remove_clears_limit_and_keeps_id_reserved)
+    inode_limits(fs, backend, store)
     print(f"INFO {tag} mount: {find_mount(fs.mnt)}", flush=True)
     containers(fs)
     if fs.fstype == "ext4":
         loop_container(fs)
     fs.unmount()
     fs.destroy()
+
+
+def inode_limits(fs: Filesystem, backend: quota.QuotaBackend, store: Path) -> None:
+    """An inode limit through the backend API: the kernel stops the 501st inode (ext4 with
+    EDQUOT, xfs with ENOSPC), statfs shows the limit, usage counts curinodes, and a live
+    change and a size-only resize behave."""
+    tag = f"{fs.fstype}-inodes"
+    tree = store / "c4" / "rootfs"
+    full = "Disk quota exceeded" if fs.fstype == "ext4" else "No space left on device"
+
+    def prepare_statfs() -> str:
+        tree.parent.mkdir()
+        backend.prepare(tree, 16 * MiB, inodes=500)
+        files = os.statvfs(tree).f_files  # what df -i / shows inside the container
+        expect(files == 500, f"statfs f_files {files}")
+        return f"df -i size {files}"
+
+    def files_600_fail() -> str:
+        result = make_files(tree, 600)
+        expect(result.returncode == 1, f"600 files fitted under 500 inodes: {result.stderr}")
+        expect(full in result.stderr, result.stderr)
+        stopped = int(result.stdout.split()[-1])
+        expect(490 <= stopped <= 500, result.stdout)  # the tree's own directory counts
+        state["stopped"] = stopped
+        return f"{result.stdout.strip()}: {result.stderr.strip().splitlines()[0]}"
+
+    def usage_counts_inodes() -> str:
+        usage = backend.usage(tree)
+        expect(usage.limit_inodes == 500, str(usage))
+        expect(usage.used_inodes == 500, str(usage))
+        return str(usage)
+
+    def raise_live_and_keep_on_resize() -> str:
+        backend.resize(tree, 16 * MiB, inodes=1000)
+        result = make_files(tree, 100, first=state["stopped"])
+        expect(result.returncode == 0, f"raised limit still full: {result.stderr}")
+        backend.resize(tree, 32 * MiB)  # the size only: the inode limit stays
+        usage = backend.usage(tree)
+        expect(usage.limit_inodes == 1000 and usage.limit_bytes == 32 * MiB, str(usage))
+        expect(os.statvfs(tree).f_files == 1000, "df -i did not follow the change")
+        try:
+            backend.resize(tree, 32 * MiB, inodes=100)
+        except quota.QuotaExceeded as exc:
+            return f"{usage}; {exc}"
+        raise AssertionError("an inode limit below usage was accepted")
+
+    def remove_clears_inode_limit() -> str:
+        target = quotactl.Target.of(tree)
+        projid = ProjectRegistry(store / "quota-projects.json").lookup(tree)
+        assert projid is not None
+        backend.remove(tree)
+        dq = quotactl.get_quota(target, projid)
+        expect(dq.dqb_ihardlimit == 0 and dq.dqb_bhardlimit == 0, "limits left")
+        return f"project {projid} cleared"
+
+    state: dict[str, int] = {}
+    check(f"{tag}-prepare-500-statfs", prepare_statfs)
+    check(f"{tag}-600-files-fail", files_600_fail)
+    check(f"{tag}-usage", usage_counts_inodes)
+    check(f"{tag}-raise-live-resize-keeps", raise_live_and_keep_on_resize)
+    check(f"{tag}-remove", remove_clears_inode_limit)
+    # The package checks' trees (c1 still holds 100 MiB) would leave the loop container's
+    # image too little room to grow on the 256M ext4.
+    for leftover in ("c1", "c2", "c3", "c4"):
+        shutil.rmtree(store / leftover, ignore_errors=True)
 
 
 def richc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -263,11 +353,20 @@ def containers(fs: Filesystem) -> None:
         expect(size == 128 * MiB, f"df / after set says {size}")
         return "grown live to 128M"
 
+    def set_inodes_live() -> str:
+        ok("set", name, "disk.inodes=5000")
+        data = json.loads(ok("quota", "show", name, "--format", "json"))
+        expect(data["limit_inodes"] == 5000 and data["limit_bytes"] == 128 * MiB, str(data))
+        expect(isinstance(data["used_inodes"], int) and data["used_inodes"] > 10, str(data))
+        files = int(ok("exec", name, "--", "df", "-i", "/").splitlines()[-1].split()[1])
+        expect(files == 5000, f"df -i / inside says {files}")
+        return f"df -i / = {files}, {data['used_inodes']} used"
+
     def rm_clean() -> str:
         ok("rm", "--force", name)
         target = quotactl.Target.of(fs.mnt)
         dq = quotactl.get_quota(target, state["projid"])
-        expect(dq.dqb_bhardlimit == 0, "project limit left behind")
+        expect(dq.dqb_bhardlimit == 0 and dq.dqb_ihardlimit == 0, "project limit left behind")
         expect(not (root / "var/lib/richc/containers" / name).exists(), "container dir left")
         return f"project {state['projid']} limit cleared"
 
@@ -275,6 +374,7 @@ def containers(fs: Filesystem) -> None:
     check(f"{tag}-dd-100M-fails", dd_fails)
     check(f"{tag}-quota-show", show)
     check(f"{tag}-set-128M-live", set_live)
+    check(f"{tag}-set-inodes-live", set_inodes_live)
     check(f"{tag}-rm-leaves-no-limit", rm_clean)
     richc(root, "rm", "--force", name)  # whatever happened above
     richc(root, "lxcfs", "stop")  # in case one was started for this root
