@@ -4,7 +4,7 @@ This host's kernel lacks the ext4/xfs quota formats, so tests/vm/quota_guest.sh 
 checks in a virtme-ng guest (TESTING.md). One boot covers both filesystems: the quota
 package directly (about 30 s, inode limits included), then the issue's container story
 with richc itself (create --disk 64M, df, dd, quota show, set disk=128M and disk.inodes
-live, rm). About 3 to 4.5 minutes
+live, rm). About 4 to 5 minutes
 in all here, under software emulation; each richc call costs seconds in the guest.
 """
 
