@@ -24,15 +24,20 @@ def _boot_id() -> str:
 
 
 def probe_facts(root: str = "/") -> HostFacts:
+    from richc.limits import read_host
     from richc.probe import host_features
 
     features = host_features(root)
+    version = features.cgroup_version or 1
     return HostFacts(
-        cgroup_version=features.cgroup_version or 1,
+        cgroup_version=version,
         apparmor=features.apparmor,
         cgroup_namespace=features.use_cgroup_ns,
         cpu_count=features.cpu_count,
         cgroup_mount=features.lxc_cgroup_mount,
+        # BFQ's weight file where BFQ is there, else CFQ's (v1) or iocost's (v2): a file
+        # the kernel lacks makes LXC abort the start.
+        io_weight_file=read_host(version, Path(root)).io_weight_file,
     )
 
 
@@ -42,8 +47,9 @@ def host_facts(run_dir: Path | None = None) -> HostFacts:
         return probe_facts()
     cache = run_dir / "hostfacts.json"
     # An upgraded richc may decide differently: the probe's own files are part of the key.
-    probe_dir = Path(__file__).parent / "probe"
-    stamp = max((f.stat().st_mtime_ns for f in probe_dir.glob("*.py")), default=0)
+    here = Path(__file__).parent
+    sources = [*(here / "probe").glob("*.py"), here / "hostfacts.py", here / "limits.py"]
+    stamp = max((f.stat().st_mtime_ns for f in sources), default=0)
     key = {"boot_id": _boot_id(), "richc": __version__, "probe": stamp}
     with contextlib.suppress(OSError, ValueError, TypeError):
         data = json.loads(cache.read_text())

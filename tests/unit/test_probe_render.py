@@ -117,3 +117,23 @@ def test_oci_config_fits_the_recorded_kernel(host: str) -> None:
     # Only a cgroup namespace confines the container to its own subtree: without one the
     # whole host hierarchy would be writable, so it is mounted read-only.
     assert ("ro" in cgroup[0]["options"]) is not want.cgroup_ns
+
+
+def test_io_weight_renders_to_the_file_the_host_has(tmp_path: Path) -> None:
+    # The 6.1 guest has iocost but no BFQ: its cgroups have io.weight and no io.bfq.weight,
+    # and an LXC config naming the file the kernel lacks aborts the start.
+    import shutil
+
+    tree = tmp_path / "host"
+    shutil.copytree(HOSTS / "linux-6.1-debian-vm", tree, symlinks=True)
+    (tree / "sys/fs/cgroup/io.cost.qos").write_text("")
+    config = cfg.from_dict({"name": "c1", "from": "busybox", "limits": {"io_weight": 300}})
+    paths = Paths(
+        rootfs=Path("/var/lib/richc/containers/c1/rootfs"),
+        log_dir=Path("/var/log/richc/c1"),
+        bundle=Path("/var/lib/richc/containers/c1"),
+    )
+    facts = probe_facts(str(tree))
+    assert facts.io_weight_file == "io.weight"
+    spec = build_spec(config, cfg.Init.busybox, paths, facts)
+    assert "lxc.cgroup2.io.weight = 300" in lxc_lines(spec)

@@ -123,7 +123,7 @@ def test_journald_without_systemd_python_falls_back_with_one_warning(
     assert not any(isinstance(h, log.JournalHandler) for h in logging.getLogger().handlers)
     with log.fields(container="web01", operation="start"):
         logging.getLogger("richc").warning("first record")
-        logging.getLogger("richc.hooks.x").info("second record")
+        logging.getLogger("richc.lifecycle").info("second record")
     err = capsys.readouterr().err
     assert "Logging error" not in err and "Traceback" not in err
     assert err.count("systemd-python is missing") == 1
