@@ -6,6 +6,7 @@ aside and a full host disk cannot take it away from the container later.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno
 import os
@@ -78,10 +79,12 @@ class LoopBackend:
             raise QuotaUnsupported("the loop backend needs root", path)
         if find_tool("mkfs.ext4") is None:
             raise QuotaUnsupported("mkfs.ext4 is not installed", path, hint="install e2fsprogs")
-        if "ext4" not in Path("/proc/filesystems").read_text().split():
-            # Could be a module not loaded yet; mount(2) would load it, so only say why.
+        if not kernel_has_filesystem("ext4"):
             raise QuotaUnsupported(
-                "the kernel does not list ext4 in /proc/filesystems", path, hint="modprobe ext4"
+                "the kernel has no ext4: /proc/filesystems does not list it and no module "
+                "provides it",
+                path,
+                hint="install the kernel's ext4 module, or use another --disk-backend",
             )
         existing_parent(path)
 
@@ -237,6 +240,24 @@ class LoopBackend:
         for device in loopdev.devices_for(image):
             loopdev.detach(device)
         image.unlink(missing_ok=True)
+
+
+def kernel_has_filesystem(
+    fstype: str, proc: Path = Path("/proc"), modules: Path = Path("/lib/modules")
+) -> bool:
+    """Whether mount(2) can mount *fstype*: built in or loaded (/proc/filesystems), or a
+    module the kernel loads on the first mount (request_module("fs-TYPE"), which
+    modules.alias maps to a file)."""
+    with contextlib.suppress(OSError):
+        if fstype in (proc / "filesystems").read_text().split():
+            return True
+    alias = f"alias fs-{fstype} "
+    with (
+        contextlib.suppress(OSError),
+        open(modules / os.uname().release / "modules.alias") as aliases,
+    ):
+        return any(line.startswith(alias) for line in aliases)
+    return False
 
 
 def _allocate(fd: int, image: Path, offset: int, length: int) -> None:

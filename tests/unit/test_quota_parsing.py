@@ -99,3 +99,22 @@ def test_human_sizes() -> None:
         "1.5G",
         "64M",
     ]
+
+
+def test_ext4_as_an_unloaded_module_counts(tmp_path: Path) -> None:
+    # A VM kernel whose ext4 is a module nobody loaded yet: mount(2) loads it on demand.
+    import os
+
+    from quota.loop import kernel_has_filesystem
+
+    proc, modules = tmp_path / "proc", tmp_path / "modules"
+    proc.mkdir()
+    (proc / "filesystems").write_text("nodev\tproc\nnodev\toverlay\n\tbtrfs\n")
+    release = modules / os.uname().release
+    release.mkdir(parents=True)
+    (release / "modules.alias").write_text("alias fs-xfs xfs\nalias fs-ext4 ext4\n")
+    assert kernel_has_filesystem("btrfs", proc, modules)
+    assert kernel_has_filesystem("ext4", proc, modules)
+    assert not kernel_has_filesystem("ext3", proc, modules)
+    (release / "modules.alias").unlink()
+    assert not kernel_has_filesystem("ext4", proc, modules)
