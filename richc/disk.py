@@ -49,12 +49,6 @@ def backend(ctx: Context, name: str) -> quota.QuotaBackend:
     return quota.make_backend(name, _store(ctx), registry=_registry(ctx))
 
 
-def probe_all(ctx: Context) -> list[quota.Probe]:
-    """Whether each backend can enforce a limit for this store, and if not why (doctor)."""
-    path = ctx.paths.containers if ctx.paths.containers.exists() else ctx.paths.root
-    return quota.probe_all(path, registry=_registry(ctx))
-
-
 def wrap(exc: OSError) -> RichcError:
     """The RichcError a user sees for a quota failure."""
     if not isinstance(exc, quota.QuotaError):
