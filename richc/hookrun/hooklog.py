@@ -20,7 +20,6 @@ from typing import Any
 
 from richc import log as richc_log
 
-JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 # In hooks.log's order; the operation comes last so older lines and new ones read alike.
 FIELDS = ("RICHC_CONTAINER", "RICHC_STAGE", "RICHC_HOOK", "RICHC_OPERATION")
 
@@ -114,17 +113,13 @@ class HookJournalHandler(logging.Handler):
 _journal: HookJournalHandler | None = None
 
 
-def journald_available() -> bool:
-    return JOURNAL_SOCKET.exists()
-
-
 @contextlib.contextmanager
 def to_container_log(log_file: Path, *, journal: bool | None = None) -> Iterator[None]:
     """Route ``richc.hooks`` records to *log_file* (and journald) for the block."""
     global _journal
     handler = HookFileHandler(log_file)
     logger.addHandler(handler)
-    use_journal = journald_available() if journal is None else journal
+    use_journal = richc_log.journald_available() if journal is None else journal
     if use_journal and _journal is None:
         _journal = HookJournalHandler()
         logger.addHandler(_journal)

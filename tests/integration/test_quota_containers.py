@@ -71,6 +71,13 @@ def quota_show(richc: RichcRunner, name: str) -> dict[str, object]:
     return data
 
 
+def btrfs_subvolumes(mount: Path) -> str:
+    """`btrfs subvolume list` of *mount*: what richc must not leave behind."""
+    return subprocess.run(
+        ["btrfs", "subvolume", "list", str(mount)], capture_output=True, text=True, check=True
+    ).stdout
+
+
 def _story(
     richc: RichcRunner,
     name: str,
@@ -132,13 +139,7 @@ def test_btrfs_backend_container(
     btrfs_containers: Path, richc: RichcRunner, richc_root: Path, name: str
 ) -> None:
     _story(richc, name, richc_root, "btrfs", df_shows_limit=False, live_grow=True)
-    listing = subprocess.run(
-        ["btrfs", "subvolume", "list", str(btrfs_containers)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert name not in listing
+    assert name not in btrfs_subvolumes(btrfs_containers)
     qgroups = subprocess.run(
         ["btrfs", "qgroup", "show", str(btrfs_containers)],
         capture_output=True,
@@ -225,13 +226,7 @@ def test_a_rootfs_larger_than_the_limit_fails_create_clearly(
     assert result.returncode == 1, result.stderr
     assert "does not fit in a disk limit" in result.stderr and "hint:" in result.stderr
     assert not (containers_dir(richc_root) / name).exists()
-    listing = subprocess.run(
-        ["btrfs", "subvolume", "list", str(btrfs_containers)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert name not in listing
+    assert name not in btrfs_subvolumes(btrfs_containers)
 
 
 def test_set_env_after_a_host_reboot_writes_into_the_loop_image(
@@ -309,13 +304,7 @@ def test_btrfs_inode_limit_fails_closed(
     assert "hint:" in result.stderr and "project or loop" in result.stderr
     assert not (containers_dir(richc_root) / name).exists()
     assert name not in richc("list", "--format", "json").stdout
-    listing = subprocess.run(
-        ["btrfs", "subvolume", "list", str(btrfs_containers)],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout
-    assert name not in listing
+    assert name not in btrfs_subvolumes(btrfs_containers)
 
 
 def test_btrfs_inode_limit_best_effort_keeps_the_size_limit(

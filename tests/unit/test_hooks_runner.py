@@ -114,6 +114,18 @@ def _alive(pid: int) -> bool:
         return handle.read().rsplit(")", 1)[1].split()[0] != "Z"
 
 
+def assert_dies(pid: int, failure: str) -> None:
+    """Wait up to 5 s for *pid* to die; kill it ourselves if it does not, then fail."""
+    deadline = time.monotonic() + 5
+    while _alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    try:
+        assert not _alive(pid), failure
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
 def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     pidfile = tmp_path / "child.pid"
     path = script(tmp_path, "30-slow", f"sleep 600 & echo $! > {pidfile}; wait\n")
@@ -121,15 +133,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path) -> None:
     result = outcome.results[0]
     assert result.timed_out and not result.ok
     assert "timed out after 0.5 s" in result.error
-    child = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(child) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert not _alive(child), "the hook's `sleep 600` survived its timeout"
-    finally:
-        if _alive(child):
-            os.kill(child, signal.SIGKILL)
+    assert_dies(int(pidfile.read_text()), "the hook's `sleep 600` survived its timeout")
     assert "timed out" in read_log(tmp_path)
 
 
@@ -143,15 +147,7 @@ def test_timeout_kills_a_child_that_left_the_process_group(tmp_path: Path) -> No
     )
     outcome = runner.run_hooks([hook(path, timeout=0.5)], target(tmp_path))
     assert outcome.results[0].timed_out
-    daemon = int(pidfile.read_text())
-    deadline = time.monotonic() + 5
-    while _alive(daemon) and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        assert not _alive(daemon), "a setsid child of a timed-out hook survived"
-    finally:
-        if _alive(daemon):
-            os.kill(daemon, signal.SIGKILL)
+    assert_dies(int(pidfile.read_text()), "a setsid child of a timed-out hook survived")
 
 
 def test_background_child_does_not_hold_up_a_successful_hook(tmp_path: Path) -> None:
