@@ -7,6 +7,7 @@ check and a final ``QUOTA-VM-RESULT: PASS|FAIL``; exits 0 only when every check 
 from __future__ import annotations
 
 import errno
+import functools
 import json
 import os
 import shutil
@@ -307,6 +308,19 @@ def richc(root: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
+def richc_ok(root: Path, *args: str) -> str:
+    """richc's stdout; a non-zero exit fails the check with its stderr."""
+    proc = richc(root, *args)
+    expect(proc.returncode == 0, f"richc {' '.join(args)}: {proc.stderr.strip()}")
+    return proc.stdout
+
+
+def df_root_bytes(root: Path, name: str) -> int:
+    """The size of / as `df` inside the container reports it."""
+    out = richc_ok(root, "exec", name, "--", "df", "-k", "/")
+    return int(out.splitlines()[-1].split()[1]) * 1024
+
+
 def containers(fs: Filesystem) -> None:
     """The issue's container story with richc itself, on the project backend."""
     tag = f"{fs.fstype}-container"
@@ -314,17 +328,14 @@ def containers(fs: Filesystem) -> None:
     name = "quota-vm-c1"
     state: dict[str, int] = {}
 
-    def ok(*args: str) -> str:
-        proc = richc(root, *args)
-        expect(proc.returncode == 0, f"richc {' '.join(args)}: {proc.stderr.strip()}")
-        return proc.stdout
+    ok = functools.partial(richc_ok, root)
 
     def create_df() -> str:
         # No lxcfs: it is not what is tested here, and it would keep the filesystem busy.
         ok("create", name, "--disk", "64M", "--no-lxcfs", "--start")
         disk = json.loads(ok("inspect", name))["disk"]
         expect(disk["backend"] == "project", str(disk))
-        size = int(ok("exec", name, "--", "df", "-k", "/").splitlines()[-1].split()[1]) * 1024
+        size = df_root_bytes(root, name)
         expect(size == 64 * MiB, f"df / inside says {size}")
         return f"df / = {size // MiB}M"
 
@@ -349,7 +360,7 @@ def containers(fs: Filesystem) -> None:
         ok("exec", name, "--", "rm", "/big")
         ok("set", name, "disk=128M")
         ok("exec", name, "--", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=100")
-        size = int(ok("exec", name, "--", "df", "-k", "/").splitlines()[-1].split()[1]) * 1024
+        size = df_root_bytes(root, name)
         expect(size == 128 * MiB, f"df / after set says {size}")
         return "grown live to 128M"
 
@@ -389,18 +400,12 @@ def loop_container(fs: Filesystem) -> None:
     name = "quota-vm-loop1"
     state: dict[str, str] = {}
 
-    def ok(*args: str) -> str:
-        proc = richc(root, *args)
-        expect(proc.returncode == 0, f"richc {' '.join(args)}: {proc.stderr.strip()}")
-        return proc.stdout
-
-    def df_bytes() -> int:
-        return int(ok("exec", name, "--", "df", "-k", "/").splitlines()[-1].split()[1]) * 1024
+    ok = functools.partial(richc_ok, root)
 
     def create_df() -> str:
         ok("create", name, "--disk", "64M", "--disk-backend", "loop", "--no-lxcfs", "--start")
         state["pid"] = str(json.loads(ok("inspect", name))["pid"])
-        size = df_bytes()
+        size = df_root_bytes(root, name)
         expect(50 * MiB < size <= 64 * MiB, f"df / inside says {size}")
         return f"df / = {size // MiB}M"
 
@@ -418,7 +423,7 @@ def loop_container(fs: Filesystem) -> None:
         pid = str(json.loads(ok("inspect", name))["pid"])
         expect(pid == state["pid"], f"init changed from {state['pid']} to {pid}: not live")
         ok("exec", name, "--", "dd", "if=/dev/zero", "of=/big", "bs=1M", "count=100")
-        size = df_bytes()
+        size = df_root_bytes(root, name)
         expect(110 * MiB < size <= 128 * MiB, f"df / after set says {size}")
         return f"grown live to {size // MiB}M, same init pid {pid}"
 
