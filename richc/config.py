@@ -14,8 +14,6 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from richc.errors import ConfigError, NotFound, UsageError
 from richc.units import format_cpuset, parse_cpus, parse_cpuset, parse_positive_int, parse_size
 
@@ -444,6 +442,8 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
+    import yaml
+
     try:
         text = path.read_text()
     except FileNotFoundError:

@@ -9,8 +9,7 @@ from pathlib import Path
 
 from richc.context import Context
 from richc.errors import Conflict, NotFound, RichcError
-from richc.lifecycle import runtime_for
-from richc.runtime import ExecRequest
+from richc.runtime import ExecRequest, runtime_for
 
 DEFAULT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 

@@ -16,7 +16,7 @@ from richc.context import Context
 from richc.errors import Conflict, RichcError
 from richc.hostfacts import host_facts
 from richc.procs import parent_record, start_time
-from richc.runtime import Runtime, get_runtime
+from richc.runtime import runtime_for
 from richc.spec import ContainerSpec, Paths, build_spec
 from richc.store import ContainerDir, State, now
 
@@ -38,10 +38,6 @@ def choose_runtime(requested: cfg.RuntimeName) -> str:
         )
     log.debug("runtime auto: %s (%s)", choice.runtime, choice.why)
     return choice.runtime
-
-
-def runtime_for(state: State) -> Runtime:
-    return get_runtime(state.runtime or "lxc")
 
 
 def make_spec(

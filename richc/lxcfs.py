@@ -26,8 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 import lxcfs_integration as li
 from lxcfs_integration import daemon as li_daemon
 from lxcfs_integration import health as li_health
@@ -59,7 +57,10 @@ def settings(paths: HostPaths) -> LxcfsSettings:
     """The host's lxcfs settings from richc.yaml; absent keys take their defaults."""
     data: dict[str, Any] = {}
     with contextlib.suppress(FileNotFoundError):
-        loaded = yaml.safe_load(paths.host_config.read_text())
+        text = paths.host_config.read_text()
+        import yaml  # only when the host has a richc.yaml: most do not
+
+        loaded = yaml.safe_load(text)
         if loaded is not None and not isinstance(loaded, dict):
             raise ConfigError(str(paths.host_config), loaded, "expected a mapping")
         data = loaded or {}

@@ -213,7 +213,8 @@ def _rerender(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, sta
     env variable that `set env.K=` removed. Start re-renders anyway, so a failure here
     only costs that, and is logged rather than undoing the change.
     """
-    from richc.lifecycle import make_spec, runtime_for
+    from richc.lifecycle import make_spec
+    from richc.runtime import runtime_for
 
     if not state.runtime or not state.init:
         return

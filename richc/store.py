@@ -3,6 +3,11 @@
 ``containers/NAME/config.yaml`` holds the normalised config and ``state.json`` the
 schema-versioned state. Both are written atomically (temp file, fsync, rename), so a crash
 leaves either the old or the new file, never half of one.
+
+``.config.json`` caches config.yaml parsed, next to the exact text it was parsed from:
+every command reads the config, and importing and running a YAML parser costs more than
+the rest of `richc exec`. A config.yaml edited by hand no longer matches that text, so it
+is parsed again; the cache is never the source of truth.
 """
 
 from __future__ import annotations
@@ -11,14 +16,11 @@ import contextlib
 import json
 import os
 import shutil
-import tempfile
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
-
-import yaml
 
 from richc import config as cfg
 from richc.errors import Conflict, NotFound, RichcError
@@ -26,8 +28,7 @@ from richc.lock import locked
 from richc.paths import HostPaths
 
 STATE_SCHEMA = 1
-# libyaml's loader is ~10x faster than the pure-Python one: `richc list` reads every config.
-_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+CONFIG_CACHE = ".config.json"
 
 
 def now() -> str:
@@ -62,14 +63,21 @@ class State:
         return cls(**{k: v for k, v in data.items() if k in known})
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
+def write_atomic(path: Path, text: str, mode: int = 0o644, *, durable: bool = True) -> None:
+    """Replace *path* with *text* in one rename; *durable* fsyncs it first."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    # The pid makes the name unique among richc processes, O_EXCL among a reused pid's
+    # leftovers (after a crash); not tempfile, whose import costs more than the write.
+    tmp = path.parent / f".{path.name}.{os.getpid()}.tmp"
+    with contextlib.suppress(FileNotFoundError):
+        os.unlink(tmp)  # only a crashed process with this pid can have left it
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
         os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
@@ -85,6 +93,7 @@ class ContainerDir:
         self.store = store
         self.name = name
         self.path = store.paths.containers / name
+        self._holds_lock = False
 
     @property
     def config_file(self) -> Path:
@@ -120,7 +129,14 @@ class ContainerDir:
 
     def load_config(self) -> cfg.ContainerConfig:
         try:
-            data = yaml.load(self.config_file.read_text(), Loader=_YAML_LOADER)
+            text = self.config_file.read_text()
+            data = self._cached_config(text)
+            if data is None:
+                data = _parse_yaml(text)
+                # Only under the lock: a lockless reader (exec, list) writing here could
+                # race `richc rm` emptying the directory.
+                if self._holds_lock:
+                    self._cache_config(text, data)
         except FileNotFoundError:
             raise NotFound(
                 f"container {self.name} has no config (a create was interrupted)",
@@ -129,7 +145,28 @@ class ContainerDir:
         return cfg.from_dict(data)
 
     def save_config(self, config: cfg.ContainerConfig) -> None:
-        write_atomic(self.config_file, yaml.safe_dump(config.to_dict(), sort_keys=False))
+        import yaml
+
+        data = config.to_dict()
+        text = yaml.safe_dump(data, sort_keys=False)
+        write_atomic(self.config_file, text)
+        self._cache_config(text, data)
+
+    def _cached_config(self, text: str) -> Any:
+        try:
+            cached = json.loads((self.path / CONFIG_CACHE).read_bytes())
+        except (OSError, ValueError):
+            return None
+        if not isinstance(cached, dict) or cached.get("yaml") != text:
+            return None
+        return cached.get("config")
+
+    def _cache_config(self, text: str, data: Any) -> None:
+        # Best effort, no fsync: a cache lost or unwritable only costs the next reader a
+        # parse.
+        with contextlib.suppress(OSError):
+            cached = json.dumps({"yaml": text, "config": data})
+            write_atomic(self.path / CONFIG_CACHE, cached, durable=False)
 
     def load_state(self) -> State:
         try:
@@ -148,7 +185,18 @@ class ContainerDir:
     @contextlib.contextmanager
     def lock(self, wait: float = 30.0) -> Iterator[None]:
         with locked(self.store.paths.run / "locks" / f"{self.name}.lock", self.name, wait=wait):
-            yield
+            held, self._holds_lock = self._holds_lock, True
+            try:
+                yield
+            finally:
+                self._holds_lock = held
+
+
+def _parse_yaml(text: str) -> Any:
+    import yaml
+
+    # libyaml's loader is ~10x faster than the pure-Python one.
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 class Store:

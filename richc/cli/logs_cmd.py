@@ -61,7 +61,7 @@ def console(
     Example: richc console web01
     """
     from richc.errors import UsageError
-    from richc.lifecycle import runtime_for
+    from richc.runtime import runtime_for
 
     rctx = context(ctx)
     cdir = rctx.store.get(name)

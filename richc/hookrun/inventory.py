@@ -166,7 +166,8 @@ def run_by_hand(ctx: Context, name: str, stage: Stage) -> StageRun:
     """
     from richc.hookrun import stages
     from richc.hookrun.runner import run_hooks
-    from richc.lifecycle import make_spec, runtime_for
+    from richc.lifecycle import make_spec
+    from richc.runtime import runtime_for
 
     cdir = ctx.store.get(name)
     config, state = cdir.load_config(), cdir.load_state()

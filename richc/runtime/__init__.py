@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from richc.spec import ContainerSpec
-from richc.store import ContainerDir
+if TYPE_CHECKING:  # `richc exec` and `list` never build a spec: skip its import
+    from richc.spec import ContainerSpec
+    from richc.store import ContainerDir, State
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,8 @@ def get_runtime(name: str) -> Runtime:
     from richc.errors import UsageError
 
     raise UsageError(f"unknown runtime {name!r}", hint="use lxc or runc")
+
+
+def runtime_for(state: State) -> Runtime:
+    """The runtime a container was created with (containers from before runc: lxc)."""
+    return get_runtime(state.runtime or "lxc")

@@ -6,17 +6,16 @@ every such result becomes a typed error here, pointing at the container's LXC lo
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from richc.errors import HostUnsupported, RuntimeFailure
-from richc.resources import templates_dir
 from richc.runtime import ExecRequest, RuntimeStatus
-from richc.spec import ContainerSpec
-from richc.store import ContainerDir
-from richc.templating import render
+
+if TYPE_CHECKING:
+    from richc.spec import ContainerSpec
+    from richc.store import ContainerDir
 
 
 def _lxc() -> Any:
@@ -44,6 +43,9 @@ class LxcRuntime:
         return f"lxc.payload.{name}"
 
     def render(self, spec: ContainerSpec, cdir: ContainerDir) -> None:
+        import hashlib
+
+        from richc.resources import templates_dir
         from richc.store import write_atomic
 
         spec.log_dir.mkdir(parents=True, exist_ok=True)
@@ -58,6 +60,8 @@ class LxcRuntime:
                     return
         except FileNotFoundError:
             pass
+        from richc.templating import render
+
         text = marker + render(
             "lxc/config.j2",
             spec=spec,

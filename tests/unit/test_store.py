@@ -67,3 +67,57 @@ def test_lock_serialises_then_fails_clearly(tmp_path: Path) -> None:
 def test_newer_schema_is_refused(tmp_path: Path) -> None:
     with pytest.raises(Exception, match="newer than this richc"):
         State.from_dict({"name": "a", "schema": 99})
+
+
+FULL_CONFIG = {
+    "name": "web01",
+    "limits": {"memory": "1G", "cpus": 1.5, "pids": 200},
+    "env": {"GREETING": "hello"},
+    "annotations": {"team": "ops"},
+    "disk": {"size": "1G", "inodes": 5000},
+    "hooks": {"poststop": [{"path": "/etc/richc/x", "timeout": 5}]},
+}
+
+
+def test_config_cache_holds_what_the_yaml_holds(tmp_path: Path) -> None:
+    cdir = make_store(tmp_path).reserve("web01")
+    config = cfg.from_dict(FULL_CONFIG)
+    cdir.save_config(config)
+    cache = json.loads((cdir.path / ".config.json").read_text())
+    import yaml
+
+    # The cache is a faithful copy: what a YAML parse of config.yaml gives, key for key.
+    assert cache["config"] == yaml.safe_load(cdir.config_file.read_text())
+    assert cdir.load_config() == config
+
+
+def test_config_edited_by_hand_wins_over_the_cache(tmp_path: Path) -> None:
+    cdir = make_store(tmp_path).reserve("web01")
+    cdir.save_config(cfg.from_dict({"name": "web01", "limits": {"memory": "1G"}}))
+    import yaml
+
+    data = yaml.safe_load(cdir.config_file.read_text())
+    data["limits"]["memory"] = "2G"
+    cdir.config_file.write_text(yaml.safe_dump(data))  # in place, at once: same inode
+    assert cdir.load_config().limits.memory == 2 * 1024**3
+
+
+def test_a_corrupt_cache_is_ignored(tmp_path: Path) -> None:
+    cdir = make_store(tmp_path).reserve("web01")
+    config = cfg.from_dict({"name": "web01"})
+    cdir.save_config(config)
+    (cdir.path / ".config.json").write_text("{not json")
+    assert cdir.load_config() == config
+
+
+def test_only_a_lock_holder_refreshes_the_cache(tmp_path: Path) -> None:
+    cdir = make_store(tmp_path).reserve("web01")
+    cdir.save_config(cfg.from_dict({"name": "web01"}))
+    cache = cdir.path / ".config.json"
+    cache.unlink()  # as after an upgrade from a richc that wrote no cache
+    cdir.load_config()
+    # A lockless reader (exec, list) may race `richc rm` emptying the directory.
+    assert not cache.exists()
+    with cdir.lock():
+        cdir.load_config()
+    assert cache.exists()

@@ -1,0 +1,62 @@
+"""The CLI imports only the module of the command it runs; the map must stay complete."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from richc import cli
+from richc.cli.app import app
+
+
+def _top_level_names() -> set[str]:
+    for module in set(cli.COMMAND_MODULES.values()):
+        __import__(f"richc.cli.{module}")
+    commands = {
+        c.name or (c.callback.__name__ if c.callback else "") for c in app.registered_commands
+    }
+    groups = {g.name or "" for g in app.registered_groups}
+    return commands | groups
+
+
+def test_every_command_is_mapped_to_its_module() -> None:
+    assert _top_level_names() == set(cli.COMMAND_MODULES)
+
+
+@pytest.mark.parametrize(
+    ("argv", "word"),
+    [
+        (["exec", "web01", "--", "ps"], "exec"),
+        (["--root", "/srv/x", "list"], "list"),
+        (["--root=/srv/x", "--debug", "start", "web01"], "start"),
+        (["--help"], None),
+        ([], None),
+    ],
+)
+def test_the_command_word_is_found_after_the_global_options(
+    argv: list[str], word: str | None
+) -> None:
+    assert cli.invoked_command(argv) == word
+
+
+def _modules_after(argv: list[str]) -> set[str]:
+    code = (
+        "import sys; from richc import cli; cli._register_commands(sys.argv[1:]); "
+        "print(' '.join(m for m in sys.modules if m.startswith('richc.cli.')))"
+    )
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    return set(out.stdout.split())
+
+
+def test_a_named_command_imports_only_its_module() -> None:
+    loaded = _modules_after(["--root", "/tmp", "exec", "x", "--", "true"])
+    assert "richc.cli.containers" in loaded
+    assert not loaded & {"richc.cli.doctor_cmd", "richc.cli.lxcfs_cmd", "richc.cli.set_cmd"}
+
+
+def test_help_and_unknown_words_import_every_command() -> None:
+    every = {f"richc.cli.{m}" for m in cli.COMMAND_MODULES.values()}
+    assert every <= _modules_after(["--help"])
+    assert every <= _modules_after(["no-such-command"])
