@@ -49,7 +49,8 @@ def start_stop_rounds(
 def discovery_seconds(root: Path, rounds: int = 200) -> list[float]:
     from richc import config as cfg
     from richc.context import Context
-    from richc.hookrun import Stage, stages
+    from richc.hookrun import stages
+    from richc.hookrun.model import Stage
     from richc.paths import HostPaths
     from richc.store import State
 

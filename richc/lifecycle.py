@@ -56,7 +56,7 @@ def make_spec(
         cap_drop_extra=disk.cap_drop(config),
     )
     # What the runtime runs when the container stops for any reason (poststop hooks).
-    callback = hook_stages.callback_command(ctx)
+    callback = hook_stages.callback_command(ctx, cdir)
     return dataclasses.replace(spec, extra={**spec.extra, "poststop_callback": callback})
 
 
@@ -225,6 +225,7 @@ def _stop_locked(
 
     runtime = runtime_for(state)
     clean = True
+    claimed = False
     spec: ContainerSpec | None = None
     status = runtime.status(cdir)
     if status.running and status.pid and status.pid != state.extra.get("pid"):
@@ -233,12 +234,18 @@ def _stop_locked(
         spec = make_spec(ctx, cdir, config, state)
         if prestop:
             hook_stages.prestop(ctx, cdir, config, state, spec, status.pid)
+        # This process has the hook machinery loaded: it runs the poststop hooks itself,
+        # once the init is gone. Claimed now, the runtime's own callback (which LXC's
+        # monitor waits for before it reports the stop) finds the claim and exits at once.
+        claimed = "pid" in state.extra and hook_stages.claim_poststop(cdir)
         wait = config.stop_timeout if timeout is None else timeout
-        # LXC reports a container stopped only after its poststop hooks ran: an init that
-        # exited in time is a clean stop even while they still run.
+        # LXC reports a container stopped only after its poststop callback ran: an init
+        # that exited in time is a clean stop even while that still runs.
         if kill or not (
             runtime.shutdown(spec, cdir, wait)
-            or hook_stages.wait_poststop(ctx, cdir, config, state, spec, status.pid)
+            or hook_stages.wait_poststop(
+                ctx, cdir, config, state, spec, status.pid, claimed=claimed
+            )
         ):
             if not kill:
                 log.warning(
@@ -250,7 +257,7 @@ def _stop_locked(
             runtime.kill(cdir)
             clean = False
     if "pid" in state.extra:  # this run was started: its poststop hooks are due
-        hook_stages.after_stop(ctx, cdir, config, state, spec)
+        hook_stages.after_stop(ctx, cdir, config, state, spec, claimed=claimed)
     state.stopped_at = now()
     state.extra.pop("pid", None)
     for key in ("pid_start_time", "parent_pid", "parent_start_time"):

@@ -4,7 +4,6 @@ container reboot into a new one?"""
 from __future__ import annotations
 
 import os
-from typing import Any
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -49,7 +48,7 @@ def parent_record(pid: int) -> dict[str, int]:
     return {"parent_pid": ppid, "parent_start_time": started}
 
 
-def recorded_init(extra: dict[str, Any]) -> tuple[int, int | None] | None:
+def recorded_init(extra: dict[str, object]) -> tuple[int, int | None] | None:
     """The container's live init as ``(pid, start_time)``, or None if it is not running.
 
     That is the init recorded at start, or, after a reboot from inside the container, the
@@ -60,17 +59,22 @@ def recorded_init(extra: dict[str, Any]) -> tuple[int, int | None] | None:
     pid = extra.get("pid")
     if not isinstance(pid, int):
         return None
-    recorded = extra.get("pid_start_time")
+    recorded = _int_or_none(extra.get("pid_start_time"))
     if is_same_process(pid, recorded):
         return pid, recorded
     monitor = extra.get("parent_pid")
-    if not isinstance(monitor, int) or not is_same_process(monitor, extra.get("parent_start_time")):
+    monitor_start = _int_or_none(extra.get("parent_start_time"))
+    if not isinstance(monitor, int) or not is_same_process(monitor, monitor_start):
         return None
     inits = [c for c in _children(monitor) if _pid_ns(c) not in (None, _pid_ns(monitor))]
     if len(inits) != 1:
         return None
     started = start_time(inits[0])
     return None if started is None else (inits[0], started)
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) else None
 
 
 def _children(pid: int) -> list[int]:

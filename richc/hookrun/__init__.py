@@ -57,6 +57,5 @@ How a runtime triggers each stage
   prestart/poststart run for it.
 """
 
-from richc.hookrun.model import DEFAULT_TIMEOUT, Hook, MatchInfo, Source, Stage
-
-__all__ = ["DEFAULT_TIMEOUT", "Hook", "MatchInfo", "Source", "Stage"]
+# Nothing is imported here: LXC's monitor runs ``python -m richc.hookrun`` on every stop and
+# waits for it, and this package is imported first. The model lives in ``.model``.

@@ -24,12 +24,12 @@ import os
 import shlex
 import sys
 import time
-from typing import Any
+from typing import Any, cast
 
 from richc import config as cfg
 from richc.context import Context
 from richc.errors import RichcError
-from richc.hookrun import sources
+from richc.hookrun import claim, sources
 from richc.hookrun.model import Hook, Stage
 from richc.hookrun.ready import wait_ready
 from richc.hookrun.runner import StageRun, Target, run_hooks
@@ -43,7 +43,7 @@ log = logging.getLogger("richc")
 READY_TIMEOUT = 90.0
 # Beyond the poststop hooks' own timeouts: richc's callback starting up and reading state.
 POSTSTOP_MARGIN = 5.0
-CLAIM_FILE = "hooks-poststop.json"
+CLAIM_FILE = claim.CLAIM_FILE
 
 
 class HookFailed(RichcError):
@@ -197,19 +197,7 @@ def poststop_budget(
 
 
 def _read_claim(cdir: ContainerDir) -> dict[str, Any] | None:
-    try:
-        record = json.loads((cdir.run_dir / CLAIM_FILE).read_text())
-    except (OSError, ValueError):
-        return None
-    return record if isinstance(record, dict) else None
-
-
-def _in_progress(record: dict[str, Any] | None) -> bool:
-    """A claim whose runner is still at work (not done, and its process alive)."""
-    if record is None or record.get("status") == "done":
-        return False
-    pid = record.get("pid")
-    return isinstance(pid, int) and pid > 0 and os.path.exists(f"/proc/{pid}")
+    return cast("dict[str, Any] | None", claim.read(cdir.run_dir))
 
 
 def _wait_claim(cdir: ContainerDir, seconds: float, *, appear: float = 0.0) -> bool:
@@ -226,11 +214,11 @@ def _wait_claim(cdir: ContainerDir, seconds: float, *, appear: float = 0.0) -> b
         elapsed = time.monotonic() - started
         if record is None and elapsed >= appear:
             return True
-        if record is not None and not _in_progress(record):
+        if record is not None and not claim.in_progress(record):
             return True
         if elapsed >= seconds:
             return False
-        time.sleep(0.05)
+        time.sleep(0.01)  # a read of a small file: polling finely costs little
 
 
 def wait_poststop(
@@ -240,11 +228,16 @@ def wait_poststop(
     state: State,
     spec: ContainerSpec | None,
     init_pid: int | None,
+    *,
+    claimed: bool = False,
 ) -> bool:
     """After a shutdown that timed out: True if the init did exit (a clean stop) and the
-    runtime's poststop callback then finished within the hooks' budget."""
+    runtime's poststop callback then finished within the hooks' budget. *claimed*: the
+    caller runs the hooks itself, so the callback has none to finish."""
     if init_pid is None or is_same_process(init_pid, state.extra.get("pid_start_time")):
         return False  # the init itself is still there: the shutdown really failed
+    if claimed:
+        return True
     budget = poststop_budget(ctx, config, state, spec)
     return _wait_claim(cdir, budget, appear=min(budget, POSTSTOP_MARGIN))
 
@@ -259,15 +252,10 @@ def arm_poststop(
         os.unlink(cdir.run_dir / CLAIM_FILE)
 
 
-def _claim(cdir: ContainerDir) -> bool:
-    cdir.run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(cdir.run_dir / CLAIM_FILE, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
-        return False
-    with os.fdopen(fd, "w") as handle:
-        json.dump({"status": "running", "pid": os.getpid()}, handle)
-    return True
+def claim_poststop(cdir: ContainerDir) -> bool:
+    """Claim this run's poststop hooks for the caller, which will run them by
+    :func:`poststop_once` with ``claimed=True``; False if someone else holds the claim."""
+    return claim.take(cdir.run_dir)
 
 
 def poststop_once(
@@ -277,9 +265,11 @@ def poststop_once(
     state: State,
     *,
     spec: ContainerSpec | None = None,
+    claimed: bool = False,
 ) -> StageRun | None:
-    """Run the poststop hooks unless someone already did for this run; None if so."""
-    if not _claim(cdir):
+    """Run the poststop hooks unless someone already did for this run; None if so.
+    *claimed*: the caller holds the claim already (:func:`claim_poststop`)."""
+    if not claimed and not claim.take(cdir.run_dir):
         return None
     outcome = run_stage(ctx, cdir, config, state, Stage.poststop, spec=spec)
     record = {"status": "done", "results": [r.to_dict() for r in outcome.results]}
@@ -303,10 +293,12 @@ def after_stop(
     config: cfg.ContainerConfig,
     state: State,
     spec: ContainerSpec | None,
+    *,
+    claimed: bool = False,
 ) -> None:
     """After richc saw the container stop: run poststop if the runtime did not, or wait for
     the runtime's run to finish and report its failures."""
-    if poststop_once(ctx, cdir, config, state, spec=spec) is not None:
+    if poststop_once(ctx, cdir, config, state, spec=spec, claimed=claimed) is not None:
         return
     if not _wait_claim(cdir, poststop_budget(ctx, config, state, spec)):
         log.warning("%s: poststop hooks still running after their timeouts", cdir.name)
@@ -314,15 +306,19 @@ def after_stop(
         log.warning("poststop hook %s", failure)
 
 
-def callback_argv(ctx: Context) -> list[str]:
+def callback_argv(ctx: Context, cdir: ContainerDir) -> list[str]:
     """The command a runtime runs when the container stops for any reason.
 
     The runtime appends the container's name (LXC appends ``NAME lxc post-stop``).
-    ``-I`` keeps the caller's PYTHON* variables out of richc's own interpreter.
+    ``-I`` keeps the caller's PYTHON* variables out of richc's own interpreter. ``--claim``
+    lets the callback see that `richc stop` runs the hooks before it imports anything else.
     """
-    return [sys.executable, "-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root), "poststop"]
+    return [
+        sys.executable, "-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root),
+        "--claim", claim.path(cdir.run_dir), "poststop",
+    ]  # fmt: skip
 
 
-def callback_command(ctx: Context) -> str:
+def callback_command(ctx: Context, cdir: ContainerDir) -> str:
     """:func:`callback_argv` as one shell-quoted line (LXC hook values are shell commands)."""
-    return shlex.join(callback_argv(ctx))
+    return shlex.join(callback_argv(ctx, cdir))

@@ -88,9 +88,13 @@ def test_callback_usage_error() -> None:
 
 
 def test_callback_command_is_the_interpreter_with_the_root(ctx: Context) -> None:
-    argv = shlex.split(stages.callback_command(ctx))
+    cdir = make_container(ctx)
+    argv = shlex.split(stages.callback_command(ctx, cdir))
     assert argv[0] == sys.executable
-    assert argv[1:] == ["-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root), "poststop"]
+    assert argv[1:] == [
+        "-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root),
+        "--claim", str(cdir.run_dir / stages.CLAIM_FILE), "poststop",
+    ]  # fmt: skip
 
 
 def test_failed_prestart_runs_poststop_to_undo_and_raises(ctx: Context, tmp_path: Path) -> None:
@@ -211,3 +215,40 @@ def test_sysv_level_without_visible_work_is_ready_after_a_quiet_spell(
     monkeypatch.setattr(ready, "LEVEL_QUIET_SECONDS", 0.0)
     assert not work.done("3", [], booting=True)
     assert work.done("3", [], booting=False)
+
+
+def test_callback_leaves_claimed_hooks_to_the_richc_stop_that_claimed_them(
+    ctx: Context, tmp_path: Path
+) -> None:
+    count = counting_hook(tmp_path, "poststop")
+    cdir = make_container(ctx)
+    config, state = cdir.load_config(), cdir.load_state()
+    stages.arm_poststop(ctx, cdir, config, state)
+    assert stages.claim_poststop(cdir)  # richc stop, before the halt signal
+    argv = [*shlex.split(stages.callback_command(ctx, cdir))[4:], "web01", "lxc", "post-stop"]
+    assert callback.main(argv) == 0
+    # A config rendered by an older richc has no --claim: the same answer, the slow way.
+    assert callback.main(["--root", str(ctx.paths.root), "poststop", "web01"]) == 0
+    assert not count.exists(), "the callback ran hooks that richc stop had claimed"
+    stages.after_stop(ctx, cdir, config, state, None, claimed=True)
+    assert count.read_text().split() == ["poststop"]
+    assert json.loads((cdir.run_dir / stages.CLAIM_FILE).read_text())["status"] == "done"
+
+
+def test_callback_takes_over_from_a_richc_stop_that_died(ctx: Context, tmp_path: Path) -> None:
+    count = counting_hook(tmp_path, "poststop")
+    cdir = make_container(ctx)
+    stages.arm_poststop(ctx, cdir, cdir.load_config(), cdir.load_state())
+    write_claim(cdir, {"status": "running", "pid": 2**22 + 12345, "start_time": 1})
+    argv = [*shlex.split(stages.callback_command(ctx, cdir))[4:], "web01", "lxc", "post-stop"]
+    assert callback.main(argv) == 0
+    assert count.read_text().split() == ["poststop"]
+
+
+def test_a_claim_by_a_reused_pid_is_an_orphan(ctx: Context) -> None:
+    from richc.hookrun import claim
+
+    # This very pid, but a start time it never had: the claimer died and the pid moved on.
+    record = {"status": "running", "pid": os.getpid(), "start_time": 1}
+    assert claim.orphaned(record) and not claim.in_progress(record)
+    assert not claim.orphaned({"status": "done", "results": []})
