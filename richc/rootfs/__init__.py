@@ -75,7 +75,7 @@ def populate(
     if source.kind is Kind.busybox:
         from richc.rootfs import busybox
 
-        return busybox.populate(config, target, paths)
+        return busybox.populate(config, cdir, paths, state)
     steps: list[Change] = []
     if source.kind is Kind.debian:
         debian.image_flavour(config.init)  # refuses --init busybox before a debootstrap

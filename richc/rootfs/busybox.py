@@ -15,6 +15,7 @@ from richc.rootfs.edit import Edit, write_edit
 from richc.rootfs.identity import identity_edits
 from richc.rootfs.inits import reaper_edit
 from richc.run import run
+from richc.store import ContainerDir, State
 from richc.templating import render
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")
@@ -97,22 +98,42 @@ def _init(config: ContainerConfig) -> Init:
     return Init.busybox if config.init is Init.auto else config.init
 
 
-def plan(config: ContainerConfig) -> tuple[Init, list[Change]]:
+def _shares(config: ContainerConfig) -> bool:
+    from richc.rootfs import share
+
+    return config.disk.size is None and share.overlay_supported()
+
+
+def plan(config: ContainerConfig, paths: HostPaths) -> tuple[Init, list[Change]]:
     """What populate would do, touching nothing (``create --dry-run``)."""
-    copy = Change("/", "copy", "the busybox image (busybox-static and its applet links)")
-    return _init(config), [copy] + [edit.change for edit in _edits(config)]
+    image = paths.images / "busybox" / "rootfs"
+    if _shares(config):
+        step = Change("/", "overlay", f"shares the busybox image {image} read-only")
+    else:
+        step = Change("/", "copy", "the busybox image (busybox-static and its applet links)")
+    return _init(config), [step] + [edit.change for edit in _edits(config)]
 
 
-def populate(config: ContainerConfig, target: Path, paths: HostPaths) -> RootfsResult:
+def populate(
+    config: ContainerConfig, cdir: ContainerDir, paths: HostPaths, state: State
+) -> RootfsResult:
     if config.init not in (Init.auto, Init.busybox, Init.dumb_init):
         raise UsageError(
             f"--init {config.init.value} does not go with --from busybox",
             hint="use --init busybox (the default) or dumb-init",
         )
     image = ensure_image(paths)
-    # cp -a keeps the symlinks and modes; the tree is ~2 MB, so a copy beats any sharing.
-    run(["cp", "-a", "--reflink=auto", f"{image}/.", str(target)])
+    target = cdir.rootfs
+    from richc.rootfs import share
+
+    # Shared read-only like a debian image (see richc.rootfs.share for the measurements);
+    # a --disk limit needs the tree on the quota-managed directory, so that is copied.
+    if config.disk.size is None and share.try_mount(state, image, cdir):
+        step = Change("/", "overlay", f"shares the busybox image {image} read-only")
+    else:
+        run(["cp", "-a", "--reflink=auto", f"{image}/.", str(target)])
+        step = Change("/", "copy", "the busybox image (busybox-static and its applet links)")
     edits = _edits(config)
     for edit in edits:
         edit.run(target)
-    return RootfsResult(init=_init(config), changes=[edit.change for edit in edits])
+    return RootfsResult(init=_init(config), changes=[step] + [edit.change for edit in edits])

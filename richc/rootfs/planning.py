@@ -78,7 +78,7 @@ def plan(config: ContainerConfig, paths: HostPaths, rootfs: Path) -> tuple[Init,
     if source.kind is Kind.busybox:
         from richc.rootfs import busybox
 
-        return busybox.plan(config)
+        return busybox.plan(config, paths)
     if source.kind is Kind.dir:
         sources.check_outside(source, paths.containers)
         copy_step = Change(str(rootfs), "copy", f"a copy of {source.path}")
