@@ -13,9 +13,8 @@ import errno
 import logging
 import os
 from collections.abc import Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import quota
 from richc import config as cfg
 from richc.context import Context
 from richc.errors import (
@@ -27,6 +26,9 @@ from richc.errors import (
     UsageError,
 )
 from richc.store import ContainerDir, State
+
+if TYPE_CHECKING:  # imported where used: a start without --disk never needs the backends
+    import quota
 
 log = logging.getLogger("richc.disk")
 
@@ -46,11 +48,15 @@ def _registry(ctx: Context) -> str:
 
 
 def backend(ctx: Context, name: str) -> quota.QuotaBackend:
+    import quota
+
     return quota.make_backend(name, _store(ctx), registry=_registry(ctx))
 
 
 def wrap(exc: OSError) -> RichcError:
     """The RichcError a user sees for a quota failure."""
+    import quota
+
     if not isinstance(exc, quota.QuotaError):
         return RichcError(f"disk quota: {exc}")
     hint = exc.hint
@@ -91,6 +97,8 @@ def create_rootfs(
     asked for) the create fails, unless the config says ``disk.mode: best-effort``, which
     warns and goes on with what can be enforced: the size alone, or no limit.
     """
+    import quota
+
     size = config.disk.size
     if size is None:
         cdir.rootfs.mkdir(mode=0o755)
@@ -139,6 +147,8 @@ def create_rootfs(
 
 
 def _select(ctx: Context, config: cfg.ContainerConfig, *, inodes: bool) -> quota.QuotaBackend:
+    import quota
+
     return quota.select_backend(
         _store(ctx), config.disk.backend, registry=_registry(ctx), inodes=inodes
     )
@@ -202,6 +212,8 @@ def set_size(
     say why not. A size of None keeps the current one, inodes of None the inode limit.
     A container created without a limit can be put under one where the backend can adopt
     an existing tree (project quota)."""
+    import quota
+
     cdir = ctx.store.get(name)
     with cdir.lock():
         state = cdir.load_state()

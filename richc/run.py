@@ -10,7 +10,6 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import secrets
 import select
 import shlex
 import signal
@@ -163,6 +162,8 @@ def run_session(
     (an OCI hook's ``path`` with its own ``args``).
     """
     args = [os.fspath(a) for a in argv]
+    import secrets  # hmac and random: only hook runs need a cookie
+
     cookie = secrets.token_hex(8)
     env = {**env, COOKIE_VAR: cookie}
     log.debug("+ %s", shlex.join(args))
