@@ -52,7 +52,9 @@ How a runtime triggers each stage
   the container counts as STOPPED. A runtime without such a monitor (runc, run detached)
   must run the same callback from whatever reaps the init (``richc start --foreground``'s
   supervisor, or its ``delete``); ``richc stop`` and ``rm`` call
-  :func:`.stages.after_stop`, which runs poststop only if nobody did.
+  :func:`.stages.after_stop`, which runs poststop only if nobody did. ``richc stop``
+  claims the hooks (:mod:`.claim`) before the halt signal and runs them itself after the
+  init is gone, so LXC's callback, which the stop waits for, exits after one file read.
   An LXC reboot from inside the container is not a stop: neither poststop nor
   prestart/poststart run for it.
 """
