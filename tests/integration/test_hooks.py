@@ -277,12 +277,18 @@ def test_timeout_kills_a_sleep_600_hook(
 
 
 def _mounts_under(path: Path) -> list[str]:
+    """Mounts below a container directory, but for its rootfs overlay on the shared image,
+    which stays mounted from create to rm (richc.rootfs.share)."""
     prefix = str(path) + "/"
-    return [
-        line.split()[4]
-        for line in Path("/proc/self/mountinfo").read_text().splitlines()
-        if line.split()[4].startswith(prefix)
-    ]
+    out = []
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        target, fstype = fields[4], fields[fields.index("-") + 1]
+        if target == str(path / "rootfs") and fstype == "overlay":
+            continue
+        if target.startswith(prefix):
+            out.append(target)
+    return out
 
 
 def test_failing_prestart_leaves_the_container_stopped_and_clean(
