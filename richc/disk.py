@@ -97,12 +97,12 @@ def create_rootfs(
     asked for) the create fails, unless the config says ``disk.mode: best-effort``, which
     warns and goes on with what can be enforced: the size alone, or no limit.
     """
-    import quota
-
     size = config.disk.size
     if size is None:
         cdir.rootfs.mkdir(mode=0o755)
         return
+    import quota
+
     inodes = config.disk.inodes
     record: dict[str, Any] = {}
     try:

@@ -132,6 +132,25 @@ def views_for(runtime: str, views: Sequence[li.View]) -> tuple[li.View, ...]:
     return tuple(views)
 
 
+def expected_record(
+    ctx: Context, config: cfg.ContainerConfig, state: State
+) -> dict[str, Any] | None:
+    """What :func:`prepare` would record if lxcfs went on serving as it does now; None when
+    it does not serve (prepare would start it first). Changes nothing."""
+    if not config.lxcfs:
+        return {"enabled": False}
+    conf = settings(ctx.paths)
+    try:
+        if not li.home_status(conf.home).state.serving():
+            return None
+        views = views_for(state.runtime, li.compute_views(conf.home))
+    except li.LxcfsError:
+        return None
+    if not views:
+        return None
+    return {"enabled": True, "home": str(conf.home), "views": [_view_to_dict(v) for v in views]}
+
+
 def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
     """Before a start: make lxcfs serve and record the views to bind in *state*.
 

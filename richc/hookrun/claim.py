@@ -16,6 +16,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import shlex
+import sys
 
 from richc.procs import is_same_process, start_time
 
@@ -77,3 +79,21 @@ def release_orphan(run_dir: str | os.PathLike[str]) -> None:
     if orphaned(read(run_dir)):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path(run_dir))
+
+
+def callback_argv(root: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> list[str]:
+    """The command a runtime runs when the container stops for any reason.
+
+    The runtime appends the container's name (LXC appends ``NAME lxc post-stop``).
+    ``-I`` keeps the caller's PYTHON* variables out of richc's own interpreter. ``--claim``
+    lets the callback see that `richc stop` runs the hooks before it imports anything else.
+    """
+    return [
+        sys.executable, "-I", "-m", "richc.hookrun", "--root", os.fspath(root),
+        "--claim", path(run_dir), "poststop",
+    ]  # fmt: skip
+
+
+def callback_command(root: str | os.PathLike[str], run_dir: str | os.PathLike[str]) -> str:
+    """:func:`callback_argv` as one shell-quoted line (LXC hook values are shell commands)."""
+    return shlex.join(callback_argv(root, run_dir))

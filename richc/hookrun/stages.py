@@ -21,8 +21,6 @@ import contextlib
 import json
 import logging
 import os
-import shlex
-import sys
 import time
 from typing import Any, cast
 
@@ -307,18 +305,10 @@ def after_stop(
 
 
 def callback_argv(ctx: Context, cdir: ContainerDir) -> list[str]:
-    """The command a runtime runs when the container stops for any reason.
-
-    The runtime appends the container's name (LXC appends ``NAME lxc post-stop``).
-    ``-I`` keeps the caller's PYTHON* variables out of richc's own interpreter. ``--claim``
-    lets the callback see that `richc stop` runs the hooks before it imports anything else.
-    """
-    return [
-        sys.executable, "-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root),
-        "--claim", claim.path(cdir.run_dir), "poststop",
-    ]  # fmt: skip
+    """:func:`.claim.callback_argv` for *cdir*."""
+    return claim.callback_argv(ctx.paths.root, cdir.run_dir)
 
 
 def callback_command(ctx: Context, cdir: ContainerDir) -> str:
-    """:func:`callback_argv` as one shell-quoted line (LXC hook values are shell commands)."""
-    return shlex.join(callback_argv(ctx, cdir))
+    """:func:`.claim.callback_command` for *cdir*."""
+    return claim.callback_command(ctx.paths.root, cdir.run_dir)

@@ -67,7 +67,7 @@ def populate(
     config: ContainerConfig, cdir: ContainerDir, paths: HostPaths, state: State
 ) -> RootfsResult:
     """Fill the container's (empty) rootfs from the config's source and fix it up."""
-    from richc.rootfs import copy, debian, share, sources
+    from richc.rootfs import sources
     from richc.rootfs.sources import Kind
 
     source = sources.parse(config.source)
@@ -76,6 +76,8 @@ def populate(
         from richc.rootfs import busybox
 
         return busybox.populate(config, cdir, paths, state)
+    from richc.rootfs import copy, debian, share
+
     steps: list[Change] = []
     if source.kind is Kind.debian:
         debian.image_flavour(config.init)  # refuses --init busybox before a debootstrap

@@ -252,3 +252,20 @@ def test_a_claim_by_a_reused_pid_is_an_orphan(ctx: Context) -> None:
     record = {"status": "running", "pid": os.getpid(), "start_time": 1}
     assert claim.orphaned(record) and not claim.in_progress(record)
     assert not claim.orphaned({"status": "done", "results": []})
+
+
+def test_the_callback_command_is_built_without_the_hook_machinery() -> None:
+    # LXC's config carries it; make_spec builds it on every start and stop.
+    code = (
+        "import sys; from richc.hookrun import claim; claim.callback_command('/', '/run/x'); "
+        "print(' '.join(m for m in sys.modules if m.startswith('richc.')))"
+    )
+    import subprocess
+
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert set(out.stdout.split()) <= {
+        "richc",
+        "richc.hookrun",
+        "richc.hookrun.claim",
+        "richc.procs",
+    }
