@@ -24,12 +24,8 @@ import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import lxcfs_integration as li
-from lxcfs_integration import daemon as li_daemon
-from lxcfs_integration import health as li_health
-from lxcfs_integration import mountinfo as li_mountinfo
 from richc import config as cfg
 from richc.context import Context
 from richc.errors import ConfigError, HostUnsupported, NotFound, RichcError
@@ -37,6 +33,9 @@ from richc.lock import locked
 from richc.paths import HostPaths
 from richc.spec import Mount
 from richc.store import ContainerDir, State
+
+if TYPE_CHECKING:  # imported where used: a stop only reads the views its start recorded
+    import lxcfs_integration as li
 
 log = logging.getLogger("richc")
 
@@ -94,6 +93,8 @@ def run_dir(paths: HostPaths) -> Path:
 
 
 def _wrap(exc: li.LxcfsError | OSError) -> RichcError:
+    import lxcfs_integration as li
+
     if isinstance(exc, li.LxcfsError):
         return HostUnsupported(exc.message, hint=exc.hint)
     return HostUnsupported(f"lxcfs: {exc}")
@@ -102,6 +103,8 @@ def _wrap(exc: li.LxcfsError | OSError) -> RichcError:
 def ensure_serving(paths: HostPaths) -> tuple[li.LxcfsProcess, bool]:
     """Make the configured home serve (starting or restarting lxcfs); serialised on a lock so
     two `richc start` never race two lxcfs onto one home."""
+    import lxcfs_integration as li
+
     conf = settings(paths)
     rdir = run_dir(paths)
     with locked(rdir / "lxcfs.lock", "lxcfs"):
@@ -119,6 +122,8 @@ def _view_to_dict(view: li.View) -> dict[str, str]:
 
 
 def _view_from_dict(data: dict[str, str]) -> li.View:
+    import lxcfs_integration as li
+
     return li.View(Path(data["source"]), data["target"], li.ViewKind(data["kind"]))
 
 
@@ -137,6 +142,8 @@ def expected_record(
 ) -> dict[str, Any] | None:
     """What :func:`prepare` would record if lxcfs went on serving as it does now; None when
     it does not serve (prepare would start it first). Changes nothing."""
+    import lxcfs_integration as li
+
     if not config.lxcfs:
         return {"enabled": False}
     conf = settings(ctx.paths)
@@ -157,6 +164,8 @@ def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
     When lxcfs cannot serve, the container starts without views and a warning, unless the
     host config says ``lxcfs_required: true``.
     """
+    import lxcfs_integration as li
+
     if not config.lxcfs:
         state.extra["lxcfs"] = {"enabled": False}
         return
@@ -195,10 +204,14 @@ def recorded_views(state: State) -> tuple[li.View, ...]:
 
 
 def mounts(state: State) -> tuple[Mount, ...]:
-    """The spec's bind mounts for the views recorded by :func:`prepare` (pure)."""
+    """The spec's bind mounts for the views recorded by :func:`prepare` (pure).
+
+    Read straight from the record, not through :func:`recorded_views`: every stop builds
+    the spec, and this keeps lxcfs_integration out of it."""
+    data = state.extra.get("lxcfs") or {}
     return tuple(
-        Mount(source=str(v.source), target=v.target, kind=v.kind.value, optional=True)
-        for v in recorded_views(state)
+        Mount(source=str(Path(v["source"])), target=v["target"], kind=v["kind"], optional=True)
+        for v in data.get("views", [])
     )
 
 
@@ -208,6 +221,10 @@ def mounts(state: State) -> tuple[Mount, ...]:
 def quick_healthy(state: State, pid: int | None) -> bool | None:
     """For inspect/list: None when views do not apply (stopped, disabled), else whether every
     recorded view is the top mount in the container and meminfo answers."""
+    import lxcfs_integration as li
+    from lxcfs_integration import health as li_health
+    from lxcfs_integration import mountinfo as li_mountinfo
+
     data = state.extra.get("lxcfs") or {}
     if pid is None or not data.get("enabled"):
         return None
@@ -269,6 +286,8 @@ def running_targets(ctx: Context, names: Sequence[str] = ()) -> list[Target]:
 
 
 def host_status(ctx: Context) -> dict[str, Any]:
+    import lxcfs_integration as li
+
     conf = settings(ctx.paths)
     status = li.home_status(conf.home)
     current = li.current(conf.home, run_dir(ctx.paths)) if status.state.serving() else None
@@ -289,6 +308,8 @@ def host_status(ctx: Context) -> dict[str, Any]:
 
 
 def container_status(target: Target) -> dict[str, Any]:
+    import lxcfs_integration as li
+
     views = recorded_views(target.state)
     health = li.container_health(target.pid, views)
     return {
@@ -317,6 +338,8 @@ def status(ctx: Context) -> dict[str, Any]:
 def remount(ctx: Context, names: Sequence[str] = ()) -> dict[str, Any]:
     """Restart lxcfs if it is dead, then re-attach the views inside every running container
     that uses lxcfs (or the named ones), in place: init keeps running."""
+    import lxcfs_integration as li
+
     targets = running_targets(ctx, names)
     process, started = ensure_serving(ctx.paths)
     conf = settings(ctx.paths)
@@ -332,6 +355,8 @@ def remount(ctx: Context, names: Sequence[str] = ()) -> dict[str, Any]:
 
 
 def _remount_one(target: Target, views: Sequence[li.View]) -> dict[str, Any]:
+    import lxcfs_integration as li
+
     report = li.remount_views(target.pid, views)
     if report.ok and recorded_views(target.state) != tuple(views):
         # Record what is bound now, so health and the next remount use the same list
@@ -373,6 +398,8 @@ def watch(
     container; otherwise remount only containers whose views are unhealthy (one started
     while lxcfs was down, or one whose views someone unmounted).
     """
+    import lxcfs_integration as li
+
     stop = stop or threading.Event()
     conf = settings(ctx.paths)
     while not stop.is_set():
@@ -402,6 +429,9 @@ def _report_event(on_event: EventSink | None, result: dict[str, Any]) -> None:
 
 def stop_started(paths: HostPaths) -> bool:
     """Stop the lxcfs richc started for this root (found by its pid file); True if one was."""
+    import lxcfs_integration as li
+    from lxcfs_integration import daemon as li_daemon
+
     conf = settings(paths)
     rdir = run_dir(paths)
     with locked(rdir / "lxcfs.lock", "lxcfs"):

@@ -152,3 +152,16 @@ def test_remount_attaches_on_runc_only_what_its_start_mounted(
     # What is recorded (and so what health checks) is still what runc mounted.
     saved = ctx.store.get("runc").load_state()
     assert lxcfs.recorded_views(saved) == tuple(WITHOUT_PRESSURE)
+
+
+def test_mounts_read_from_the_record_are_those_of_the_recorded_views() -> None:
+    # mounts() skips li.View (a stop builds the spec too); its digest must not change.
+    views = [
+        li.View(Path("/var/lib/lxcfs/proc/meminfo"), "/proc/meminfo", kind) for kind in li.ViewKind
+    ]
+    state = State(name="c1")
+    state.extra["lxcfs"] = {"enabled": True, "views": [lxcfs._view_to_dict(v) for v in views]}
+    assert lxcfs.mounts(state) == tuple(
+        Mount(source=str(v.source), target=v.target, kind=v.kind.value, optional=True)
+        for v in lxcfs.recorded_views(state)
+    )
