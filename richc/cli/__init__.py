@@ -6,6 +6,7 @@ import importlib
 import os
 import sys
 import traceback
+from typing import Any
 
 from richc.cli.app import app
 
@@ -45,16 +46,31 @@ def invoked_command(argv: list[str]) -> str | None:
     return None
 
 
+# Every top-level command imported so far; ``app.registered_commands`` is narrowed per call.
+_all_commands: list[Any] = []
+
+
 def _register_commands(argv: list[str]) -> None:
     # Each command module adds its commands to ``app`` on import. --help, completion and
     # an unknown word need them all (to list them, or to say "no such command").
-    module = COMMAND_MODULES.get(invoked_command(argv) or "")
-    if module is None or "_RICHC_COMPLETE" in os.environ:
-        modules = sorted(set(COMMAND_MODULES.values()))
-    else:
-        modules = [module]
-    for name in modules:
+    word = invoked_command(argv) or ""
+    module = COMMAND_MODULES.get(word)
+    everything = module is None or "_RICHC_COMPLETE" in os.environ
+    for name in sorted(set(COMMAND_MODULES.values())) if everything else [module]:
         importlib.import_module(f"richc.cli.{name}")
+    from richc.cli.app import app
+
+    _all_commands.extend(c for c in app.registered_commands if c not in _all_commands)
+    # typer builds a click command from each function's signature (~1 ms apiece): for
+    # `richc exec ...`, build exec alone, not the other eight of its module.
+    app.registered_commands[:] = [
+        c for c in _all_commands if everything or _command_name(c) == word
+    ]
+
+
+def _command_name(info: Any) -> str:
+    name = info.name or info.callback.__name__.replace("_", "-")
+    return str(name)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -60,3 +60,18 @@ def test_help_and_unknown_words_import_every_command() -> None:
     every = {f"richc.cli.{m}" for m in cli.COMMAND_MODULES.values()}
     assert every <= _modules_after(["--help"])
     assert every <= _modules_after(["no-such-command"])
+
+
+def test_typer_builds_only_the_invoked_command() -> None:
+    code = (
+        "import sys; from richc import cli; from richc.cli.app import app; "
+        "cli._register_commands(sys.argv[1:]); "
+        "print(' '.join(cli._command_name(c) for c in app.registered_commands)); "
+        "cli._register_commands(['list']); "
+        "print(' '.join(cli._command_name(c) for c in app.registered_commands))"
+    )
+    argv = ["exec", "x", "--", "true"]
+    out = subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, text=True)
+    first, second = out.stdout.splitlines()
+    assert first == "exec"
+    assert second == "list", "a second call in one process must still find its command"
