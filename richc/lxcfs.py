@@ -155,7 +155,12 @@ def expected_record(
         return None
     if not views:
         return None
-    return {"enabled": True, "home": str(conf.home), "views": [_view_to_dict(v) for v in views]}
+    return _record(conf.home, views)
+
+
+def _record(home: Path, views: Sequence[li.View]) -> dict[str, Any]:
+    """The ``lxcfs`` entry of a container's state: what :func:`prepare` bound."""
+    return {"enabled": True, "home": str(home), "views": [_view_to_dict(v) for v in views]}
 
 
 def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
@@ -189,13 +194,9 @@ def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
             message,
             config.name,
         )
-        state.extra["lxcfs"] = {"enabled": True, "home": str(conf.home), "views": []}
+        state.extra["lxcfs"] = _record(conf.home, ())
         return
-    state.extra["lxcfs"] = {
-        "enabled": True,
-        "home": str(conf.home),
-        "views": [_view_to_dict(v) for v in views],
-    }
+    state.extra["lxcfs"] = _record(conf.home, views)
 
 
 def recorded_views(state: State) -> tuple[li.View, ...]:

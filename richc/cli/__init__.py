@@ -58,8 +58,6 @@ def _register_commands(argv: list[str]) -> None:
     everything = module is None or "_RICHC_COMPLETE" in os.environ
     for name in sorted(set(COMMAND_MODULES.values())) if everything else [module]:
         importlib.import_module(f"richc.cli.{name}")
-    from richc.cli.app import app
-
     _all_commands.extend(c for c in app.registered_commands if c not in _all_commands)
     # typer builds a click command from each function's signature (~1 ms apiece): for
     # `richc exec ...`, build exec alone, not the other eight of its module.

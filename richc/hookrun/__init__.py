@@ -47,7 +47,7 @@ How a runtime triggers each stage
   ``restart``), while the init still runs.
 - ``poststop``: exactly once per run (:func:`.stages.poststop_once`). A runtime that can
   notice the container stopping by itself must call the callback
-  (:func:`.stages.callback_argv` + the container's name) when it does: LXC renders it as
+  (:func:`.claim.callback_argv` + the container's name) when it does: LXC renders it as
   ``lxc.hook.post-stop``, which its monitor runs after init exits for any reason, before
   the container counts as STOPPED. A runtime without such a monitor (runc, run detached)
   must run the same callback from whatever reaps the init (``richc start --foreground``'s

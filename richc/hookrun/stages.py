@@ -302,13 +302,3 @@ def after_stop(
         log.warning("%s: poststop hooks still running after their timeouts", cdir.name)
     for failure in report_poststop(cdir):
         log.warning("poststop hook %s", failure)
-
-
-def callback_argv(ctx: Context, cdir: ContainerDir) -> list[str]:
-    """:func:`.claim.callback_argv` for *cdir*."""
-    return claim.callback_argv(ctx.paths.root, cdir.run_dir)
-
-
-def callback_command(ctx: Context, cdir: ContainerDir) -> str:
-    """:func:`.claim.callback_command` for *cdir*."""
-    return claim.callback_command(ctx.paths.root, cdir.run_dir)

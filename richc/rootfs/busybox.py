@@ -58,9 +58,13 @@ def _build_image(image: Path) -> None:
     tmp.rename(image)
 
 
+def image_dir(paths: HostPaths) -> Path:
+    return paths.images / "busybox" / "rootfs"
+
+
 def ensure_image(paths: HostPaths) -> Path:
     """The cached base tree, built once per host from busybox --list-full."""
-    image = paths.images / "busybox" / "rootfs"
+    image = image_dir(paths)
     if image.is_dir():
         return image
     image.parent.mkdir(parents=True, exist_ok=True)
@@ -99,19 +103,18 @@ def _init(config: ContainerConfig) -> Init:
     return Init.busybox if config.init is Init.auto else config.init
 
 
-def _shares(config: ContainerConfig) -> bool:
-    from richc.rootfs import share
-
-    return config.disk.size is None and share.overlay_supported()
+def _rootfs_step(shared: bool, image: Path) -> Change:
+    if shared:
+        return Change("/", "overlay", f"shares the busybox image {image} read-only")
+    return Change("/", "copy", "the busybox image (busybox-static and its applet links)")
 
 
 def plan(config: ContainerConfig, paths: HostPaths) -> tuple[Init, list[Change]]:
     """What populate would do, touching nothing (``create --dry-run``)."""
-    image = paths.images / "busybox" / "rootfs"
-    if _shares(config):
-        step = Change("/", "overlay", f"shares the busybox image {image} read-only")
-    else:
-        step = Change("/", "copy", "the busybox image (busybox-static and its applet links)")
+    from richc.rootfs import share
+
+    shared = config.disk.size is None and share.overlay_supported()
+    step = _rootfs_step(shared, image_dir(paths))
     return _init(config), [step] + [edit.change for edit in _edits(config)]
 
 
@@ -129,11 +132,10 @@ def populate(
 
     # Shared read-only like a debian image (see richc.rootfs.share for the measurements);
     # a --disk limit needs the tree on the quota-managed directory, so that is copied.
-    if config.disk.size is None and share.try_mount(state, image, cdir):
-        step = Change("/", "overlay", f"shares the busybox image {image} read-only")
-    else:
+    shared = config.disk.size is None and share.try_mount(state, image, cdir)
+    if not shared:
         run(["cp", "-a", "--reflink=auto", f"{image}/.", str(target)])
-        step = Change("/", "copy", "the busybox image (busybox-static and its applet links)")
+    step = _rootfs_step(shared, image)
     edits = _edits(config)
     for edit in edits:
         edit.run(target)

@@ -423,6 +423,25 @@ def test_poststop_runs_once_however_the_container_stops(
     assert lines(count) == [name, name]
 
 
+def test_a_richc_stop_that_died_leaves_its_poststop_hooks_to_the_runtime(
+    richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
+) -> None:
+    count = tmp_path / "poststop.count"
+    script(hooks_d(richc_root) / "poststop/10-count", f'echo "$RICHC_NAME" >> {count}\n')
+    richc("create", name, "--start")
+    pid = inspect(richc, name)["pid"]
+    # What a `richc stop` killed after claiming the hooks leaves: a claim by a dead process.
+    claim_file = richc_root / "run/richc/containers" / name / "hooks-poststop.json"
+    claim_file.parent.mkdir(parents=True, exist_ok=True)
+    claim_file.write_text(json.dumps({"status": "running", "pid": 2**22 + 1, "start_time": 1}))
+    os.kill(pid, signal.SIGKILL)
+    wait_for("the runtime's callback to take the orphaned claim", lambda: lines(count))
+    wait_for("the container to stop", lambda: inspect(richc, name)["state"] == "stopped")
+    assert json.loads(claim_file.read_text())["status"] == "done"
+    richc("stop", name)
+    assert lines(count) == [name]
+
+
 def test_a_podman_style_json_hook_runs(
     richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
 ) -> None:

@@ -88,6 +88,57 @@ def test_full_lifecycle_with_busybox_init_as_pid1(richc: RichcRunner, name: str)
     assert name not in richc("list").stdout
 
 
+def _mount_at(path: Path) -> dict[str, str] | None:
+    """The mount at *path* as ``{fstype, options}`` from this process's mountinfo."""
+    for line in Path("/proc/self/mountinfo").read_text().splitlines():
+        fields = line.split()
+        if fields[4] == str(path):
+            after = fields[fields.index("-") + 1 :]
+            return {"fstype": after[0], "options": after[2]}
+    return None
+
+
+def test_busybox_rootfs_shares_the_image_until_rm(
+    richc: RichcRunner, richc_root: Path, name: str
+) -> None:
+    other = unique_name()
+    richc("create", name)
+    richc("create", other)
+    containers = richc_root / "var/lib/richc/containers"
+    image = richc_root / "var/lib/richc/images/busybox/rootfs"
+    mount = _mount_at(containers / name / "rootfs")
+    assert mount is not None and mount["fstype"] == "overlay"
+    assert f"lowerdir={image}" in mount["options"]
+    assert ("/", "overlay") in [(c["path"], c["action"]) for c in inspect(richc, name)["applied"]]
+    richc("start", name)
+    richc("exec", name, "--", "sh", "-c", "echo mine > /bin/added")
+    # The write lands in this container's upper layer; the image and its sibling never see it.
+    assert (containers / name / "overlay/upper/bin/added").read_text() == "mine\n"
+    assert not (image / "bin/added").exists()
+    assert not (containers / other / "rootfs/bin/added").exists()
+    # After a host reboot the overlay is gone; start mounts it again.
+    richc("stop", name)
+    subprocess.run(["umount", str(containers / name / "rootfs")], check=True)
+    richc("start", name)
+    assert richc("exec", name, "--", "cat", "/bin/added").stdout == "mine\n"
+    richc("rm", "--force", name)
+    richc("rm", other)
+    assert _mount_at(containers / name / "rootfs") is None
+    assert _mount_at(containers / other / "rootfs") is None
+    assert (image / "bin/busybox").is_file()
+
+
+def test_a_config_edited_by_hand_is_what_commands_see(
+    richc: RichcRunner, richc_root: Path, name: str
+) -> None:
+    richc("create", name, "--env", "GREETING=one", "--start")
+    assert richc("exec", name, "--", "sh", "-c", "echo $GREETING").stdout == "one\n"
+    config = richc_root / "var/lib/richc/containers" / name / "config.yaml"
+    config.write_text(config.read_text().replace("GREETING: one", "GREETING: two"))
+    # config.yaml is cached as parsed JSON; the cache must notice the edit.
+    assert richc("exec", name, "--", "sh", "-c", "echo $GREETING").stdout == "two\n"
+
+
 def test_list_json_and_inspect_fields(richc: RichcRunner, name: str, runtime: str) -> None:
     richc("create", name, "--memory", "128M", "--cpus", "0.5", "--pids", "100", "--env", "A=1")
     richc("start", name)

@@ -13,7 +13,7 @@ import pytest
 from richc import config as cfg
 from richc.context import Context
 from richc.hookrun import __main__ as callback
-from richc.hookrun import ready, sources, stages
+from richc.hookrun import claim, ready, sources, stages
 from richc.hookrun.model import Stage
 from richc.paths import HostPaths
 from richc.store import ContainerDir, State
@@ -89,7 +89,7 @@ def test_callback_usage_error() -> None:
 
 def test_callback_command_is_the_interpreter_with_the_root(ctx: Context) -> None:
     cdir = make_container(ctx)
-    argv = shlex.split(stages.callback_command(ctx, cdir))
+    argv = shlex.split(claim.callback_command(ctx.paths.root, cdir.run_dir))
     assert argv[0] == sys.executable
     assert argv[1:] == [
         "-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root),
@@ -161,6 +161,12 @@ def test_stage_blocking_policy() -> None:
     assert [s.value for s in Stage if s.blocks()] == ["prestart", "poststart"]
 
 
+def lxc_callback_args(ctx: Context, cdir: ContainerDir) -> list[str]:
+    """What LXC's monitor passes the callback module: its rendered options, then NAME etc."""
+    options = shlex.split(claim.callback_command(ctx.paths.root, cdir.run_dir))[4:]
+    return [*options, cdir.name, "lxc", "post-stop"]
+
+
 def write_claim(cdir: ContainerDir, record: dict[str, object]) -> None:
     cdir.run_dir.mkdir(parents=True, exist_ok=True)
     (cdir.run_dir / stages.CLAIM_FILE).write_text(json.dumps(record))
@@ -225,7 +231,7 @@ def test_callback_leaves_claimed_hooks_to_the_richc_stop_that_claimed_them(
     config, state = cdir.load_config(), cdir.load_state()
     stages.arm_poststop(ctx, cdir, config, state)
     assert stages.claim_poststop(cdir)  # richc stop, before the halt signal
-    argv = [*shlex.split(stages.callback_command(ctx, cdir))[4:], "web01", "lxc", "post-stop"]
+    argv = lxc_callback_args(ctx, cdir)
     assert callback.main(argv) == 0
     # A config rendered by an older richc has no --claim: the same answer, the slow way.
     assert callback.main(["--root", str(ctx.paths.root), "poststop", "web01"]) == 0
@@ -240,14 +246,12 @@ def test_callback_takes_over_from_a_richc_stop_that_died(ctx: Context, tmp_path:
     cdir = make_container(ctx)
     stages.arm_poststop(ctx, cdir, cdir.load_config(), cdir.load_state())
     write_claim(cdir, {"status": "running", "pid": 2**22 + 12345, "start_time": 1})
-    argv = [*shlex.split(stages.callback_command(ctx, cdir))[4:], "web01", "lxc", "post-stop"]
+    argv = lxc_callback_args(ctx, cdir)
     assert callback.main(argv) == 0
     assert count.read_text().split() == ["poststop"]
 
 
 def test_a_claim_by_a_reused_pid_is_an_orphan(ctx: Context) -> None:
-    from richc.hookrun import claim
-
     # This very pid, but a start time it never had: the claimer died and the pid moved on.
     record = {"status": "running", "pid": os.getpid(), "start_time": 1}
     assert claim.orphaned(record) and not claim.in_progress(record)
