@@ -18,6 +18,7 @@ health and remount work from the same list the runtime mounted.
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import threading
@@ -32,7 +33,7 @@ from richc.errors import ConfigError, HostUnsupported, NotFound, RichcError
 from richc.lock import locked
 from richc.paths import HostPaths
 from richc.spec import Mount
-from richc.store import ContainerDir, State
+from richc.store import ContainerDir, State, write_atomic
 
 if TYPE_CHECKING:  # imported where used: a stop only reads the views its start recorded
     import lxcfs_integration as li
@@ -42,6 +43,8 @@ log = logging.getLogger("richc")
 # The container-side view of a healthy lxcfs is checked with one real read (meminfo), not
 # one per view: `richc list` shows health for every container and an lxcfs read costs ~0.5 ms.
 QUICK_PROBE = "/proc/meminfo"
+# In run_dir: the views lxcfs served at the last start, which create renders a config for.
+LAST_VIEWS = "views.json"
 
 
 @dataclass(frozen=True)
@@ -140,22 +143,37 @@ def views_for(runtime: str, views: Sequence[li.View]) -> tuple[li.View, ...]:
 def expected_record(
     ctx: Context, config: cfg.ContainerConfig, state: State
 ) -> dict[str, Any] | None:
-    """What :func:`prepare` would record if lxcfs went on serving as it does now; None when
-    it does not serve (prepare would start it first). Changes nothing."""
-    import lxcfs_integration as li
-
+    """What :func:`prepare` will most likely record at the next start: the views lxcfs served
+    at the last start on this host (:data:`LAST_VIEWS`). None when no start has recorded
+    any. Changes nothing, and checks no mount: asking lxcfs itself costs ~12 ms, and a wrong
+    guess only costs the start a render (the caller's use)."""
     if not config.lxcfs:
         return {"enabled": False}
-    conf = settings(ctx.paths)
+    home = settings(ctx.paths).home
     try:
-        if not li.home_status(conf.home).state.serving():
-            return None
-        views = views_for(state.runtime, li.compute_views(conf.home))
-    except li.LxcfsError:
+        last = json.loads((run_dir(ctx.paths) / LAST_VIEWS).read_bytes())
+        views = last["views"] if last["home"] == str(home) else None
+    except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not views:
+    if not isinstance(views, list) or not views:
         return None
-    return _record(conf.home, views)
+    if state.runtime != "lxc":
+        views = [
+            _view_to_dict(v) for v in views_for(state.runtime, tuple(map(_view_from_dict, views)))
+        ]
+    return {"enabled": True, "home": str(home), "views": views}
+
+
+def _remember_views(paths: HostPaths, home: Path, views: Sequence[li.View]) -> None:
+    """Record what lxcfs at *home* serves, for :func:`expected_record`; rewritten only when
+    it changed. Best effort: losing it only costs a create its render ahead."""
+    text = json.dumps({"home": str(home), "views": [_view_to_dict(v) for v in views]})
+    path = run_dir(paths) / LAST_VIEWS
+    with contextlib.suppress(OSError):
+        if path.read_text() == text:
+            return
+    with contextlib.suppress(OSError):
+        write_atomic(path, text, durable=False)
 
 
 def _record(home: Path, views: Sequence[li.View]) -> dict[str, Any]:
@@ -177,7 +195,9 @@ def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
     conf = settings(ctx.paths)
     try:
         ensure_serving(ctx.paths)
-        views = views_for(state.runtime, li.compute_views(conf.home))
+        served = li.compute_views(conf.home)
+        _remember_views(ctx.paths, conf.home, served)
+        views = views_for(state.runtime, served)
         if not views:
             raise li.LxcfsError(f"lxcfs at {conf.home} offers no views")
     except (RichcError, li.LxcfsError) as exc:

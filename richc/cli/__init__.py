@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import importlib
 import os
 import sys
@@ -126,7 +128,19 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run() -> None:
-    sys.exit(main())
+    """The console script: :func:`main`, then an exit that skips the interpreter's teardown."""
+    code = main()
+    # Tearing the interpreter down (a garbage collection over every object typer, click
+    # and richc made, then each module) takes about 20 ms, a sixth of a short command.
+    # Nothing depends on it: state files are renamed into place by then, main() shut
+    # logging down, and atexit handlers still run here. Daemon threads (an lxcfs probe
+    # stuck on a hung mount) are dropped, as a normal exit would drop them.
+    atexit._run_exitfuncs()
+    for stream in (sys.stdout, sys.stderr):
+        # The reader left (`richc list | head`), or the stream was closed.
+        with contextlib.suppress(OSError, ValueError):
+            stream.flush()
+    os._exit(code)
 
 
 if __name__ == "__main__":

@@ -38,10 +38,11 @@ def global_options(
     ] = "/",
     debug: Annotated[bool, typer.Option("--debug", help="Log every step and command.")] = False,
 ) -> None:
-    from richc import log
+    from richc import log, templating
     from richc.paths import HostPaths
 
     paths = HostPaths.from_root(root)
+    templating.cache_dir = paths.run / "templates"
     # journald with RICHC_* fields where it runs; stderr + the container's richc.log otherwise.
     log.setup(debug=debug, logs_dir=paths.logs)
     log.bind(operation=ctx.invoked_subcommand)

@@ -139,6 +139,31 @@ def test_a_config_edited_by_hand_is_what_commands_see(
     assert richc("exec", name, "--", "sh", "-c", "echo $GREETING").stdout == "two\n"
 
 
+def test_create_renders_the_config_its_first_start_uses(
+    richc: RichcRunner, richc_root: Path, name: str, runtime: str
+) -> None:
+    if runtime != "lxc":
+        pytest.skip("runc writes its config.json at every start")
+    # The first start on a host records the lxcfs views it bound; a later create renders
+    # the LXC config for those views, and its first start then uses that file as it is.
+    first = unique_name()
+    richc("create", first, "--start")
+    richc("create", name)
+    config = richc_root / "var/lib/richc/containers" / name / "config"
+    before = config.stat()
+    assert config.read_text().startswith("# richc-render: ")
+    richc("start", name)
+    after = config.stat()
+    assert (after.st_ino, after.st_mtime_ns) == (before.st_ino, before.st_mtime_ns)
+    # ... and the views it was rendered for are those inside: meminfo is lxcfs's.
+    assert "MemTotal:" in richc("exec", name, "--", "cat", "/proc/meminfo").stdout
+    mounted = richc("exec", name, "--", "cat", "/proc/self/mountinfo").stdout
+    assert "/proc/meminfo" in mounted and "lxcfs" in mounted
+    # Compiled templates are kept under the run dir, root's alone.
+    kept = richc_root / "run/richc/templates"
+    assert kept.stat().st_mode & 0o777 == 0o700 and any(kept.iterdir())
+
+
 def test_list_json_and_inspect_fields(richc: RichcRunner, name: str, runtime: str) -> None:
     richc("create", name, "--memory", "128M", "--cpus", "0.5", "--pids", "100", "--env", "A=1")
     richc("start", name)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,20 @@ def test_typer_builds_only_the_invoked_command() -> None:
     first, second = out.stdout.splitlines()
     assert first == "exec"
     assert second == "list", "a second call in one process must still find its command"
+
+
+def test_the_console_script_exits_with_the_code_and_runs_atexit(tmp_path: Path) -> None:
+    # run() ends in os._exit; what a normal exit would still do must happen first: the
+    # command's exit code, atexit handlers, and buffered output reaching the reader.
+    code = (
+        "import atexit, sys; from richc import cli; "
+        "atexit.register(lambda: print('atexit ran', flush=True)); "
+        "sys.stdout.write('buffered '); "
+        "sys.argv = ['richc', '--root', sys.argv[1], 'inspect', 'nonexistent']; cli.run()"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code, str(tmp_path)], capture_output=True, text=True
+    )
+    assert out.returncode == 1
+    assert out.stdout == "buffered atexit ran\n"
+    assert out.stderr.startswith("error: no container named nonexistent")

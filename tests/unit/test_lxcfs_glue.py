@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -165,3 +166,41 @@ def test_mounts_read_from_the_record_are_those_of_the_recorded_views() -> None:
         Mount(source=str(v.source), target=v.target, kind=v.kind.value, optional=True)
         for v in lxcfs.recorded_views(state)
     )
+
+
+@pytest.mark.parametrize(("runtime", "expected"), [("lxc", OFFERED), ("runc", WITHOUT_PRESSURE)])
+def test_create_expects_what_the_last_start_recorded(
+    tmp_path: Path, serving_lxcfs: object, runtime: str, expected: Sequence[li.View]
+) -> None:
+    # create renders the LXC config ahead for the views the next start will record: those
+    # lxcfs served at the last start on the host, filtered for the new container's runtime.
+    paths = paths_with(tmp_path, None)
+    ctx = Context(paths=paths)
+    new = State(name="c2", runtime=runtime)
+    assert lxcfs.expected_record(ctx, ContainerConfig(name="c2"), new) is None  # no start yet
+    lxcfs.prepare(ctx, ContainerConfig(name="c1"), State(name="c1", runtime="lxc"))
+    started = State(name="c2", runtime=runtime)
+    lxcfs.prepare(ctx, ContainerConfig(name="c2"), started)
+    guess = lxcfs.expected_record(ctx, ContainerConfig(name="c2"), new)
+    assert guess == started.extra["lxcfs"]
+    assert lxcfs.recorded_views(State(name="c2", extra={"lxcfs": guess})) == tuple(expected)
+    off = lxcfs.expected_record(ctx, ContainerConfig(name="c2", lxcfs=False), new)
+    assert off == {"enabled": False}
+
+
+def test_no_guess_from_another_home_or_a_damaged_record(
+    tmp_path: Path, serving_lxcfs: object
+) -> None:
+    paths = paths_with(tmp_path, None)
+    ctx = Context(paths=paths)
+    lxcfs.prepare(ctx, ContainerConfig(name="c1"), State(name="c1"))
+    record = lxcfs.run_dir(paths) / lxcfs.LAST_VIEWS
+    assert lxcfs.expected_record(ctx, ContainerConfig(name="c2"), State(name="c2")) is not None
+    paths.host_config.parent.mkdir(parents=True)
+    paths.host_config.write_text("lxcfs_home: /elsewhere\n")
+    assert lxcfs.expected_record(ctx, ContainerConfig(name="c2"), State(name="c2")) is None
+    paths.host_config.unlink()
+    home = json.dumps(str(lxcfs.settings(paths).home))
+    for damaged in ("{", "[]", '{"home": "x"}', f'{{"home": {home}, "views": "no"}}'):
+        record.write_text(damaged)
+        assert lxcfs.expected_record(ctx, ContainerConfig(name="c2"), State(name="c2")) is None
