@@ -10,6 +10,8 @@ Standalone: imports only the standard library (richc wraps its errors). Modules:
 - :mod:`~lxcfs_integration.syscalls`: the raw mount syscalls, through ctypes.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from lxcfs_integration.daemon import LxcfsProcess, Manager, current, ensure, start, stop
 from lxcfs_integration.errors import LxcfsError, LxcfsNotInstalled, LxcfsStartError
 from lxcfs_integration.health import (
@@ -20,7 +22,6 @@ from lxcfs_integration.health import (
     container_health,
     home_status,
 )
-from lxcfs_integration.remount import Method, Outcome, RemountReport, ViewResult, remount_views
 from lxcfs_integration.views import (
     DEFAULT_HOME,
     View,
@@ -30,6 +31,28 @@ from lxcfs_integration.views import (
     render_lxc_entries,
     render_oci_mounts,
 )
+
+if TYPE_CHECKING:
+    from lxcfs_integration.remount import (
+        Method,
+        Outcome,
+        RemountReport,
+        ViewResult,
+        remount_views,
+    )
+
+# remount (select, signal, json, its result types) is imported on first use: starting a
+# container needs the daemon and the views, and pays ~3 ms for each module it loads.
+_REMOUNT_NAMES = frozenset({"Method", "Outcome", "RemountReport", "ViewResult", "remount_views"})
+
+
+def __getattr__(name: str) -> Any:
+    if name in _REMOUNT_NAMES:
+        from lxcfs_integration import remount
+
+        return getattr(remount, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 __all__ = [
     "DEFAULT_HOME",

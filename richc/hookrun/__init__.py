@@ -54,10 +54,13 @@ How a runtime triggers each stage
   supervisor, or its ``delete``); ``richc stop`` and ``rm`` call
   :func:`.stages.after_stop`, which runs poststop only if nobody did. ``richc stop``
   claims the hooks (:mod:`.claim`) before the halt signal and runs them itself after the
-  init is gone, so LXC's callback, which the stop waits for, exits after one file read.
+  init is gone, so LXC's callback, which the stop waits for, exits after reading one file:
+  the callback is a shell script (``poststop.sh``) that starts ``python -m richc.hookrun``
+  only when no live ``richc stop`` holds the claim.
   An LXC reboot from inside the container is not a stop: neither poststop nor
   prestart/poststart run for it.
 """
 
-# Nothing is imported here: LXC's monitor runs ``python -m richc.hookrun`` on every stop and
-# waits for it, and this package is imported first. The model lives in ``.model``.
+# Nothing is imported here: LXC's monitor runs ``python -m richc.hookrun`` on every stop that
+# richc stop did not claim, and waits for it, and this package is imported first. The model
+# lives in ``.model``.

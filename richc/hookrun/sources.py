@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from richc import config as cfg
-from richc.hookrun import oci, safety
+from richc.hookrun import safety
 from richc.hookrun.model import DEFAULT_TIMEOUT, Hook, MatchInfo, Source, Stage
 from richc.paths import HostPaths
 
@@ -82,7 +82,10 @@ def oci_hooks(paths: HostPaths, stage: Stage, match: MatchInfo) -> Iterator[Hook
     A broken or unsafe file cannot be trusted to say which stages it meant, so it fails at
     every stage: an error in a hook file must not quietly drop a hook the operator relies on.
     """
-    for file in oci_files(paths):
+    files = oci_files(paths)
+    if files:
+        from richc.hookrun import oci  # its parser and `when` model: only with OCI files
+    for file in files:
         try:
             # Whoever can edit the file chooses what runs as root: it is checked like a hook.
             safety.check(file)

@@ -29,7 +29,6 @@ from richc.context import Context
 from richc.errors import RichcError
 from richc.hookrun import claim, sources
 from richc.hookrun.model import Hook, Stage
-from richc.hookrun.ready import wait_ready
 from richc.hookrun.runner import StageRun, Target, run_hooks
 from richc.procs import is_same_process
 from richc.spec import ContainerSpec
@@ -163,6 +162,8 @@ def poststart(
     hooks = hooks_for(ctx, config, state, Stage.poststart, spec)
     if not hooks:
         return  # nothing to wait for: a start without poststart hooks returns at once
+    from richc.hookrun.ready import wait_ready  # inittab parsing, netlink: only with hooks
+
     ready = wait_ready(state.init, pid, READY_TIMEOUT)
     level = logging.DEBUG if ready.ready else logging.WARNING
     log.log(level, "%s: %s after %.2f s", cdir.name, ready.how, ready.seconds)

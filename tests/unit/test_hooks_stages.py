@@ -87,14 +87,14 @@ def test_callback_usage_error() -> None:
     assert callback.main(["poststop"]) == 2
 
 
-def test_callback_command_is_the_interpreter_with_the_root(ctx: Context) -> None:
+def test_callback_command_is_the_script_with_root_claim_and_interpreter(ctx: Context) -> None:
     cdir = make_container(ctx)
     argv = shlex.split(claim.callback_command(ctx.paths.root, cdir.run_dir))
-    assert argv[0] == sys.executable
-    assert argv[1:] == [
-        "-I", "-m", "richc.hookrun", "--root", str(ctx.paths.root),
-        "--claim", str(cdir.run_dir / stages.CLAIM_FILE), "poststop",
+    assert argv == [
+        "/bin/sh", claim.CALLBACK_SCRIPT, str(ctx.paths.root),
+        str(cdir.run_dir / stages.CLAIM_FILE), sys.executable,
     ]  # fmt: skip
+    assert Path(claim.CALLBACK_SCRIPT).is_file()
 
 
 def test_failed_prestart_runs_poststop_to_undo_and_raises(ctx: Context, tmp_path: Path) -> None:
@@ -162,9 +162,13 @@ def test_stage_blocking_policy() -> None:
 
 
 def lxc_callback_args(ctx: Context, cdir: ContainerDir) -> list[str]:
-    """What LXC's monitor passes the callback module: its rendered options, then NAME etc."""
-    options = shlex.split(claim.callback_command(ctx.paths.root, cdir.run_dir))[4:]
-    return [*options, cdir.name, "lxc", "post-stop"]
+    """What the callback module gets when LXC's monitor runs the callback command (with
+    NAME lxc post-stop appended) and the script goes on to python: see test_callback_script."""
+    claim_file = str(cdir.run_dir / stages.CLAIM_FILE)
+    return [
+        "--root", str(ctx.paths.root), "--claim", claim_file, "poststop",
+        cdir.name, "lxc", "post-stop",
+    ]  # fmt: skip
 
 
 def write_claim(cdir: ContainerDir, record: dict[str, object]) -> None:
