@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from lxcfs_integration import mountinfo, process, syscalls
+from lxcfs_integration import mountinfo, process
 from lxcfs_integration.errors import LxcfsError, LxcfsNotInstalled, LxcfsStartError
 from lxcfs_integration.health import HomeStatus, home_status
 from lxcfs_integration.views import DEFAULT_HOME
@@ -121,6 +121,8 @@ def unmount_dead(home: Path) -> int:
     MNT_DETACH because a dead FUSE mount can still be busy (containers bind its files) and
     a plain umount would fail with EBUSY.
     """
+    from lxcfs_integration import syscalls  # ctypes: ~2 ms that a healthy home never needs
+
     real = os.path.realpath(home)
     count = 0
     while mountinfo.lxcfs_at(mountinfo.read(), real):

@@ -112,6 +112,11 @@ class ContainerDir:
         return self.path / "config"
 
     @property
+    def lxc_config_key(self) -> Path:
+        """What :attr:`lxc_config` was rendered from (the LXC runtime skips an unchanged render)."""
+        return self.path / ".config.key"
+
+    @property
     def bundle(self) -> Path:
         """The OCI bundle directory (runc runtime)."""
         return self.path
