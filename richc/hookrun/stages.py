@@ -22,17 +22,19 @@ import json
 import logging
 import os
 import time
-from typing import Any, cast
+from typing import TYPE_CHECKING, Any, cast
 
 from richc import config as cfg
 from richc.context import Context
 from richc.errors import RichcError
 from richc.hookrun import claim, sources
 from richc.hookrun.model import Hook, Stage
-from richc.hookrun.runner import StageRun, Target, run_hooks
 from richc.procs import is_same_process
 from richc.spec import ContainerSpec
 from richc.store import ContainerDir, State, write_atomic
+
+if TYPE_CHECKING:  # the runner is imported where hooks run: most starts have none
+    from richc.hookrun.runner import StageRun, Target
 
 log = logging.getLogger("richc")
 
@@ -94,6 +96,8 @@ def target(
     stage: Stage,
     pid: int | None = None,
 ) -> Target:
+    from richc.hookrun.runner import Target
+
     return Target(
         name=cdir.name,
         stage=stage,
@@ -118,8 +122,13 @@ def run_stage(
     *,
     pid: int | None = None,
     spec: ContainerSpec | None = None,
+    hooks: list[Hook] | None = None,
 ) -> StageRun:
-    hooks = hooks_for(ctx, config, state, stage, spec)
+    """Run *stage*'s hooks (*hooks*, when the caller resolved them already) and log failures."""
+    from richc.hookrun.runner import run_hooks
+
+    if hooks is None:
+        hooks = hooks_for(ctx, config, state, stage, spec)
     outcome = run_hooks(hooks, target(ctx, cdir, config, state, stage, pid))
     for result in outcome.failures:
         level = logging.ERROR if stage.blocks() and result.blocking_failure else logging.WARNING
@@ -143,7 +152,10 @@ def prestart(
     spec: ContainerSpec | None,
 ) -> None:
     """Run before the runtime starts init: the rootfs is in place, no init runs yet."""
-    outcome = run_stage(ctx, cdir, config, state, Stage.prestart, spec=spec)
+    hooks = hooks_for(ctx, config, state, Stage.prestart, spec)
+    if not hooks:
+        return  # the usual start: nothing to run, and no runner to load
+    outcome = run_stage(ctx, cdir, config, state, Stage.prestart, spec=spec, hooks=hooks)
     if outcome.blocking_failures:
         # Let poststop hooks undo what the prestart hooks before the failure did.
         poststop_once(ctx, cdir, config, state, spec=spec)
@@ -163,6 +175,7 @@ def poststart(
     if not hooks:
         return  # nothing to wait for: a start without poststart hooks returns at once
     from richc.hookrun.ready import wait_ready  # inittab parsing, netlink: only with hooks
+    from richc.hookrun.runner import run_hooks
 
     ready = wait_ready(state.init, pid, READY_TIMEOUT)
     level = logging.DEBUG if ready.ready else logging.WARNING
