@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import contextlib
+import os
+import stat
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -34,7 +36,8 @@ def _environment(cache_in: Path | None) -> Any:
         # is executed.
         with contextlib.suppress(OSError):  # a read-only run dir: compile every time
             cache_in.mkdir(mode=0o700, parents=True, exist_ok=True)
-            bytecode_cache = BestEffortCache(str(cache_in))
+            if _private(cache_in):
+                bytecode_cache = BestEffortCache(str(cache_in))
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(str(templates_dir())),
         undefined=jinja2.StrictUndefined,
@@ -46,6 +49,13 @@ def _environment(cache_in: Path | None) -> Any:
     )
     env.filters["shquote"] = shlex.quote
     return env
+
+
+def _private(directory: Path) -> bool:
+    """Whether *directory* is a real directory that only this user can write to: a cache
+    someone else could fill would run their code (a stale 0777 dir, a symlink elsewhere)."""
+    info = directory.lstat()
+    return stat.S_ISDIR(info.st_mode) and info.st_uid == os.geteuid() and not info.st_mode & 0o022
 
 
 def render(template: str, **context: Any) -> str:

@@ -43,3 +43,22 @@ def test_a_vanished_or_unwritable_cache_only_costs_a_compile(
     blocked.write_text("")
     monkeypatch.setattr(templating, "cache_dir", blocked / "templates")  # mkdir fails
     assert templating.render(HOSTNAME, hostname="web01") == "web01\n"
+
+
+@pytest.mark.parametrize("unsafe", ["world-writable", "symlink"])
+def test_a_cache_others_could_write_is_not_used(
+    cache_in: Path, tmp_path: Path, unsafe: str
+) -> None:
+    # Its entries are code that runs as root: a directory another user can fill, or a link
+    # to one, is passed over and every template is compiled afresh.
+    if unsafe == "world-writable":
+        cache_in.mkdir(parents=True)
+        cache_in.chmod(0o777)
+        looked_in = cache_in
+    else:
+        looked_in = tmp_path / "elsewhere"
+        looked_in.mkdir()
+        cache_in.parent.mkdir(parents=True)
+        cache_in.symlink_to(looked_in)
+    assert templating.render(HOSTNAME, hostname="web01") == "web01\n"
+    assert list(looked_in.iterdir()) == []
