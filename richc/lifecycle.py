@@ -105,8 +105,8 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
 def _prerender(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State) -> None:
     """Render the LXC config now, for the lxcfs views the first start will most likely
     record. create has jinja2 loaded already; the first start then finds the config's
-    digest matching and skips jinja2 (~25 ms). A wrong guess only costs that start the
-    render, so this never fails a create."""
+    render key matching and skips jinja2 (~25 ms). A wrong guess only costs that start
+    the render, so this never fails a create."""
     if state.runtime != "lxc":
         return  # runc writes its config.json at every start anyway
     from richc import lxcfs
@@ -114,7 +114,7 @@ def _prerender(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, st
     try:
         expected = lxcfs.expected_record(ctx, config, state)
         if expected is None:
-            return  # lxcfs is not serving yet: the start will start it and record the views
+            return  # no start on this host recorded lxcfs's views yet
         guess = dataclasses.replace(state, extra={**state.extra, "lxcfs": expected})
         runtime_for(state).render(make_spec(ctx, cdir, config, guess), cdir)
     except (RichcError, OSError, ValueError) as exc:

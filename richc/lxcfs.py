@@ -43,7 +43,8 @@ log = logging.getLogger("richc")
 # The container-side view of a healthy lxcfs is checked with one real read (meminfo), not
 # one per view: `richc list` shows health for every container and an lxcfs read costs ~0.5 ms.
 QUICK_PROBE = "/proc/meminfo"
-# In run_dir: the views lxcfs served at the last start, which create renders a config for.
+# In run_dir: the record (as prepare makes it) of every view lxcfs served at the last start,
+# which create renders a config for.
 LAST_VIEWS = "views.json"
 
 
@@ -143,42 +144,41 @@ def views_for(runtime: str, views: Sequence[li.View]) -> tuple[li.View, ...]:
 def expected_record(
     ctx: Context, config: cfg.ContainerConfig, state: State
 ) -> dict[str, Any] | None:
-    """What :func:`prepare` will most likely record at the next start: the views lxcfs served
-    at the last start on this host (:data:`LAST_VIEWS`). None when no start has recorded
-    any. Changes nothing, and checks no mount: asking lxcfs itself costs ~12 ms, and a wrong
-    guess only costs the start a render (the caller's use)."""
+    """What :func:`prepare` will most likely record at the next start: the record of the
+    views lxcfs served at the last start on this host (:data:`LAST_VIEWS`). None when no
+    start has recorded any. Changes nothing, and checks no mount: asking lxcfs itself
+    costs ~12 ms, and a wrong guess only costs the start a render (the caller's use)."""
     if not config.lxcfs:
         return {"enabled": False}
-    home = settings(ctx.paths).home
     try:
         last = json.loads((run_dir(ctx.paths) / LAST_VIEWS).read_bytes())
-        views = last["views"] if last["home"] == str(home) else None
+        served = last["views"] if last["home"] == str(settings(ctx.paths).home) else None
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    if not isinstance(views, list) or not views:
+    if not isinstance(served, list) or not served:
         return None
-    if state.runtime != "lxc":
-        views = [
-            _view_to_dict(v) for v in views_for(state.runtime, tuple(map(_view_from_dict, views)))
-        ]
-    return {"enabled": True, "home": str(home), "views": views}
+    if state.runtime == "lxc":
+        return dict(last)  # lxc binds every view; the file is that record
+    return _record(
+        Path(last["home"]), views_for(state.runtime, tuple(map(_view_from_dict, served)))
+    )
 
 
-def _remember_views(paths: HostPaths, home: Path, views: Sequence[li.View]) -> None:
-    """Record what lxcfs at *home* serves, for :func:`expected_record`; rewritten only when
-    it changed. Best effort: losing it only costs a create its render ahead."""
-    text = json.dumps({"home": str(home), "views": [_view_to_dict(v) for v in views]})
+def _record(home: Path, views: Sequence[li.View]) -> dict[str, Any]:
+    """The ``lxcfs`` entry of a container's state: what :func:`prepare` bound."""
+    return {"enabled": True, "home": str(home), "views": [_view_to_dict(v) for v in views]}
+
+
+def _remember(paths: HostPaths, record: dict[str, Any]) -> None:
+    """Keep *record* of everything lxcfs serves, for :func:`expected_record`; rewritten only
+    when it changed. Best effort: losing it only costs a create its render ahead."""
+    text = json.dumps(record)
     path = run_dir(paths) / LAST_VIEWS
     with contextlib.suppress(OSError):
         if path.read_text() == text:
             return
     with contextlib.suppress(OSError):
         write_atomic(path, text, durable=False)
-
-
-def _record(home: Path, views: Sequence[li.View]) -> dict[str, Any]:
-    """The ``lxcfs`` entry of a container's state: what :func:`prepare` bound."""
-    return {"enabled": True, "home": str(home), "views": [_view_to_dict(v) for v in views]}
 
 
 def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
@@ -196,7 +196,7 @@ def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
     try:
         ensure_serving(ctx.paths)
         served = li.compute_views(conf.home)
-        _remember_views(ctx.paths, conf.home, served)
+        _remember(ctx.paths, _record(conf.home, served))
         views = views_for(state.runtime, served)
         if not views:
             raise li.LxcfsError(f"lxcfs at {conf.home} offers no views")
