@@ -137,7 +137,7 @@ def create(
     """
     from richc import config as cfg
     from richc import lifecycle
-    from richc.limits import parse_ulimit_flags, validate_for_host
+    from richc.config.limits import parse_ulimit_flags
 
     file_data = cfg.load_yaml(config_file) if config_file else {}
     flags: dict[str, Any] = {
@@ -181,26 +181,27 @@ def create(
 
         raise UsageError("a container name is required", hint="richc create NAME [OPTIONS]")
     rctx = context(ctx)
-    from richc.lxcfs import with_host_default
-
-    config = cfg.from_dict(with_host_default(rctx.paths, merged))  # richc.yaml's `lxcfs:`
-    validate_for_host(config.limits, rctx.paths.run)  # CPUs, controllers, devices it has
+    config = lifecycle.new_config(rctx, merged)  # host defaults, then checked against the host
     if dry_run:
-        from richc.plan import plan
-
-        result = plan(rctx, config)
-        if output is Format.json:
-            emit_json(result)
-        else:
-            print(f"would create {config.name} from {config.source}")
-            for change in result["changes"]:
-                print(f"  {change['action']:<8} {change['path']:<40} {change['reason']}")
+        _print_plan(rctx, config, output)
         return
     state = lifecycle.create(rctx, config)
     print(f"created {config.name} ({state.init} init, {state.runtime} runtime)", file=sys.stderr)
     if start:
         lifecycle.start(rctx, config.name)
         print(f"started {config.name}", file=sys.stderr)
+
+
+def _print_plan(rctx: Any, config: Any, output: Format) -> None:
+    from richc.plan import plan
+
+    result = plan(rctx, config)
+    if output is Format.json:
+        emit_json(result)
+        return
+    print(f"would create {config.name} from {config.source}")
+    for change in result["changes"]:
+        print(f"  {change['action']:<8} {change['path']:<40} {change['reason']}")
 
 
 @app.command()
@@ -241,7 +242,7 @@ def start(
 
         return supervise(rctx, name, RestartRules(max_restarts, restart_delay))
     state = lifecycle.start(rctx, name)
-    _log.info("started %s (pid %s)", name, state.extra.get("pid"))
+    _log.info("started %s (pid %s)", name, state.pid)
     return 0
 
 
@@ -309,7 +310,7 @@ def _list(ctx: typer.Context, output: Format) -> None:
     if output is Format.json:
         emit_json(items)
         return
-    from richc.units import format_size
+    from richc.sizes import format_size
 
     def used(item: dict[str, Any]) -> tuple[str, str]:
         usage = item.get("usage") or {}

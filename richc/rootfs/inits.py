@@ -9,9 +9,9 @@ from pathlib import Path
 
 from richc.config import ContainerConfig, Init
 from richc.errors import HostUnsupported
-from richc.rootfs import Change
 from richc.rootfs.detect import resolve_in_root
 from richc.rootfs.edit import Edit, mask_edit, symlink, write_edit
+from richc.rootfs.model import Change
 from richc.rootfs.vmfix import is_masked, unit_file, vm_nic_names
 from richc.templating import render
 

@@ -14,8 +14,13 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+# Re-exported: callers name them through the config model (cfg.Limits, cfg.LIMIT_KEYS).
+from richc.config.limits import DEVICE_LIMIT_KEYS as DEVICE_LIMIT_KEYS
+from richc.config.limits import LIMIT_KEYS as LIMIT_KEYS
+from richc.config.limits import Limits as Limits
+from richc.config.limits import parse_limits
 from richc.errors import ConfigError, NotFound, UsageError
-from richc.units import format_cpuset, parse_cpus, parse_cpuset, parse_positive_int, parse_size
+from richc.sizes import parse_cpus, parse_positive_int, parse_size
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -56,49 +61,6 @@ def validate_name(name: object, key: str = "name") -> str:
             " and not ending with '-' (the name is also the hostname and unit instance)",
         )
     return text
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource limits; richc.limits validates them and maps them to cgroup files and OCI."""
-
-    memory: int | None = None
-    memory_swap: int | None = None  # memory plus swap, as Docker's --memory-swap
-    memory_reservation: int | None = None
-    cpus: float | None = None
-    cpu_shares: int | None = None  # cgroup v1 scale (2..262144); converted on v2
-    cpu_weight: int | None = None  # cgroup v2 scale (1..10000); converted on v1
-    cpuset: tuple[int, ...] | None = None
-    pids: int | None = None
-    io_weight: int | None = None  # 10..1000, BFQ's scale
-    device_read_bps: tuple[tuple[str, int], ...] = ()  # (device path or MAJ:MIN, rate)
-    device_write_bps: tuple[tuple[str, int], ...] = ()
-    device_read_iops: tuple[tuple[str, int], ...] = ()
-    device_write_iops: tuple[tuple[str, int], ...] = ()
-    ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); 2**64-1 = unlimited
-
-    def to_dict(self) -> dict[str, Any]:
-        from richc.limits import format_rlimit
-
-        out: dict[str, Any] = {}
-        for key in ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
-                    "cpu_weight"):  # fmt: skip
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.cpuset is not None:
-            out["cpuset"] = format_cpuset(self.cpuset)
-        for key in ("pids", "io_weight"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        for key in DEVICE_LIMIT_KEYS:
-            if getattr(self, key):
-                out[key] = dict(getattr(self, key))
-        if self.ulimits:
-            out["ulimits"] = {
-                name: f"{format_rlimit(soft)}:{format_rlimit(hard)}"
-                for name, soft, hard in self.ulimits
-            }
-        return out
 
 
 @dataclass(frozen=True)
@@ -213,11 +175,6 @@ KNOWN_KEYS = {
     "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
     "net", "restart", "stop_timeout", "stop_signal", "command", "annotations",
 }  # fmt: skip
-DEVICE_LIMIT_KEYS = ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")
-LIMIT_KEYS = {
-    "memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpu_weight", "cpuset",
-    "pids", "io_weight", *DEVICE_LIMIT_KEYS, "ulimits",
-}  # fmt: skip
 
 
 def _enum(cls: type[enum.StrEnum], key: str, value: object) -> Any:
@@ -234,40 +191,6 @@ def _mapping(key: str, value: object) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(key, value, "expected a mapping")
     return value
-
-
-def _parse_limits(raw: object) -> Limits:
-    data = _mapping("limits", raw)
-    unknown = set(data) - LIMIT_KEYS
-    if unknown:
-        bad = sorted(unknown)[0]
-        raise ConfigError(f"limits.{bad}", data[bad], "unknown limit")
-    from richc import limits as lim
-
-    def opt(key: str, parse: Any) -> Any:
-        value = data.get(key)
-        return None if value is None else parse(f"limits.{key}", value)
-
-    limits = Limits(
-        memory=opt("memory", parse_size),
-        memory_swap=opt("memory_swap", parse_size),
-        memory_reservation=opt("memory_reservation", parse_size),
-        cpus=opt("cpus", parse_cpus),
-        cpu_shares=opt("cpu_shares", parse_positive_int),
-        cpu_weight=opt("cpu_weight", parse_positive_int),
-        cpuset=opt("cpuset", parse_cpuset),
-        pids=opt("pids", parse_positive_int),
-        io_weight=opt("io_weight", parse_positive_int),
-        **{
-            key: lim.parse_device_rates(
-                f"limits.{key}", data.get(key), bytes_per_second=key.endswith("bps")
-            )
-            for key in DEVICE_LIMIT_KEYS
-        },
-        ulimits=lim.parse_ulimits("limits.ulimits", data.get("ulimits")),
-    )
-    lim.check(limits)
-    return limits
 
 
 def _parse_disk(raw: object) -> DiskConfig:
@@ -426,7 +349,7 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
         source=normalise_source(data.get("from")),
         init=_enum(Init, "init", data.get("init", "auto")),
         hostname=hostname,
-        limits=_parse_limits(data.get("limits")),
+        limits=parse_limits(data.get("limits")),
         disk=_parse_disk(data.get("disk")),
         lxcfs=lxcfs,
         runtime=_enum(RuntimeName, "runtime", data.get("runtime", "auto")),
