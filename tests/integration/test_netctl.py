@@ -18,7 +18,6 @@ import subprocess
 import sys
 import tempfile
 import time
-import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -35,6 +34,18 @@ pytestmark = pytest.mark.integration
 
 BUSYBOX = "/bin/busybox"
 HTTP_PORT = 8080
+# A TCP server that tells each client the address it sees it connect from.
+ECHO_PEER = """
+import socket, sys
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", int(sys.argv[1])))
+s.listen()
+while True:
+    c, a = s.accept()
+    c.sendall(a[0].encode() + b"\\n")
+    c.close()
+"""
 
 
 def _require() -> None:
@@ -351,81 +362,71 @@ def test_containers_reach_each_other_by_name(wired: Lab) -> None:
 
 
 def test_nat_masquerades_to_the_host_address(wired: Lab) -> None:
-    server = wired.outside.spawn(
-        sys.executable,
-        "-c",
-        "import socket\n"
-        "s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
-        "s.bind(('0.0.0.0', 9000)); s.listen()\n"
-        "while True:\n"
-        "    c, a = s.accept(); c.sendall(a[0].encode()); c.close()\n",
-    )
+    server = wired.outside.spawn(sys.executable, "-c", ECHO_PEER, "9000")
     try:
-
-        def answered() -> bool:
-            proc = wired.alpha.busybox("nc", "-w", "2", str(wired.outside_addr), "9000")
-            return proc.stdout.strip() == str(wired.outside_host)
-
-        _poll(answered, "the outside server to see the host's address")
+        _poll(
+            lambda: _ask_in(wired.alpha, wired.outside_addr, 9000) == str(wired.outside_host),
+            "the outside server to see the host's address",
+        )
     finally:
         server.kill()
         server.wait()
 
 
 @pytest.fixture(scope="session")
-def httpd(wired: Lab) -> Iterator[Lab]:
-    root = wired.state / "www"
-    root.mkdir()
-    (root / "index.html").write_text("served by beta\n")
-    server = wired.beta.spawn(BUSYBOX, "httpd", "-f", "-p", str(HTTP_PORT), "-h", str(root))
-    _poll(
-        lambda: (
-            "served by beta"
-            in wired.beta.busybox("wget", "-qO-", f"http://127.0.0.1:{HTTP_PORT}/").stdout
-        ),
-        "busybox httpd in beta",
-    )
+def served(wired: Lab) -> Iterator[Lab]:
+    """beta answers on HTTP_PORT with who connected to it, as it sees them."""
+    server = wired.beta.spawn(sys.executable, "-c", ECHO_PEER, str(HTTP_PORT))
+    _poll(lambda: _ask_in(wired.beta, "127.0.0.1", HTTP_PORT) != "", "the server in beta")
     yield wired
     server.kill()
     server.wait()
 
 
-def _get(url: str) -> str:
-    with urllib.request.urlopen(url, timeout=5) as response:
-        return str(response.read().decode())
+def _ask(host: str | IPv4Address, port: int) -> str:
+    """From the host: the peer address the server behind *host*:*port* saw."""
+    with socket.create_connection((str(host), port), timeout=5) as conn:
+        return conn.makefile().read().strip()
 
 
-def test_published_port_answers_from_the_host(httpd: Lab) -> None:
-    port = httpd.published.host_port
-    assert _get(f"http://{httpd.outside_host}:{port}/") == "served by beta\n"
-    assert _get(f"http://127.0.0.1:{port}/") == "served by beta\n"
+def _ask_in(space: Netns, host: str | IPv4Address, port: int) -> str:
+    return space.busybox("nc", "-w", "2", str(host), str(port)).stdout.strip()
 
 
-def test_published_port_answers_from_outside(httpd: Lab) -> None:
-    port = httpd.published.host_port
-    got = httpd.outside.busybox("wget", "-qO-", f"http://{httpd.outside_host}:{port}/")
-    assert got.stdout == "served by beta\n", got.stderr
+def test_published_port_answers_from_the_host(served: Lab) -> None:
+    port = served.published.host_port
+    # The host's own address stays the source: beta answers it through its gateway.
+    assert _ask(served.outside_host, port) == str(served.outside_host)
+    # From loopback: masqueraded to the bridge's address, the only one beta can answer.
+    assert _ask("127.0.0.1", port) == str(served.net.gateway)
 
 
-def test_hairpin_from_the_other_container(httpd: Lab) -> None:
-    port = httpd.published.host_port
-    for host in (httpd.outside_host, httpd.net.gateway):
-        got = httpd.alpha.busybox("wget", "-qO-", f"http://{host}:{port}/")
-        assert got.stdout == "served by beta\n", (host, got.stderr)
+def test_published_port_answers_from_outside(served: Lab) -> None:
+    # A client from outside is seen with its own address: no masquerade on the way in.
+    got = _ask_in(served.outside, served.outside_host, served.published.host_port)
+    assert got == str(served.outside_addr)
 
 
-def test_nat_network_is_closed_to_direct_connections(httpd: Lab) -> None:
+def test_hairpin_from_the_other_container(served: Lab) -> None:
+    # alpha and beta share the bridge: without the hairpin masquerade beta would answer
+    # alpha directly, from an address alpha never called.
+    for host in (served.outside_host, served.net.gateway):
+        got = _ask_in(served.alpha, host, served.published.host_port)
+        assert got == str(served.net.gateway), host
+
+
+def test_nat_network_is_closed_to_direct_connections(served: Lab) -> None:
     # Even with a route to the subnet, the outside reaches beta only by the published port.
-    httpd.outside.busybox(
-        "ip", "route", "add", str(httpd.net.subnet), "via", str(httpd.outside_host)
-    )
+    beta = served.net.gateway + 11
+    route = ("ip", "route", "add", str(served.net.subnet), "via", str(served.outside_host))
+    assert served.outside.busybox(*route).returncode == 0
     try:
-        got = httpd.outside.busybox(
-            "wget", "-T", "2", "-qO-", f"http://{httpd.net.gateway + 11}:{HTTP_PORT}/", timeout=10
-        )
-        assert got.stdout == ""
+        # The route works: the bridge's own address answers a ping from outside.
+        ping = served.outside.busybox("ping", "-c1", "-W2", str(served.net.gateway))
+        assert ping.returncode == 0
+        assert _ask_in(served.outside, beta, HTTP_PORT) == ""
     finally:
-        httpd.outside.busybox("ip", "route", "del", str(httpd.net.subnet))
+        served.outside.busybox("ip", "route", "del", str(served.net.subnet))
 
 
 def test_the_table_holds_what_was_rendered(wired: Lab) -> None:
@@ -441,32 +442,32 @@ def test_the_table_holds_what_was_rendered(wired: Lab) -> None:
     assert sysctl.get_link(wired.net.bridge, "route_localnet") == "1"
 
 
-def test_unpublishing_closes_the_port(httpd: Lab) -> None:
-    port = httpd.published.host_port
-    network.apply_rules([httpd.net], [], table=httpd.table)
+def test_unpublishing_closes_the_port(served: Lab) -> None:
+    port = served.published.host_port
+    network.apply_rules([served.net], [], table=served.table)
     try:
         with pytest.raises(OSError):
-            _get(f"http://{httpd.outside_host}:{port}/")
-        assert sysctl.get_link(httpd.net.bridge, "route_localnet") == "0"
+            _ask(served.outside_host, port)
+        assert sysctl.get_link(served.net.bridge, "route_localnet") == "0"
     finally:
-        network.apply_rules([httpd.net], [httpd.published], table=httpd.table)
-    assert _get(f"http://{httpd.outside_host}:{port}/") == "served by beta\n"
+        network.apply_rules([served.net], [served.published], table=served.table)
+    assert _ask(served.outside_host, port) == str(served.outside_host)
 
 
 # --- teardown (runs last in this file) -------------------------------------------------------
 
 
-def test_zz_teardown_leaves_nothing(httpd: Lab) -> None:
-    files = network.paths(httpd.net, httpd.state, httpd.run)
+def test_zz_teardown_leaves_nothing(served: Lab) -> None:
+    files = network.paths(served.net, served.state, served.run)
     pid = dnsmasq.status(files).pid
     assert pid is not None
     assert veth.detach("alpha", 0) and veth.detach("beta", 0)
     assert not veth.detach("alpha", 0)
-    nft.apply([], [], httpd.table)
-    network.down(httpd.net, httpd.state, httpd.run)
-    network.down(httpd.net, httpd.state, httpd.run)
-    assert nft.current_table(httpd.table) is None
-    assert bridge.link_mark(httpd.net.bridge) is None
+    nft.apply([], [], served.table)
+    network.down(served.net, served.state, served.run)
+    network.down(served.net, served.state, served.run)
+    assert nft.current_table(served.table) is None
+    assert bridge.link_mark(served.net.bridge) is None
     assert not os.path.exists(f"/proc/{pid}") or dnsmasq.status(files).pid is None
     with iproute() as ipr:
         assert lookup(ipr, veth.veth_name("beta", 0)) is None
