@@ -304,6 +304,15 @@ def reload(paths: Paths) -> bool:
     return True
 
 
+def _wait_gone(pid: int, paths: Paths, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while _is_ours(pid, paths):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
 def stop(paths: Paths, timeout: float = 5.0) -> bool:
     """Stop the network's dnsmasq (SIGTERM, then SIGKILL after *timeout*) and remove its pid
     file; False when it was not running."""
@@ -313,11 +322,9 @@ def stop(paths: Paths, timeout: float = 5.0) -> bool:
         return False
     pid = state.pid
     os.kill(pid, signal.SIGTERM)
-    deadline = time.monotonic() + timeout
-    while _is_ours(pid, paths):
-        if time.monotonic() > deadline:
-            os.kill(pid, signal.SIGKILL)
-            deadline = time.monotonic() + timeout
-        time.sleep(0.01)
+    if not _wait_gone(pid, paths, timeout):
+        os.kill(pid, signal.SIGKILL)
+        if not _wait_gone(pid, paths, timeout):
+            raise NetError(f"dnsmasq {pid} did not die from SIGKILL within {timeout} s")
     paths.pidfile.unlink(missing_ok=True)
     return True

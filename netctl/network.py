@@ -13,6 +13,7 @@ from typing import Any
 
 from netctl import bridge, dnsmasq, ipam, netlink, nft, sysctl
 from netctl.errors import InvalidSubnet, NetError, SubnetOverlap
+from netctl.guestcfg import StaticAddress
 from netctl.netlink import iproute, lookup
 from netctl.ports import PublishedPort
 
@@ -144,10 +145,14 @@ def up(net: NetworkDef, state_dir: Path, run_dir: Path, *, user: str | None = No
             f"network {net.name!r}: {err.message}", other=err.other, hint=err.hint
         ) from None
     sysctl.enable_ip_forward()
+    files = paths(net, state_dir, run_dir)
+    if bridge.link_mark(net.bridge) is None:
+        # A dnsmasq still running (after a crash, or the bridge deleted by hand) is bound to
+        # the old link's index and would serve nothing on the new bridge.
+        dnsmasq.stop(files)
     bridge.ensure_bridge(
         net.bridge, ipam.gateway_interface(net.subnet), network=net.name, ipv6=net.gateway6
     )
-    files = paths(net, state_dir, run_dir)
     user = user or dnsmasq.default_user()
     conf = dnsmasq.render_conf(
         bridge=net.bridge,
@@ -289,3 +294,69 @@ def host_checks(table: str = nft.TABLE) -> list[Check]:
     else:
         checks.append(Check("pyroute2", False, "not installed", "pip install pyroute2"))
     return checks
+
+
+@dataclass(frozen=True)
+class KeepIp:
+    """Where a migrated VM's own static address can live: ``network`` is the managed
+    network to put it on (None when there is none), ``message`` what to tell the user."""
+
+    address: StaticAddress
+    network: NetworkDef | None
+    message: str
+
+
+def plan_keep_ip(
+    address: StaticAddress,
+    networks: Sequence[NetworkDef],
+    host: Iterable[ipam.HostNet] = (),
+) -> KeepIp:
+    """Match the VM's address (from ``guestcfg.read_static``) with a managed network whose
+    subnet holds it; otherwise say what the operator can do: create a network for that
+    subnet (when the VM's gateway is the subnet's first address, as netctl's are) or give
+    the bridge of the VM's own LAN (``--net bridge:BR``). *host* lists the host's networks
+    (``bridge.host_networks()``) to recognise a LAN the host is already on."""
+    where = f"{address.interface} ({address.iface} in {address.source})"
+    for net in networks:
+        if address.address not in net.subnet:
+            continue
+        try:
+            ipam.check_static(address.address, net.subnet)
+        except NetError as err:
+            return KeepIp(
+                address,
+                None,
+                f"the VM's address {where} cannot be kept on network {net.name!r}: {err.message}",
+            )
+        note = ""
+        if address.gateway is not None and address.gateway != net.gateway:
+            note = (
+                f"; its default route becomes {net.gateway}, the network's gateway, instead "
+                f"of {address.gateway}"
+            )
+        return KeepIp(address, net, f"keeping {where} on network {net.name!r}{note}")
+    lan = address.network
+    on_host = [h for h in host if h.network.prefixlen and h.network.overlaps(lan)]
+    if on_host:
+        link = on_host[0].link or "?"
+        return KeepIp(
+            address,
+            None,
+            f"the VM's address {where} is on a LAN the host has ({on_host[0].where}): "
+            f"attach the container to that LAN's bridge with --net bridge:BR (if {link} "
+            "is a bridge, --net bridge:" + link + ")",
+        )
+    if address.gateway is None or address.gateway == ipam.gateway(lan):
+        return KeepIp(
+            address,
+            None,
+            f"no managed network holds {where}: create one with "
+            f"`richc network create NAME --subnet {lan}`, or give --net bridge:BR",
+        )
+    return KeepIp(
+        address,
+        None,
+        f"no managed network holds {where}, and its gateway {address.gateway} is not the "
+        f"first address of {lan} as a managed network's would be: attach it to the bridge "
+        "of its old LAN with --net bridge:BR",
+    )

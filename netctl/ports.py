@@ -1,11 +1,13 @@
-"""Published ports, pure: parsing ``--publish`` and refusing two containers on one host port."""
+"""Published ports: parsing ``--publish``, refusing two containers on one host port (pure),
+and refusing a port a host process already listens on (reads /proc/net)."""
 
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from ipaddress import IPv4Address
+from ipaddress import IPv4Address, IPv6Address
+from pathlib import Path
 
 from netctl.errors import InvalidPort, PortConflict
 
@@ -122,3 +124,65 @@ def check_conflicts(existing: Iterable[PublishedPort], wanted: Iterable[PortRequ
                     hint="choose another host port",
                 )
         seen.append((request, "this container"))
+
+
+# --- what the host itself listens on ---------------------------------------------------------
+
+_TCP_LISTEN = "0A"
+
+
+def parse_proc_net(text: str, proto: Proto) -> list[tuple[IPv4Address | IPv6Address, int]]:
+    """The bound local (address, port) pairs of a /proc/net/{tcp,udp}[6] table: listening
+    sockets for TCP, every bound socket for UDP."""
+    found: list[tuple[IPv4Address | IPv6Address, int]] = []
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) < 4:
+            continue
+        addr_hex, _, port_hex = fields[1].partition(":")
+        if proto is Proto.TCP and fields[3] != _TCP_LISTEN:
+            continue
+        raw = bytes.fromhex(addr_hex)
+        # The kernel prints each 32-bit word of the address in host (little-endian) order.
+        words = b"".join(raw[i : i + 4][::-1] for i in range(0, len(raw), 4))
+        addr: IPv4Address | IPv6Address = (
+            IPv4Address(words) if len(words) == 4 else IPv6Address(words)
+        )
+        port = int(port_hex, 16)
+        if port:
+            found.append((addr, port))
+    return found
+
+
+def host_listeners(proto: Proto, proc_net: Path = Path("/proc/net")) -> dict[int, list[str]]:
+    """Port -> the addresses the calling process's network namespace has sockets bound to
+    (listening, for TCP)."""
+    ports: dict[int, list[str]] = {}
+    for name in (str(proto), f"{proto}6"):
+        try:
+            text = (proc_net / name).read_text()
+        except OSError:
+            continue
+        for addr, port in parse_proc_net(text, proto):
+            ports.setdefault(port, []).append(str(addr))
+    return ports
+
+
+def check_host_ports(
+    wanted: Iterable[PortRequest], listeners: Mapping[Proto, Mapping[int, list[str]]] | None = None
+) -> None:
+    """PortConflict when a host process already listens on a wanted host port (on the
+    address asked for, a wildcard address or, for a wildcard request, any address): the
+    DNAT would hide it. *listeners* defaults to the live /proc/net tables."""
+    live = listeners if listeners is not None else {p: host_listeners(p) for p in Proto}
+    for request in wanted:
+        for addr in live.get(request.proto, {}).get(request.host_port, []):
+            wildcard = addr in ("0.0.0.0", "::")
+            if request.host_ip is None or wildcard or addr == str(request.host_ip):
+                where = f"[{addr}]" if ":" in addr else addr
+                raise PortConflict(
+                    f"host port {request.host_port}/{request.proto} is in use by a process "
+                    f"of the host listening on {where}:{request.host_port}",
+                    holder=f"a host process on {where}:{request.host_port}",
+                    hint="choose another host port, or stop that service",
+                )

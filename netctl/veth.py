@@ -144,3 +144,18 @@ def lxc_net_keys(nics: Iterable[NicSpec]) -> list[tuple[str, str]]:
             if nic.gateway is not None:
                 keys.append((f"{prefix}.ipv4.gateway", str(nic.gateway)))
     return keys
+
+
+def richc_veths() -> dict[str, str]:
+    """Host-side veths ``attach`` made, name -> ``CONTAINER/INDEX`` (from their mark), for
+    ``doctor`` and for finding what a crash left. LXC's veths carry no mark: find those
+    by name with ``ipam.veth_name``."""
+    found = {}
+    with iproute() as ipr:
+        for link in ipr.get_links():
+            alias = link.get_attr("IFLA_IFALIAS") or ""
+            info = link.get_attr("IFLA_LINKINFO")
+            kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
+            if kind == "veth" and alias.startswith(MARK):
+                found[str(link.get_attr("IFLA_IFNAME"))] = alias[len(MARK) :]
+    return found

@@ -26,7 +26,7 @@ from pathlib import Path
 import pytest
 
 from netctl import bridge, dnsmasq, ipam, network, nft, sysctl, veth
-from netctl.errors import NotOurs, SubnetOverlap
+from netctl.errors import LinkError, NotOurs, SubnetOverlap
 from netctl.netlink import iproute, lookup
 from netctl.ports import PublishedPort, parse_publish
 
@@ -452,6 +452,76 @@ def test_unpublishing_closes_the_port(served: Lab) -> None:
     finally:
         network.apply_rules([served.net], [served.published], table=served.table)
     assert _ask(served.outside_host, port) == str(served.outside_host)
+
+
+def test_a_second_network_with_ipv6_beside_the_first(lab: Lab) -> None:
+    # A routed network with a ULA prefix: its own dnsmasq binds only its own bridge, so two
+    # networks' DHCP servers coexist.
+    tag = secrets.token_hex(3)
+    subnet = _free_subnet(24, [lab.net.subnet])
+    other = network.NetworkDef.make(f"rt{tag}", subnet, nat=False, ipv6="auto", seed=tag)
+    state, run = lab.state.parent / "other", lab.run
+    try:
+        pid = network.up(other, state, run)
+        assert pid != dnsmasq.status(network.paths(lab.net, lab.state, lab.run)).pid
+        with iproute() as ipr:
+            index = lookup(ipr, other.bridge)
+            addrs = {
+                f"{a.get_attr('IFA_ADDRESS')}/{a['prefixlen']}"
+                for a in ipr.get_addr(index=index)
+                if a["scope"] == 0
+            }
+        assert addrs == {str(ipam.gateway_interface(subnet)), str(other.gateway6)}
+        assert "enable-ra" in network.paths(other, state, run).conf.read_text().splitlines()
+    finally:
+        network.down(other, state, run, purge=True)
+    assert bridge.link_mark(other.bridge) is None
+    assert dnsmasq.status(network.paths(other, state, run)).pid is None
+
+
+def test_a_failed_attach_leaves_no_link(lab: Lab) -> None:
+    nic = veth.NicSpec("gone", 0, lab.net.bridge, ipam.mac_address("gone", 0))
+    dead = subprocess.Popen(["true"])
+    dead.wait()
+    with pytest.raises(LinkError):
+        veth.attach(nic, dead.pid)
+    # The container already has an eth0: the pair made for it is deleted again.
+    space = _make_netns("clash")
+    try:
+        with iproute(space.pid) as ns:
+            ns.link("add", ifname="eth0", kind="bridge")
+        with pytest.raises(LinkError, match="eth0"):
+            veth.attach(nic, space.pid)
+    finally:
+        space.proc.kill()
+        space.proc.wait()
+    with iproute() as ipr:
+        assert lookup(ipr, nic.host_name) is None
+
+
+def test_attach_again_replaces_what_a_crash_left(lab: Lab) -> None:
+    space = _make_netns("again")
+    nic = veth.NicSpec(
+        "again",
+        1,
+        lab.net.bridge,
+        ipam.mac_address("again", 1),
+        IPv4Interface(f"{lab.net.gateway + 20}/24"),
+        lab.net.gateway,
+    )
+    try:
+        veth.attach(nic, space.pid)
+        assert veth.richc_veths()[nic.host_name] == "again/1"
+        # As after a crash between attach and start: the same NIC is made again.
+        veth.attach(nic, space.pid)
+        ping = space.busybox("ping", "-c1", "-W2", str(lab.net.gateway))
+        assert ping.returncode == 0, ping.stdout
+        assert space.busybox("ip", "-o", "link", "show", "eth1").returncode == 0
+    finally:
+        space.proc.kill()
+        space.proc.wait()
+        veth.detach("again", 1)
+    assert nic.host_name not in veth.richc_veths()
 
 
 # --- teardown (runs last in this file) -------------------------------------------------------

@@ -11,9 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from netctl import dnsmasq, network, veth
+from netctl import dnsmasq, ipam, network, veth
 from netctl.dnsmasq import HostEntry, Paths
 from netctl.errors import InvalidSubnet
+from netctl.guestcfg import StaticAddress
 
 PATHS = Paths.under(Path("/var/lib/richc/networks/richc0"), Path("/run/richc/networks"), "richc0")
 
@@ -193,3 +194,37 @@ def test_taken_addresses_include_leases(tmp_path: Path) -> None:
         IPv4Address("10.78.0.131"): "a DHCP lease of 02:00:00:00:00:0c",
     }
     assert os.path.basename(network.paths(net, tmp_path, tmp_path).pidfile) == "n.dnsmasq.pid"
+
+
+def _vm(address: str, gateway: str | None) -> StaticAddress:
+    iface = IPv4Interface(address)
+    return StaticAddress(
+        "eth0",
+        iface.ip,
+        iface.network.prefixlen,
+        IPv4Address(gateway) if gateway else None,
+        (),
+        "/etc/network/interfaces",
+    )
+
+
+def test_keep_ip_on_the_network_holding_the_address() -> None:
+    lan = network.NetworkDef.make("lan", "192.168.10.0/24")
+    other = network.NetworkDef.make("other", "10.77.0.0/24")
+    plan = network.plan_keep_ip(_vm("192.168.10.5/24", "192.168.10.1"), [other, lan])
+    assert plan.network == lan and "keeping 192.168.10.5/24" in plan.message
+    moved = network.plan_keep_ip(_vm("192.168.10.5/24", "192.168.10.254"), [lan])
+    assert moved.network == lan and "becomes 192.168.10.1" in moved.message
+    clash = network.plan_keep_ip(_vm("192.168.10.1/24", None), [lan])
+    assert clash.network is None and "gateway" in clash.message
+
+
+def test_keep_ip_without_a_network_says_what_to_do() -> None:
+    create = network.plan_keep_ip(_vm("192.168.10.5/24", "192.168.10.1"), [])
+    assert create.network is None
+    assert "richc network create NAME --subnet 192.168.10.0/24" in create.message
+    odd_gateway = network.plan_keep_ip(_vm("192.168.10.5/24", "192.168.10.254"), [])
+    assert "--net bridge:BR" in odd_gateway.message and "not the first" in odd_gateway.message
+    host = [ipam.HostNet(IPv4Network("192.168.10.0/24"), "address 192.168.10.2/24 on br0", "br0")]
+    on_lan = network.plan_keep_ip(_vm("192.168.10.5/24", "192.168.10.1"), [], host)
+    assert "--net bridge:br0" in on_lan.message

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from ipaddress import IPv4Address, IPv4Network, IPv6Network
+from ipaddress import IPv4Address, IPv4Network, IPv6Address, IPv6Network
 
 import pytest
 
@@ -16,7 +16,15 @@ from netctl.errors import (
     SubnetOverlap,
 )
 from netctl.ipam import HostNet
-from netctl.ports import PortRequest, Proto, PublishedPort, check_conflicts, parse_publish
+from netctl.ports import (
+    PortRequest,
+    Proto,
+    PublishedPort,
+    check_conflicts,
+    check_host_ports,
+    parse_proc_net,
+    parse_publish,
+)
 
 
 def test_parse_subnet_accepts_a_cidr() -> None:
@@ -186,3 +194,33 @@ def test_port_conflicts_name_the_holder() -> None:
     check_conflicts([lo], [parse_publish("127.0.0.2:9000:80")])
     with pytest.raises(PortConflict, match="this container"):
         check_conflicts([], [parse_publish("9000:80"), parse_publish("9000:81")])
+
+
+PROC_TCP = """  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid
+   0: 00000000:1F90 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0
+   1: 0100007F:0035 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0
+   2: 0100007F:0035 0100007F:9C40 01 00000000:00000000 00:00000000 00000000     0
+"""
+PROC_TCP6 = """  sl  local_address                         remote_address                        st
+   0: 00000000000000000000000001000000:0016 00000000000000000000000000000000:0000 0A
+"""
+
+
+def test_parse_proc_net() -> None:
+    assert parse_proc_net(PROC_TCP, Proto.TCP) == [
+        (IPv4Address("0.0.0.0"), 8080),
+        (IPv4Address("127.0.0.1"), 53),
+    ]
+    assert parse_proc_net(PROC_TCP6, Proto.TCP) == [(IPv6Address("::1"), 22)]
+    # For UDP every bound socket counts, whatever its state.
+    assert len(parse_proc_net(PROC_TCP, Proto.UDP)) == 3
+
+
+def test_a_port_a_host_process_listens_on_is_refused() -> None:
+    live = {Proto.TCP: {8080: ["0.0.0.0"], 53: ["127.0.0.1"]}, Proto.UDP: {}}
+    with pytest.raises(PortConflict, match=r"listening on 0\.0\.0\.0:8080"):
+        check_host_ports([parse_publish("192.0.2.2:8080:80")], live)
+    with pytest.raises(PortConflict, match=r"127\.0\.0\.1:53"):
+        check_host_ports([parse_publish("53:53")], live)
+    # Another address than the one bound, or another protocol, is free.
+    check_host_ports([parse_publish("192.0.2.2:53:53"), parse_publish("8080:80/udp")], live)
