@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 # btrfs-progs, xfsprogs, quota, e2fsprogs. systemd for `systemd-analyze verify`,
 # libsystemd-dev + pkg-config to build systemd-python. qemu + a Debian kernel for the VM tests.
 # python3-venv + python3-dev: Debian's interpreter for .venv, and its headers for the bindings.
+# Networking (netctl): nftables for NAT and published ports (nft -j), dnsmasq-base for each
+# managed network's DHCP and DNS, iperf3 for bench/bench_net.py's throughput runs.
 APT_PACKAGES=(
     python3-venv python3-dev
     lxc lxc-dev lxcfs runc crun busybox-static debootstrap tini
@@ -17,6 +19,7 @@ APT_PACKAGES=(
     systemd libsystemd-dev pkg-config
     qemu-system-x86 linux-image-amd64
     tar zstd xz-utils gzip rsync util-linux iproute2 procps
+    nftables dnsmasq-base iperf3
 )
 
 missing=()
