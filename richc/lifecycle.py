@@ -76,6 +76,7 @@ def make_spec(
         limits=resolve_devices(config.limits),
         mounts=tuple(m for p in parts for m in p.mounts),
         cap_drop_extra=tuple(c for p in parts for c in p.cap_drop),
+        nics=tuple(n for p in parts for n in p.nics),
     )
     # What the runtime runs when the container stops for any reason (poststop hooks).
     callback = claim.callback_command(ctx.paths.root, cdir.run_dir)
@@ -97,14 +98,25 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
         try:
             cdir.save_state(state)
             cdir.save_config(config)
-            from richc.hostres import disk
+            from richc.hostres import disk, net
 
+            if not config.net.keep_ip:  # addresses first: a clash refuses before any copy
+                net.allocate(ctx, cdir, config, state)
             disk.create_rootfs(ctx, cdir, config, state)  # under a quota when --disk is set
             with disk.fitting(ctx, cdir, config, state):
                 result = populate(config, cdir, ctx.paths, state)
             state.init = result.init.value
             state.rootfs = str(cdir.rootfs)
             state.applied = [c.to_dict() for c in result.changes]
+            if config.net.keep_ip:  # the VM's own address, read from the copied tree
+                nics = net.keep_ip(ctx, cdir, config)
+                config = dataclasses.replace(
+                    config, net=dataclasses.replace(config.net, nics=nics, keep_ip=False)
+                )
+                cdir.save_config(config)
+                net.allocate(ctx, cdir, config, state)
+            if config.source == "busybox" or config.source.startswith("debian:"):
+                net.resolv_conf(cdir, state)
             state.status = "created"
             cdir.save_state(state)
             _prerender(ctx, cdir, config, state)

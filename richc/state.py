@@ -91,6 +91,35 @@ class UnitRecord:
     installed_at: str = ""
 
 
+@dataclass(frozen=True)
+class NicRecord:
+    """One NIC as allocated at create: where it is, its MAC and address, and the name of
+    its host-side veth (derived, so a crash's leftover is found again)."""
+
+    index: int
+    bridge: str
+    mac: str
+    host_veth: str
+    network: str | None = None  # a managed network; None: an operator's bridge
+    address: str | None = None  # A.B.C.D/N; None: the guest asks the bridge's DHCP
+    gateway: str | None = None
+
+
+@dataclass(frozen=True)
+class PortRecord:
+    host_port: int
+    container_port: int
+    proto: str = "tcp"
+    host_ip: str | None = None
+
+
+@dataclass(frozen=True)
+class NetRecord:
+    nics: tuple[NicRecord, ...] = ()
+    ports: tuple[PortRecord, ...] = ()  # published to the first NIC's address
+    kept_ip: str | None = None  # what --keep-ip found and kept (or why not), for the report
+
+
 @dataclass
 class State:
     """What richc recorded about a container. Runtime facts (running, pid) are read live."""
@@ -112,6 +141,7 @@ class State:
     overlay: OverlayRecord | None = None
     lxcfs: LxcfsRecord | None = None
     unit: UnitRecord | None = None
+    net: NetRecord | None = None
     schema: int = STATE_SCHEMA
 
     @property

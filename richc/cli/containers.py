@@ -114,7 +114,34 @@ def create(
             help="K=V, repeatable: an OCI annotation hooks see (and `when.annotations` matches).",
         ),
     ] = None,
-    net: Annotated[str | None, typer.Option(help="none, host or a bridge name.")] = None,
+    net: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--net",
+            help="none, host, a managed network (richc network create) or bridge:BR;"
+            " repeatable, one NIC each (default: richc0 for busybox and debian).",
+        ),
+    ] = None,
+    ip: Annotated[
+        list[str] | None, typer.Option("--ip", help="The n-th NIC's address; repeatable.")
+    ] = None,
+    mac: Annotated[
+        list[str] | None, typer.Option("--mac", help="The n-th NIC's MAC; repeatable.")
+    ] = None,
+    publish: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--publish",
+            "-p",
+            help="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], to the first NIC; repeatable.",
+        ),
+    ] = None,
+    keep_ip: Annotated[
+        bool,
+        typer.Option(
+            "--keep-ip", help="Keep the static address the VM's own network config names."
+        ),
+    ] = False,
     restart: Annotated[str | None, typer.Option(help="no, on-failure or always.")] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with the same settings.")
@@ -134,9 +161,14 @@ def create(
       richc create legacy --from tar:/srv/vm.tar.gz --init auto --disk 20G
 
       richc create --config web01.yaml
+
+      richc create web02 --net richc0 --ip 10.77.0.20 --publish 8080:80
+
+      richc create legacy --from tar:/srv/vm.tar.gz --keep-ip
     """
     from richc import config as cfg
     from richc import lifecycle
+    from richc.config import net as cfg_net
     from richc.config.limits import parse_ulimit_flags
 
     file_data = cfg.load_yaml(config_file) if config_file else {}
@@ -172,7 +204,7 @@ def create(
         "env": cfg.parse_key_values("--env", env or []) or None,
         "hooks": cfg.parse_hook_flags(hook or []) or None,
         "annotations": cfg.parse_key_values("--annotation", annotation or []) or None,
-        "net": net,
+        "net": cfg_net.from_flags(net or [], ip or [], mac or [], publish or [], keep_ip),
         "restart": restart,
     }
     merged = cfg.merge(file_data, flags)

@@ -19,6 +19,9 @@ from richc.config.limits import DEVICE_LIMIT_KEYS as DEVICE_LIMIT_KEYS
 from richc.config.limits import LIMIT_KEYS as LIMIT_KEYS
 from richc.config.limits import Limits as Limits
 from richc.config.limits import parse_limits
+from richc.config.net import DEFAULT_NETWORK, parse_net
+from richc.config.net import NetConfig as NetConfig
+from richc.config.net import NicConfig as NicConfig
 from richc.errors import ConfigError, NotFound, UsageError
 from richc.sizes import parse_cpus, parse_positive_int, parse_size
 
@@ -97,23 +100,6 @@ class HookRef:
             out["on_failure"] = self.on_failure
         if self.env:
             out["env"] = dict(self.env)
-        return out
-
-
-@dataclass(frozen=True)
-class NetConfig:
-    """``none`` gives the container only a loopback; ``host`` shares the host's network."""
-
-    mode: str = "none"
-    bridge: str | None = None
-    address: str | None = None
-    gateway: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mode": self.mode}
-        for key in ("bridge", "address", "gateway"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
         return out
 
 
@@ -291,23 +277,6 @@ def _parse_hooks(raw: object) -> tuple[tuple[str, tuple[HookRef, ...]], ...]:
     return tuple(sorted(out, key=lambda item: HOOK_STAGES.index(item[0])))
 
 
-def _parse_net(raw: object) -> NetConfig:
-    if isinstance(raw, str):
-        raw = {"mode": raw} if raw in ("none", "host") else {"mode": "bridge", "bridge": raw}
-    data = _mapping("net", raw)
-    mode = str(data.get("mode", "bridge" if data.get("bridge") else "none"))
-    if mode not in ("none", "host", "bridge"):
-        raise ConfigError("net.mode", mode, "expected none, host or bridge")
-    if mode == "bridge" and not data.get("bridge"):
-        raise ConfigError("net.bridge", None, "bridge mode needs a bridge name")
-    return NetConfig(
-        mode=mode,
-        bridge=data.get("bridge"),
-        address=data.get("address"),
-        gateway=data.get("gateway"),
-    )
-
-
 def normalise_source(value: object) -> str:
     text = str(value or "busybox").strip()
     if text == "busybox" or text.startswith(("debian:", "dir:", "tar:", "oci:")):
@@ -323,6 +292,15 @@ def normalise_source(value: object) -> str:
         "unknown source",
         hint="use busybox, debian:SUITE, dir:PATH, tar:PATH or oci:PATH",
     )
+
+
+def default_net(source: str) -> NetConfig:
+    """A new container that says nothing of networking: images richc builds (busybox,
+    debian:SUITE) join the managed default network; a VM's own tree gets none, since its
+    network config names addresses only the operator can place (see --keep-ip)."""
+    if source == "busybox" or source.startswith("debian:"):
+        return NetConfig(mode="nics", nics=(NicConfig(network=DEFAULT_NETWORK),))
+    return NetConfig()
 
 
 def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
@@ -344,9 +322,10 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
     lxcfs = data.get("lxcfs", True)
     if not isinstance(lxcfs, bool):
         raise ConfigError("lxcfs", lxcfs, "expected true or false")
+    source = normalise_source(data.get("from"))
     return ContainerConfig(
         name=name,
-        source=normalise_source(data.get("from")),
+        source=source,
         init=_enum(Init, "init", data.get("init", "auto")),
         hostname=hostname,
         limits=parse_limits(data.get("limits")),
@@ -356,7 +335,7 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
         env=_parse_env(data.get("env")),
         annotations=_parse_annotations(data.get("annotations")),
         hooks=_parse_hooks(data.get("hooks")),
-        net=_parse_net(data.get("net")),
+        net=parse_net(data.get("net"), default=default_net(source)),
         restart=_enum(RestartPolicy, "restart", data.get("restart", "no")),
         stop_timeout=parse_positive_int("stop_timeout", stop_timeout),
         stop_signal=str(data["stop_signal"]) if data.get("stop_signal") else None,

@@ -30,7 +30,7 @@ import importlib
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from richc.spec import Mount
+from richc.spec import Mount, Nic
 
 if TYPE_CHECKING:
     from richc import config as cfg
@@ -40,7 +40,7 @@ if TYPE_CHECKING:
 
 # Start order; stop and release go in reverse. The disk comes first (the rootfs lives on
 # it), the overlay is mounted on the rootfs directory, lxcfs views are bound into it.
-ORDER = ("disk", "overlay", "lxcfs", "unit")
+ORDER = ("disk", "overlay", "lxcfs", "net", "unit")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class Contribution:
 
     mounts: tuple[Mount, ...] = ()
     cap_drop: tuple[str, ...] = ()
+    nics: tuple[Nic, ...] = ()
 
 
 class HostResource(Protocol):

@@ -235,7 +235,7 @@ def network_config(root: Path, config: ContainerConfig) -> list[Edit]:
     """Rename the VM's NICs to the container's; keep ifupdown from waiting for absent ones."""
     renames = nic_renames(root)
     edits: list[Edit] = []
-    has_nic = config.net.mode == "bridge"
+    has_nic = config.net.mode == "nics"
     interfaces = _read(root, "etc/network/interfaces")
     if interfaces is not None:
         new = _rename_words(interfaces, renames)

@@ -256,11 +256,8 @@ def render_config(
     capabilities richc itself holds: runc fails to start a container asked for more (LXC
     silently keeps what there is), so the others are left out.
     """
-    if spec.network == "bridge":
-        raise HostUnsupported(
-            f"{spec.name}: the runc runtime has no bridge networking",
-            hint="use net: none or net: host with runc, or the lxc runtime for a bridge",
-        )
+    # NICs (spec.nics) are not in config.json: runc has no veth support, so richc makes
+    # them in the container's network namespace between `runc create` and `runc start`.
     unknown = [ns for ns in spec.namespaces if ns not in NAMESPACES]
     if unknown:
         raise ValueError(f"namespaces the runtime-spec does not know: {unknown}")

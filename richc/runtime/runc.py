@@ -154,6 +154,9 @@ class RuncRuntime:
         spec.log_dir.mkdir(parents=True, exist_ok=True)
         pid = self._create(spec, cdir)
         try:
+            # The init waits in runc's create until `runc start`: its network namespace is
+            # there to give NICs to before anything inside runs.
+            attach_nics(spec, pid)
             run(self._cmd(cdir, "start", cdir.name), hint=self._log_hint(cdir))
         except BaseException:
             with contextlib.suppress(Exception):
@@ -324,3 +327,28 @@ def _last_error(runc_log: Path) -> str:
 def _package_root() -> str:
     """The directory holding the ``richc`` package, so the keeper imports this very richc."""
     return str(Path(__file__).resolve().parents[2])
+
+
+def attach_nics(spec: ContainerSpec, pid: int) -> None:
+    """Make *spec*'s NICs in the namespace of the init *pid* (netctl, through netlink)."""
+    if not spec.nics:
+        return
+    from ipaddress import IPv4Address, IPv4Interface
+
+    from netctl import veth
+    from netctl.errors import NetError
+
+    for nic in spec.nics:
+        wanted = veth.NicSpec(
+            container=spec.name,
+            index=nic.index,
+            bridge=nic.bridge,
+            mac=nic.mac,
+            address=IPv4Interface(nic.address) if nic.address else None,
+            gateway=IPv4Address(nic.gateway) if nic.gateway else None,
+            veth=nic.host_veth,
+        )
+        try:
+            veth.attach(wanted, pid)
+        except NetError as exc:
+            raise RuntimeFailure(f"{spec.name}: {exc.message}", hint=exc.hint) from None

@@ -7,6 +7,7 @@ without root.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from ipaddress import IPv4Interface
 from pathlib import Path
 
 from richc.config import ContainerConfig, Init
@@ -80,6 +81,31 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Nic:
+    """A NIC as both runtimes make it: a veth pair, ``host_veth`` on ``bridge``, the other
+    end ``eth<index>`` inside with ``mac`` and, when set, ``address`` (A.B.C.D/N) and a
+    default route via ``gateway``."""
+
+    index: int
+    bridge: str
+    mac: str
+    host_veth: str
+    address: str | None = None
+    gateway: str | None = None
+
+    @property
+    def ifname(self) -> str:
+        return f"eth{self.index}"
+
+    @property
+    def broadcast(self) -> str | None:
+        # Given to LXC with the address: without it LXC sets a broadcast of 0.0.0.255.
+        if self.address is None:
+            return None
+        return str(IPv4Interface(self.address).network.broadcast_address)
+
+
+@dataclass(frozen=True)
 class Paths:
     rootfs: Path
     log_dir: Path
@@ -109,8 +135,8 @@ class ContainerSpec:
     rlimits: tuple[tuple[str, int, int], ...] = ()
     apparmor_profile: str | None = None
     cgroup_mount: str | None = "cgroup:mixed"
-    network: str = "none"
-    bridge: str | None = None
+    network: str = "none"  # none (loopback only), host (the host's namespace), or nics
+    nics: tuple[Nic, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()  # the config's own (OCI config.json)
     # What the runtime runs when the container stops for any reason (poststop hooks): a
     # shell command line, as LXC hook values are.
@@ -126,6 +152,7 @@ def build_spec(
     limits: Limits | None = None,
     mounts: tuple[Mount, ...] = (),
     cap_drop_extra: tuple[str, ...] = (),
+    nics: tuple[Nic, ...] = (),
 ) -> ContainerSpec:
     """Turn a validated config plus host facts into the spec both runtimes render.
 
@@ -164,6 +191,6 @@ def build_spec(
         apparmor_profile="unconfined" if host.apparmor else None,
         cgroup_mount=host.cgroup_mount,
         network=config.net.mode,
-        bridge=config.net.bridge,
+        nics=nics,
         annotations=config.annotations,
     )

@@ -27,8 +27,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("richc.config", "richc.state"),
     # storage, the pure spec, the host probe and cgroup files
     ("richc.store", "richc.context", "richc.spec", "richc.cgroups", "richc.probe"),
-    # facts of this host, the rootfs, the runtimes
-    ("richc.hostfacts", "richc.rootfs", "richc.runtime", "richc.livewrites"),
+    # facts of this host, the rootfs, the runtimes, managed networks
+    ("richc.hostfacts", "richc.rootfs", "richc.runtime", "richc.livewrites", "richc.networks"),
     # hooks
     ("richc.hookrun",),
     # host resources (the protocol the lifecycle loops over) and systemd units

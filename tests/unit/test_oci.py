@@ -20,7 +20,7 @@ from richc import config as cfg
 from richc.errors import HostUnsupported
 from richc.runtime.lxc import config_text
 from richc.runtime.oci_config import ALL_CAPS, bounding_set, oci_signal, render_config
-from richc.spec import ContainerSpec, HostFacts, Mount, Paths, build_spec
+from richc.spec import ContainerSpec, HostFacts, Mount, Nic, Paths, build_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RICHC_UPDATE_GOLDEN") == "1"
@@ -280,10 +280,14 @@ def test_signals_by_name_number_and_realtime_offset() -> None:
         oci_signal("SIGNOPE")
 
 
-def test_bridge_networking_and_unmappable_v1_files_are_refused() -> None:
-    spec = replace(make_spec("busybox-default"), network="bridge", bridge="br0")
-    with pytest.raises(HostUnsupported, match="bridge"):
-        render_config(spec, cgroups_path="/x")
+def test_nics_stay_out_of_config_json_and_unmappable_v1_files_are_refused() -> None:
+    nic = Nic(0, "br0", "02:00:00:00:00:01", "rc01234567", "10.0.0.2/24", "10.0.0.1")
+    spec = replace(make_spec("busybox-default"), network="nics", nics=(nic,))
+    config = render_config(spec, cgroups_path="/x")
+    assert {"type": "network"} in config["linux"]["namespaces"]  # richc makes the veth
+    assert "10.0.0.2" not in json.dumps(config)
+    assert "lxc.net.0.ipv4.address = 10.0.0.2/24 10.0.0.255" in config_text(spec)
+    assert "lxc.net.0.veth.pair = rc01234567" in config_text(spec)
     spec = replace(
         make_spec("busybox-default"), limits=cfg.Limits(io_weight=100), io_weight_file="io.weight"
     )
