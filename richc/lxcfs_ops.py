@@ -16,16 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from richc.context import Context
 from richc.errors import NotFound, RichcError
-from richc.hostres.lxcfs import (
-    ensure_serving,
-    quick_healthy,
-    recorded_views,
-    run_dir,
-    settings,
-    view_record,
-    views_for,
-    wrap_error,
-)
+from richc.hostres import lxcfs
 from richc.procs import live_pid
 from richc.state import LxcfsRecord, State
 from richc.store import ContainerDir
@@ -75,9 +66,9 @@ def running_targets(ctx: Context, names: Sequence[str] = ()) -> list[Target]:
 def host_status(ctx: Context) -> dict[str, Any]:
     import lxcfs_integration as li
 
-    conf = settings(ctx.paths)
+    conf = lxcfs.settings(ctx.paths)
     status = li.home_status(conf.home)
-    current = li.current(conf.home, run_dir(ctx.paths)) if status.state.serving() else None
+    current = li.current(conf.home, lxcfs.run_dir(ctx.paths)) if status.state.serving() else None
     views: list[str] = []
     if status.state.serving():
         with contextlib.suppress(li.LxcfsError):
@@ -97,7 +88,7 @@ def host_status(ctx: Context) -> dict[str, Any]:
 def container_status(target: Target) -> dict[str, Any]:
     import lxcfs_integration as li
 
-    views = recorded_views(target.state)
+    views = lxcfs.recorded_views(target.state)
     health = li.container_health(target.pid, views)
     return {
         "name": target.cdir.name,
@@ -128,13 +119,13 @@ def remount(ctx: Context, names: Sequence[str] = ()) -> dict[str, Any]:
     import lxcfs_integration as li
 
     targets = running_targets(ctx, names)
-    process, started = ensure_serving(ctx.paths)
-    conf = settings(ctx.paths)
+    process, started = lxcfs.ensure_serving(ctx.paths)
+    conf = lxcfs.settings(ctx.paths)
     try:
         views = li.compute_views(conf.home)
     except li.LxcfsError as exc:
-        raise wrap_error(exc) from exc
-    results = [_remount_one(t, views_for(t.state.runtime, views)) for t in targets]
+        raise lxcfs.wrap_error(exc) from exc
+    results = [_remount_one(t, lxcfs.views_for(t.state.runtime, views)) for t in targets]
     return {
         "host": {"home": str(conf.home), "pid": process.pid, "restarted": started},
         "containers": results,
@@ -145,14 +136,14 @@ def _remount_one(target: Target, views: Sequence[li.View]) -> dict[str, Any]:
     import lxcfs_integration as li
 
     report = li.remount_views(target.pid, views)
-    if report.ok and recorded_views(target.state) != tuple(views):
+    if report.ok and lxcfs.recorded_views(target.state) != tuple(views):
         # Record what is bound now, so health and the next remount use the same list
         # (only when it changed: the state write fsyncs, ~15 ms a container).
         with target.cdir.lock():
             state = target.cdir.load_state()
             old = state.lxcfs or LxcfsRecord(enabled=True)
             state.lxcfs = dataclasses.replace(
-                old, enabled=True, views=tuple(map(view_record, views))
+                old, enabled=True, views=tuple(map(lxcfs.view_record, views))
             )
             target.cdir.save_state(state)
     return {
@@ -187,7 +178,7 @@ def watch(
     import lxcfs_integration as li
 
     stop = stop or threading.Event()
-    conf = settings(ctx.paths)
+    conf = lxcfs.settings(ctx.paths)
     while not stop.is_set():
         try:
             home = li.home_status(conf.home).state
@@ -197,7 +188,9 @@ def watch(
                 if home.needs_unmount() or targets:
                     _report_event(on_event, remount(ctx))
             else:
-                sick = [t.cdir.name for t in targets if quick_healthy(t.state, t.pid) is False]
+                sick = [
+                    t.cdir.name for t in targets if lxcfs.quick_healthy(t.state, t.pid) is False
+                ]
                 if sick:
                     _report_event(on_event, remount(ctx, sick))
         except RichcError as exc:
