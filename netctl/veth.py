@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 from netctl.errors import LinkError
 from netctl.ipam import veth_name
-from netctl.netlink import doing, iproute, lookup
+from netctl.netlink import doing, iproute, lookup, netlink_errno
 
 MARK = "richc:"
 
@@ -113,7 +113,13 @@ def detach(container: str, index: int) -> bool:
         link_index = lookup(ipr, name)
         if link_index is None:
             return False
-        link = ipr.get_links(link_index)[0]
+        try:
+            link = ipr.get_links(link_index)[0]
+        except Exception as err:
+            # The container's namespace just died and took the pair with it.
+            if netlink_errno(err) == errno.ENODEV:
+                return False
+            raise
         info = link.get_attr("IFLA_LINKINFO")
         kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
         if kind != "veth":

@@ -524,6 +524,44 @@ def test_attach_again_replaces_what_a_crash_left(lab: Lab) -> None:
     assert nic.host_name not in veth.richc_veths()
 
 
+def test_containers_cannot_reach_the_host_loopback(served: Lab) -> None:
+    # Publishing on the host's loopback sets route_localnet on the bridge, which would let a
+    # container send to the host's 127.0.0.1 directly; the guard chain drops that. mallory
+    # routes 127.0.0.0/8 to the gateway, the way a hostile container would.
+    assert sysctl.get_link(served.net.bridge, "route_localnet") == "1"
+    listener = socket.socket()
+    # 127.0.0.2: mallory's own lo keeps 127.0.0.1 local whatever its routes say.
+    listener.bind(("127.0.0.2", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    space = _make_netns("mallory")
+    nic = veth.NicSpec(
+        "mallory",
+        0,
+        served.net.bridge,
+        ipam.mac_address("mallory", 0),
+        IPv4Interface(f"{served.net.gateway + 30}/24"),
+        served.net.gateway,
+    )
+    try:
+        veth.attach(nic, space.pid)
+        space.run("sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
+        space.busybox("ip", "route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local")
+        added = space.busybox("ip", "route", "add", "127.0.0.0/8", "via", str(served.net.gateway))
+        assert added.returncode == 0, added.stderr
+        # The same route does reach the host (the gateway answers a ping).
+        assert space.busybox("ping", "-c1", "-W2", str(served.net.gateway)).returncode == 0
+        listener.settimeout(0.5)
+        space.busybox("nc", "-w", "1", "127.0.0.2", str(port), timeout=10)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+        space.proc.kill()
+        space.proc.wait()
+        veth.detach("mallory", 0)
+
+
 # --- teardown (runs last in this file) -------------------------------------------------------
 
 
