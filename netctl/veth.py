@@ -16,7 +16,7 @@ from ipaddress import IPv4Address, IPv4Interface
 
 from netctl.errors import LinkError
 from netctl.ipam import veth_name
-from netctl.netlink import doing, iproute, lookup, netlink_errno
+from netctl.netlink import doing, iproute, lookup, netlink_errno, shares_our_netns
 
 MARK = "richc:"
 
@@ -47,7 +47,13 @@ def attach(nic: NicSpec, pid: int) -> None:
     """Give the network namespace of process *pid* the NIC *nic*: a veth pair whose host
     side is on the bridge and up, whose container side is ``ethN`` with the NIC's MAC,
     address and default route, up with ``lo``. A host side left by an earlier crashed
-    attach is deleted first; on failure the new pair is deleted again."""
+    attach is deleted first; on failure the new pair is deleted again. Refuses a process
+    in the caller's own namespace: that would configure the host, not a container."""
+    if shares_our_netns(pid):
+        raise LinkError(
+            f"process {pid} is in the host's network namespace, not a container's of its own",
+            hint="give the pid of the container's init, started with a new network namespace",
+        )
     detach(nic.container, nic.index)
     with iproute() as ipr:
         bridge = lookup(ipr, nic.bridge)

@@ -486,8 +486,11 @@ def test_a_failed_attach_leaves_no_link(lab: Lab) -> None:
     nic = veth.NicSpec("gone", 0, lab.net.bridge, ipam.mac_address("gone", 0))
     dead = subprocess.Popen(["true"])
     dead.wait()
-    with pytest.raises(LinkError):
+    with pytest.raises(LinkError, match="does not exist"):
         veth.attach(nic, dead.pid)
+    # A process in the host's own namespace: attaching would rewire the host.
+    with pytest.raises(LinkError, match="host's network namespace"):
+        veth.attach(nic, os.getpid())
     # The container already has an eth0: the pair made for it is deleted again.
     space = _make_netns("clash")
     try:
