@@ -281,7 +281,8 @@ def host_checks(table: str = nft.TABLE) -> list[Check]:
                 None
                 if not blockers
                 else "another tool (e.g. docker) drops forwarded packets; allow the richc "
-                "bridges there (docker: iptables -I DOCKER-USER -i BRIDGE -j ACCEPT)",
+                "bridges there (docker: iptables -I DOCKER-USER -i BRIDGE -j ACCEPT and "
+                "iptables -I DOCKER-USER -o BRIDGE -j ACCEPT)",
             )
         )
     except NetError as err:

@@ -20,6 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -151,20 +152,29 @@ class Lab:
 def lab() -> Iterator[Lab]:
     _require()
     tag = secrets.token_hex(3)
-    work = Path(tempfile.mkdtemp(prefix=f"netctl-test-{tag}-"))
-    # dnsmasq re-reads its hosts files as an unprivileged user: the directory must let it in.
-    os.chmod(work, 0o755)
     subnet = _free_subnet(24, [])
     outside_net = _free_subnet(30, [subnet])
     net = network.NetworkDef.make(f"rt{tag}", subnet, bridge=f"rt{tag}")
     table = f"richc_test_{tag}"
-    forward_was = sysctl.read("ipv4/ip_forward")
-    spaces: list[Netns] = []
     outside_link = f"rt{tag}o"
-    try:
+    # Each clean-up is registered as soon as what it undoes exists, and ExitStack runs
+    # every one of them even when an earlier one fails.
+    with ExitStack() as cleanup:
+        work = Path(tempfile.mkdtemp(prefix=f"netctl-test-{tag}-"))
+        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+        # dnsmasq re-reads its hosts files as an unprivileged user: it must get in.
+        os.chmod(work, 0o755)
+        cleanup.callback(sysctl.write, "ipv4/ip_forward", sysctl.read("ipv4/ip_forward"))
+        cleanup.callback(network.down, net, work / "state", work / "run", purge=True)
+        cleanup.callback(nft.remove_table, table)
         network.up(net, work / "state", work / "run")
-        alpha, beta, outside = (_make_netns(n) for n in ("alpha", "beta", "outside"))
-        spaces += [alpha, beta, outside]
+        cleanup.callback(_delete_link, outside_link)
+        for index in range(2):
+            for name in ("alpha", "beta"):
+                cleanup.callback(veth.detach, name, index)
+        alpha, beta, outside = (
+            cleanup.enter_context(_netns(n)) for n in ("alpha", "beta", "outside")
+        )
         # The outside world: a routed /30 from the host, no default route back, so only a
         # masqueraded container connection can get an answer.
         hosts = list(outside_net.hosts())
@@ -201,23 +211,25 @@ def lab() -> Iterator[Lab]:
             outside_link,
             published,
         )
+
+
+def _delete_link(name: str) -> None:
+    with iproute() as ipr:
+        index = lookup(ipr, name)
+        # A veth whose peer's namespace is dying may vanish any moment now.
+        if index is not None:
+            with doing(f"delete {name}", tolerate=(errno.ENODEV,)):
+                ipr.link("del", index=index)
+
+
+@contextmanager
+def _netns(name: str) -> Iterator[Netns]:
+    space = _make_netns(name)
+    try:
+        yield space
     finally:
-        for space in spaces:
-            space.proc.kill()
-            space.proc.wait()
-        for index_ in range(2):
-            for name in ("alpha", "beta"):
-                veth.detach(name, index_)
-        with iproute() as ipr:
-            index = lookup(ipr, outside_link)
-            # Killing the outside namespace may take the pair with it any moment now.
-            if index is not None:
-                with doing("delete the outside link", tolerate=(errno.ENODEV,)):
-                    ipr.link("del", index=index)
-        nft.remove_table(table)
-        network.down(net, work / "state", work / "run", purge=True)
-        sysctl.write("ipv4/ip_forward", forward_was)
-        shutil.rmtree(work, ignore_errors=True)
+        space.proc.kill()
+        space.proc.wait()
 
 
 @pytest.fixture(scope="session")
