@@ -14,6 +14,7 @@ import os
 import random
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -294,6 +295,23 @@ def test_bridge_is_up_marked_and_addressed(lab: Lab) -> None:
 def test_up_again_is_idempotent(lab: Lab) -> None:
     pid = dnsmasq.status(network.paths(lab.net, lab.state, lab.run)).pid
     assert network.up(lab.net, lab.state, lab.run) == pid
+
+
+def test_up_recovers_from_a_killed_dnsmasq_and_a_deleted_bridge(lab: Lab) -> None:
+    # Runs before any NIC is attached (the `wired` fixture comes later in this file).
+    files = network.paths(lab.net, lab.state, lab.run)
+    pid = dnsmasq.status(files).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    _poll(lambda: _gone(pid), "dnsmasq to die")
+    restarted = network.up(lab.net, lab.state, lab.run)
+    assert restarted != pid and dnsmasq.status(files).running
+    assert bridge.remove_bridge(lab.net.bridge, network=lab.net.name)
+    again = network.up(lab.net, lab.state, lab.run)
+    # The old dnsmasq was bound to the deleted link: a new one serves the new bridge.
+    assert again != restarted and _gone(restarted)
+    assert dnsmasq.status(files).pid == again
+    assert bridge.link_mark(lab.net.bridge) == f"richc:{lab.net.name}"
 
 
 def test_overlap_with_the_host_is_refused(lab: Lab) -> None:
