@@ -179,7 +179,8 @@ def main() -> None:
             veth.detach(name, 0)
         nft.remove_table(table)
         network.down(net, work / "state", work / "run", purge=True)
-        sysctl.write("ipv4/ip_forward", forward_was)
+        if not bridge.managed_bridges():  # no other network (a concurrent run) needs it
+            sysctl.write("ipv4/ip_forward", forward_was)
         shutil.rmtree(work, ignore_errors=True)
 
 

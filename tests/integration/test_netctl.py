@@ -165,7 +165,7 @@ def lab() -> Iterator[Lab]:
         cleanup.callback(shutil.rmtree, work, ignore_errors=True)
         # dnsmasq re-reads its hosts files as an unprivileged user: it must get in.
         os.chmod(work, 0o755)
-        cleanup.callback(sysctl.write, "ipv4/ip_forward", sysctl.read("ipv4/ip_forward"))
+        cleanup.callback(_restore_forwarding, sysctl.read("ipv4/ip_forward"))
         cleanup.callback(network.down, net, work / "state", work / "run", purge=True)
         cleanup.callback(nft.remove_table, table)
         network.up(net, work / "state", work / "run")
@@ -212,6 +212,13 @@ def lab() -> Iterator[Lab]:
             outside_link,
             published,
         )
+
+
+def _restore_forwarding(was: str) -> None:
+    """Put ip_forward back as the session found it, unless another managed network (a
+    concurrent richc run on this machine) is up now and needs it."""
+    if not bridge.managed_bridges():
+        sysctl.write("ipv4/ip_forward", was)
 
 
 def _delete_link(name: str) -> None:
