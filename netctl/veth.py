@@ -13,6 +13,7 @@ import errno
 from collections.abc import Iterable
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface
+from pathlib import Path
 
 from netctl.errors import LinkError
 from netctl.ipam import veth_name
@@ -33,10 +34,11 @@ class NicSpec:
     address: IPv4Interface | None = None
     gateway: IPv4Address | None = None
     mtu: int | None = None
+    veth: str | None = None  # the host side's name when the caller derives its own
 
     @property
     def host_name(self) -> str:
-        return veth_name(self.container, self.index)
+        return self.veth or veth_name(self.container, self.index)
 
     @property
     def ifname(self) -> str:
@@ -54,7 +56,7 @@ def attach(nic: NicSpec, pid: int) -> None:
             f"process {pid} is in the host's network namespace, not a container's of its own",
             hint="give the pid of the container's init, started with a new network namespace",
         )
-    detach(nic.container, nic.index)
+    detach_name(nic.host_name)
     with iproute() as ipr:
         bridge = lookup(ipr, nic.bridge)
         if bridge is None:
@@ -114,7 +116,13 @@ def detach(container: str, index: int) -> bool:
     """Delete NIC *index* of *container* by its host side (the peer goes with it); False
     when it was already gone. Only a veth is deleted: a link of that name of another kind
     is none of ours."""
-    name = veth_name(container, index)
+    return detach_name(veth_name(container, index))
+
+
+def detach_name(name: str) -> bool:
+    """:func:`detach` by the host side's name."""
+    if not Path(f"/sys/class/net/{name}").exists():
+        return False  # the common case, without loading netlink
     with iproute() as ipr:
         link_index = lookup(ipr, name)
         if link_index is None:

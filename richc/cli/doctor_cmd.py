@@ -29,7 +29,7 @@ def _host_path(path: Path) -> str:
 def _live_quota(paths: HostPaths) -> QuotaSelection:
     """The backend `create --disk` (``--disk-backend auto``) would choose, by its own checks."""
     from quota.selection import explain
-    from richc.disk import REGISTRY_NAME
+    from richc.hostres.disk import REGISTRY_NAME
     from richc.probe.decide import QuotaBackend, QuotaSelection
 
     found = explain(paths.containers, registry=paths.lib / REGISTRY_NAME)
