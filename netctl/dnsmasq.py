@@ -181,6 +181,15 @@ def read_leases(paths: Paths) -> list[Lease]:
         return []
 
 
+def without_leases(text: str, macs: Iterable[str]) -> str:
+    """The lease file *text* without the lines of *macs* (lower-case colon form)."""
+    drop = {m.lower() for m in macs}
+    kept = [
+        line for line in text.splitlines() if len(line.split()) < 2 or line.split()[1] not in drop
+    ]
+    return "".join(f"{line}\n" for line in kept)
+
+
 def write_if_changed(path: Path, text: str, mode: int = 0o644) -> bool:
     """Write *text* to *path* atomically (a rename), unless it holds it already; True when
     written. Mode 0644: dnsmasq re-reads its hosts files on SIGHUP after dropping root."""
@@ -293,6 +302,25 @@ def start(paths: Paths, *, user: str | None = None) -> int:
             return state.pid
         time.sleep(0.01)
     raise NetError(f"dnsmasq started but {paths.pidfile} never named it")
+
+
+def drop_leases(paths: Paths, macs: Iterable[str], *, user: str | None = None) -> bool:
+    """Forget the leases of *macs* (a removed container's NICs) so that their addresses are
+    free again at once; True when there were any. dnsmasq keeps its leases in memory and
+    rewrites the file from there, so a running one is stopped around the edit and started
+    again."""
+    try:
+        text = paths.leases.read_text()
+    except FileNotFoundError:
+        return False
+    kept = without_leases(text, macs)
+    if kept == text:
+        return False
+    was_running = stop(paths)
+    write_if_changed(paths.leases, kept)
+    if was_running:
+        start(paths, user=user)
+    return True
 
 
 def reload(paths: Paths) -> bool:

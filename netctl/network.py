@@ -199,6 +199,12 @@ def set_hosts(
     return changed
 
 
+def release(net: NetworkDef, macs: Iterable[str], state_dir: Path, run_dir: Path) -> bool:
+    """Drop the DHCP leases of *macs* (a removed container's NICs), restarting dnsmasq if
+    it held any; True if so. Call after set_hosts no longer lists the container."""
+    return dnsmasq.drop_leases(paths(net, state_dir, run_dir), macs)
+
+
 def taken_addresses(
     net: NetworkDef, entries: Mapping[str, tuple[IPv4Address | None, str | None]], state_dir: Path
 ) -> dict[IPv4Address, str]:
@@ -275,7 +281,8 @@ def host_checks(table: str = nft.TABLE) -> list[Check]:
                 None
                 if not blockers
                 else "another tool (e.g. docker) drops forwarded packets; allow the richc "
-                "bridges there (docker: iptables -I DOCKER-USER -i BRIDGE -j ACCEPT)",
+                "bridges there (docker: iptables -I DOCKER-USER -i BRIDGE -j ACCEPT and "
+                "iptables -I DOCKER-USER -o BRIDGE -j ACCEPT)",
             )
         )
     except NetError as err:

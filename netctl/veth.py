@@ -17,7 +17,7 @@ from pathlib import Path
 
 from netctl.errors import LinkError
 from netctl.ipam import veth_name
-from netctl.netlink import doing, iproute, lookup
+from netctl.netlink import doing, iproute, lookup, netlink_errno, shares_our_netns
 
 MARK = "richc:"
 
@@ -49,7 +49,13 @@ def attach(nic: NicSpec, pid: int) -> None:
     """Give the network namespace of process *pid* the NIC *nic*: a veth pair whose host
     side is on the bridge and up, whose container side is ``ethN`` with the NIC's MAC,
     address and default route, up with ``lo``. A host side left by an earlier crashed
-    attach is deleted first; on failure the new pair is deleted again."""
+    attach is deleted first; on failure the new pair is deleted again. Refuses a process
+    in the caller's own namespace: that would configure the host, not a container."""
+    if shares_our_netns(pid):
+        raise LinkError(
+            f"process {pid} is in the host's network namespace, not a container's of its own",
+            hint="give the pid of the container's init, started with a new network namespace",
+        )
     detach_name(nic.host_name)
     with iproute() as ipr:
         bridge = lookup(ipr, nic.bridge)
@@ -121,7 +127,13 @@ def detach_name(name: str) -> bool:
         link_index = lookup(ipr, name)
         if link_index is None:
             return False
-        link = ipr.get_links(link_index)[0]
+        try:
+            link = ipr.get_links(link_index)[0]
+        except Exception as err:
+            # The container's namespace just died and took the pair with it.
+            if netlink_errno(err) == errno.ENODEV:
+                return False
+            raise
         info = link.get_attr("IFLA_LINKINFO")
         kind = info.get_attr("IFLA_INFO_KIND") if info is not None else None
         if kind != "veth":

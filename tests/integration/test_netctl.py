@@ -9,16 +9,19 @@ torn down by the fixtures: namespaces' processes by pid, links, the table, dnsma
 
 from __future__ import annotations
 
+import errno
 import os
 import random
 import secrets
 import shutil
+import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Callable, Iterator
+from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
 from pathlib import Path
@@ -27,7 +30,7 @@ import pytest
 
 from netctl import bridge, dnsmasq, ipam, network, nft, sysctl, veth
 from netctl.errors import LinkError, NotOurs, SubnetOverlap
-from netctl.netlink import iproute, lookup
+from netctl.netlink import doing, iproute, lookup
 from netctl.ports import PublishedPort, parse_publish
 
 pytestmark = pytest.mark.integration
@@ -150,20 +153,29 @@ class Lab:
 def lab() -> Iterator[Lab]:
     _require()
     tag = secrets.token_hex(3)
-    work = Path(tempfile.mkdtemp(prefix=f"netctl-test-{tag}-"))
-    # dnsmasq re-reads its hosts files as an unprivileged user: the directory must let it in.
-    os.chmod(work, 0o755)
     subnet = _free_subnet(24, [])
     outside_net = _free_subnet(30, [subnet])
     net = network.NetworkDef.make(f"rt{tag}", subnet, bridge=f"rt{tag}")
     table = f"richc_test_{tag}"
-    forward_was = sysctl.read("ipv4/ip_forward")
-    spaces: list[Netns] = []
     outside_link = f"rt{tag}o"
-    try:
+    # Each clean-up is registered as soon as what it undoes exists, and ExitStack runs
+    # every one of them even when an earlier one fails.
+    with ExitStack() as cleanup:
+        work = Path(tempfile.mkdtemp(prefix=f"netctl-test-{tag}-"))
+        cleanup.callback(shutil.rmtree, work, ignore_errors=True)
+        # dnsmasq re-reads its hosts files as an unprivileged user: it must get in.
+        os.chmod(work, 0o755)
+        cleanup.callback(_restore_forwarding, sysctl.read("ipv4/ip_forward"))
+        cleanup.callback(network.down, net, work / "state", work / "run", purge=True)
+        cleanup.callback(nft.remove_table, table)
         network.up(net, work / "state", work / "run")
-        alpha, beta, outside = (_make_netns(n) for n in ("alpha", "beta", "outside"))
-        spaces += [alpha, beta, outside]
+        cleanup.callback(_delete_link, outside_link)
+        for index in range(2):
+            for name in ("alpha", "beta"):
+                cleanup.callback(veth.detach, name, index)
+        alpha, beta, outside = (
+            cleanup.enter_context(_netns(n)) for n in ("alpha", "beta", "outside")
+        )
         # The outside world: a routed /30 from the host, no default route back, so only a
         # masqueraded container connection can get an answer.
         hosts = list(outside_net.hosts())
@@ -200,21 +212,32 @@ def lab() -> Iterator[Lab]:
             outside_link,
             published,
         )
-    finally:
-        for space in spaces:
-            space.proc.kill()
-            space.proc.wait()
-        for index_ in range(2):
-            for name in ("alpha", "beta"):
-                veth.detach(name, index_)
-        with iproute() as ipr:
-            index = lookup(ipr, outside_link)
-            if index is not None:
+
+
+def _restore_forwarding(was: str) -> None:
+    """Put ip_forward back as the session found it, unless another managed network (a
+    concurrent richc run on this machine) is up now and needs it."""
+    if not bridge.managed_bridges():
+        sysctl.write("ipv4/ip_forward", was)
+
+
+def _delete_link(name: str) -> None:
+    with iproute() as ipr:
+        index = lookup(ipr, name)
+        # A veth whose peer's namespace is dying may vanish any moment now.
+        if index is not None:
+            with doing(f"delete {name}", tolerate=(errno.ENODEV,)):
                 ipr.link("del", index=index)
-        nft.remove_table(table)
-        network.down(net, work / "state", work / "run", purge=True)
-        sysctl.write("ipv4/ip_forward", forward_was)
-        shutil.rmtree(work, ignore_errors=True)
+
+
+@contextmanager
+def _netns(name: str) -> Iterator[Netns]:
+    space = _make_netns(name)
+    try:
+        yield space
+    finally:
+        space.proc.kill()
+        space.proc.wait()
 
 
 @pytest.fixture(scope="session")
@@ -279,6 +302,23 @@ def test_bridge_is_up_marked_and_addressed(lab: Lab) -> None:
 def test_up_again_is_idempotent(lab: Lab) -> None:
     pid = dnsmasq.status(network.paths(lab.net, lab.state, lab.run)).pid
     assert network.up(lab.net, lab.state, lab.run) == pid
+
+
+def test_up_recovers_from_a_killed_dnsmasq_and_a_deleted_bridge(lab: Lab) -> None:
+    # Runs before any NIC is attached (the `wired` fixture comes later in this file).
+    files = network.paths(lab.net, lab.state, lab.run)
+    pid = dnsmasq.status(files).pid
+    assert pid is not None
+    os.kill(pid, signal.SIGKILL)
+    _poll(lambda: _gone(pid), "dnsmasq to die")
+    restarted = network.up(lab.net, lab.state, lab.run)
+    assert restarted != pid and dnsmasq.status(files).running
+    assert bridge.remove_bridge(lab.net.bridge, network=lab.net.name)
+    again = network.up(lab.net, lab.state, lab.run)
+    # The old dnsmasq was bound to the deleted link: a new one serves the new bridge.
+    assert again != restarted and _gone(restarted)
+    assert dnsmasq.status(files).pid == again
+    assert bridge.link_mark(lab.net.bridge) == f"richc:{lab.net.name}"
 
 
 def test_overlap_with_the_host_is_refused(lab: Lab) -> None:
@@ -389,8 +429,8 @@ def _ask(host: str | IPv4Address, port: int) -> str:
         return conn.makefile().read().strip()
 
 
-def _ask_in(space: Netns, host: str | IPv4Address, port: int) -> str:
-    return space.busybox("nc", "-w", "2", str(host), str(port)).stdout.strip()
+def _ask_in(space: Netns, host: str | IPv4Address, port: int, wait: int = 2) -> str:
+    return space.busybox("nc", "-w", str(wait), str(host), str(port)).stdout.strip()
 
 
 def test_published_port_answers_from_the_host(served: Lab) -> None:
@@ -424,7 +464,7 @@ def test_nat_network_is_closed_to_direct_connections(served: Lab) -> None:
         # The route works: the bridge's own address answers a ping from outside.
         ping = served.outside.busybox("ping", "-c1", "-W2", str(served.net.gateway))
         assert ping.returncode == 0
-        assert _ask_in(served.outside, beta, HTTP_PORT) == ""
+        assert _ask_in(served.outside, beta, HTTP_PORT, wait=1) == ""
     finally:
         served.outside.busybox("ip", "route", "del", str(served.net.subnet))
 
@@ -483,8 +523,11 @@ def test_a_failed_attach_leaves_no_link(lab: Lab) -> None:
     nic = veth.NicSpec("gone", 0, lab.net.bridge, ipam.mac_address("gone", 0))
     dead = subprocess.Popen(["true"])
     dead.wait()
-    with pytest.raises(LinkError):
+    with pytest.raises(LinkError, match="does not exist"):
         veth.attach(nic, dead.pid)
+    # A process in the host's own namespace: attaching would rewire the host.
+    with pytest.raises(LinkError, match="host's network namespace"):
+        veth.attach(nic, os.getpid())
     # The container already has an eth0: the pair made for it is deleted again.
     space = _make_netns("clash")
     try:
@@ -522,6 +565,56 @@ def test_attach_again_replaces_what_a_crash_left(lab: Lab) -> None:
         space.proc.wait()
         veth.detach("again", 1)
     assert nic.host_name not in veth.richc_veths()
+
+
+def test_containers_cannot_reach_the_host_loopback(served: Lab) -> None:
+    # Publishing on the host's loopback sets route_localnet on the bridge, which would let a
+    # container send to the host's 127.0.0.1 directly; the guard chain drops that. mallory
+    # routes 127.0.0.0/8 to the gateway, the way a hostile container would.
+    assert sysctl.get_link(served.net.bridge, "route_localnet") == "1"
+    listener = socket.socket()
+    # 127.0.0.2: mallory's own lo keeps 127.0.0.1 local whatever its routes say.
+    listener.bind(("127.0.0.2", 0))
+    listener.listen()
+    port = listener.getsockname()[1]
+    space = _make_netns("mallory")
+    nic = veth.NicSpec(
+        "mallory",
+        0,
+        served.net.bridge,
+        ipam.mac_address("mallory", 0),
+        IPv4Interface(f"{served.net.gateway + 30}/24"),
+        served.net.gateway,
+    )
+    try:
+        veth.attach(nic, space.pid)
+        space.run("sysctl", "-qw", "net.ipv4.conf.eth0.route_localnet=1")
+        space.busybox("ip", "route", "del", "local", "127.0.0.0/8", "dev", "lo", "table", "local")
+        added = space.busybox("ip", "route", "add", "127.0.0.0/8", "via", str(served.net.gateway))
+        assert added.returncode == 0, added.stderr
+        # The same route does reach the host (the gateway answers a ping).
+        assert space.busybox("ping", "-c1", "-W2", str(served.net.gateway)).returncode == 0
+        listener.settimeout(0.5)
+        space.busybox("nc", "-w", "1", "127.0.0.2", str(port), timeout=10)
+        with pytest.raises(TimeoutError):
+            listener.accept()
+    finally:
+        listener.close()
+        space.proc.kill()
+        space.proc.wait()
+        veth.detach("mallory", 0)
+
+
+def test_release_frees_a_removed_containers_lease(wired: Lab) -> None:
+    files = network.paths(wired.net, wired.state, wired.run)
+    beta_mac = ipam.mac_address("beta", 0)
+    assert beta_mac in [lease.mac for lease in dnsmasq.read_leases(files)]
+    before = dnsmasq.status(files).pid
+    assert network.release(wired.net, [beta_mac], wired.state, wired.run)
+    assert dnsmasq.read_leases(files) == []
+    after = dnsmasq.status(files)
+    assert after.running and after.pid != before
+    assert not network.release(wired.net, [beta_mac], wired.state, wired.run)
 
 
 # --- teardown (runs last in this file) -------------------------------------------------------

@@ -228,3 +228,11 @@ def test_keep_ip_without_a_network_says_what_to_do() -> None:
     host = [ipam.HostNet(IPv4Network("192.168.10.0/24"), "address 192.168.10.2/24 on br0", "br0")]
     on_lan = network.plan_keep_ip(_vm("192.168.10.5/24", "192.168.10.1"), [], host)
     assert "--net bridge:br0" in on_lan.message
+
+
+def test_without_leases() -> None:
+    text = "1 02:00:00:00:00:0a 10.77.0.10 web *\n1 02:00:00:00:00:0b 10.77.0.11 db *\nduid 00:01\n"
+    assert dnsmasq.without_leases(text, ["02:00:00:00:00:0A"]) == (
+        "1 02:00:00:00:00:0b 10.77.0.11 db *\nduid 00:01\n"
+    )
+    assert dnsmasq.without_leases(text, []) == text
