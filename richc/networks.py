@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("richc.net")
 
 DEFINITION = "network.json"
+HOST_PICK_LOCK = Path("/run/lock/richc-subnet-pick.lock")
 
 
 @dataclass(frozen=True)
@@ -182,12 +183,22 @@ def create(
 def _create_locked(
     paths: HostPaths, name: str, *, subnet: str | None, nat: bool, ipv6: str
 ) -> Network:
+
+    validate_network_name(name, "network")
+    if subnet is None:
+        # Picking a free subnet reads the host's routes, which every root shares: two roots
+        # picking at once would take the same one. The lock is the host's, not the root's.
+        with locked(HOST_PICK_LOCK, "picking a free subnet", wait=60):
+            return _make(paths, name, subnet=None, nat=nat, ipv6=ipv6)
+    return _make(paths, name, subnet=subnet, nat=nat, ipv6=ipv6)
+
+
+def _make(paths: HostPaths, name: str, *, subnet: str | None, nat: bool, ipv6: str) -> Network:
     from netctl import bridge as nbridge
     from netctl import ipam
     from netctl.errors import NetError
     from netctl.network import NetworkDef, check_new
 
-    validate_network_name(name, "network")
     if (_dir(paths, name) / DEFINITION).exists():
         raise Conflict(
             f"network {name} already exists", hint="`richc network inspect " + name + "`"
@@ -473,3 +484,10 @@ def detach_leftover(host_veth: str) -> None:
         veth.detach_name(host_veth)
     except NetError as exc:
         raise wrap(exc) from None
+
+
+def drop_leases(paths: HostPaths, network: Network, macs: list[str]) -> None:
+    """Forget the DHCP leases of a removed container's NICs."""
+    from netctl.network import release
+
+    release(network.definition(), macs, _dir(paths, network.name), run_dir(paths))

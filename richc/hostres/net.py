@@ -112,12 +112,17 @@ def _port_record(request: Any) -> PortRecord:
 
 
 def _publish_names(ctx: Context, record: NetRecord, *, exclude: str = "") -> None:
+    """Rewrite the static leases and names of the record's networks from the store (less
+    *exclude*, being removed, whose DHCP leases are dropped too)."""
     from netctl.errors import NetError
 
     for network_name in sorted({n.network for n in record.nics if n.network}):
         try:
             network = networks.load(ctx.paths, network_name)
             networks.set_hosts(ctx.paths, ctx.store, network, exclude=exclude)
+            if exclude:
+                macs = [n.mac for n in record.nics if n.network == network_name]
+                networks.drop_leases(ctx.paths, network, macs)
         except NotFound:
             continue  # removed with --force: nothing to publish to
         except NetError as exc:
