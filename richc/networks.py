@@ -27,7 +27,7 @@ from richc.config.net import DEFAULT_NETWORK, validate_network_name
 from richc.errors import Conflict, HostUnsupported, NotFound, RichcError, UsageError
 from richc.lock import locked
 from richc.paths import HostPaths
-from richc.state import NetRecord
+from richc.state import NetRecord, NicRecord
 from richc.store import Store, write_atomic
 
 if TYPE_CHECKING:
@@ -402,18 +402,10 @@ def set_hosts(paths: HostPaths, store: Store, network: Network, *, exclude: str 
     from netctl.network import set_hosts as net_set_hosts
 
     entries: dict[str, tuple[IPv4Address | None, str | None]] = {}
-    for container in store.names():
-        if container == exclude:
-            continue
-        with contextlib.suppress(RichcError, OSError):
-            state = store.container(container).load_state()
-            for nic in state.net.nics if state.net else ():
-                if nic.network == network.name:
-                    address = IPv4Interface(nic.address).ip if nic.address else None
-                    entries[container if nic.index == 0 else f"{container}-eth{nic.index}"] = (
-                        address,
-                        nic.mac,
-                    )
+    for container, nic in nics_on(store, network, exclude=exclude):
+        address = IPv4Interface(nic.address).ip if nic.address else None
+        host = container if nic.index == 0 else f"{container}-eth{nic.index}"
+        entries[host] = (address, nic.mac)
     net_set_hosts(network.definition(), entries, _dir(paths, network.name), run_dir(paths))
 
 
@@ -436,16 +428,27 @@ def describe(paths: HostPaths, store: Store, network: Network) -> dict[str, Any]
 
 def taken_addresses(store: Store, network: Network, *, exclude: str = "") -> dict[IPv4Address, str]:
     """Address -> container on *network*, from the store (the source of truth)."""
-    taken: dict[IPv4Address, str] = {}
+    return {
+        IPv4Interface(nic.address).ip: container
+        for container, nic in nics_on(store, network, exclude=exclude)
+        if nic.address
+    }
+
+
+def nics_on(
+    store: Store, network: Network, *, exclude: str = ""
+) -> Iterator[tuple[str, NicRecord]]:
+    """(container, NIC) for every NIC the store records on *network*."""
     for container in store.names():
         if container == exclude:
             continue
-        with contextlib.suppress(RichcError, OSError):
+        try:
             state = store.container(container).load_state()
-            for nic in state.net.nics if state.net else ():
-                if nic.network == network.name and nic.address:
-                    taken[IPv4Interface(nic.address).ip] = container
-    return taken
+        except (RichcError, OSError):
+            continue  # removed meanwhile, or half-made: it holds nothing yet
+        for nic in state.net.nics if state.net else ():
+            if nic.network == network.name:
+                yield container, nic
 
 
 def free_address(network: Network, taken: dict[IPv4Address, str]) -> IPv4Address:
