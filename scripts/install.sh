@@ -17,6 +17,11 @@ APT_PACKAGES=(
     systemd libsystemd-dev pkg-config
     qemu-system-x86 linux-image-amd64
     tar zstd xz-utils gzip rsync util-linux iproute2 procps
+    # vmimport (issue 18): qemu-img/qemu-nbd read VM disk images; sfdisk/sgdisk/parted make
+    # the test images; cryptsetup-bin makes the LUKS test image; lvm2 lists (and, with
+    # device-mapper, activates) a guest's volume groups; sshd/ssh/rsync for the live-host
+    # tests, which run sshd in a network namespace.
+    qemu-utils fdisk gdisk parted cryptsetup-bin lvm2 openssh-server openssh-client
 )
 
 missing=()
