@@ -96,18 +96,15 @@ def detect_format(path: str | os.PathLike[str]) -> ImageFormat:
 
 
 def _detect(path: Path, head: bytes, tail: bytes, size: int) -> ImageFormat:
-    if size < 1024:
-        raise UnknownFormat(f"{path}: {size} bytes is too small for a disk image", path)
     fmt = sniff_image(head, tail)
     if fmt is not None:
-        return fmt
+        return fmt  # a damaged one is caught by qemu-img
     archive = sniff_archive(head)
     if archive is not None:
-        raise UnknownFormat(
-            f"{path} is a {archive[0]} file, not a disk image",
-            path,
-            hint=archive[1],
-        )
+        kind, hint = archive
+        raise UnknownFormat(f"{path} is a {kind} file, not a disk image", path, hint=hint)
+    if size < 1024:
+        raise UnknownFormat(f"{path}: {size} bytes is too small for a disk image", path)
     if has_partition_table(head):
         return ImageFormat.RAW
     if sniff_superblock(io.BytesIO(head)) is not None:

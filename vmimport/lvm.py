@@ -59,14 +59,30 @@ def host_support(dm_control: str = DM_CONTROL) -> None:
             f"the image holds LVM volumes but the LVM tools are missing ({', '.join(missing)})",
             hint="apt-get install lvm2",
         )
-    if not os.path.exists(dm_control):
+    if not device_mapper_available():
         raise HostUnsupported(
-            "the image holds LVM volumes but this kernel has no device-mapper "
-            f"({dm_control} is missing)",
+            "the image holds LVM volumes but this kernel has no device-mapper",
             dm_control,
             hint="modprobe dm_mod (or use a host whose kernel has CONFIG_BLK_DEV_DM); "
             "or convert the guest's logical volumes to plain images on a host that has it",
         )
+    if not os.path.exists(dm_control):
+        raise HostUnsupported(
+            f"the kernel has device-mapper but {dm_control} is missing",
+            dm_control,
+            hint="dmsetup mknodes",
+        )
+
+
+def device_mapper_available(proc_misc: str = "/proc/misc") -> bool:
+    """Whether the kernel has registered device-mapper's control device. The node in
+    /dev/mapper alone proves nothing: installing lvm2 makes it even where opening it
+    then fails with ENODEV."""
+    try:
+        with open(proc_misc) as f:
+            return any(line.split()[1:] == ["device-mapper"] for line in f)
+    except OSError:
+        return False
 
 
 def parse_report(text: str, kind: str) -> list[dict[str, str]]:

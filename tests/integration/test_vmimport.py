@@ -1,0 +1,301 @@
+"""vmimport on real disk images the test builds: raw, qcow2 and vmdk attached read-only,
+the guest's tree assembled from its partitions by its fstab, everything released after,
+even after a SIGKILL; damaged, unknown, encrypted and LVM images refused clearly."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import signal
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+import vmimport
+from tests.integration.vmimages import (
+    MIB,
+    Part,
+    build_disk,
+    busybox_root,
+    convert,
+    lvm_partition,
+    sh,
+    sha256,
+)
+from vmimport import loop, mounts
+
+pytestmark = pytest.mark.integration
+
+TOOLS = ("qemu-img", "sfdisk", "mkfs.ext4", "losetup", "blkid")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _host() -> None:
+    if os.geteuid() != 0:
+        pytest.skip("needs root (loop devices and mounts)")
+    missing = [t for t in TOOLS if subprocess.run(["which", t], capture_output=True).returncode]
+    if missing:
+        pytest.skip(f"missing {', '.join(missing)} (apt-get install qemu-utils fdisk e2fsprogs)")
+
+
+@dataclass(frozen=True)
+class Images:
+    boot: dict[str, Path]  # format -> image: GPT, /boot + root
+    var: dict[str, Path]  # format -> image: GPT, root + a separate /var
+    sums: dict[Path, str]
+
+
+@pytest.fixture(scope="session")
+def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
+    work = tmp_path_factory.mktemp("vmimport-images")
+    boot, root = (
+        Part(16, files={"boot/.keep": "", "vmlinuz-test": "kernel\n"}, label="BOOT"),
+        Part(40),
+    )
+    root.files = busybox_root(
+        textwrap.dedent(
+            f"""\
+            # /etc/fstab: static file system information.
+            UUID={root.uuid}  /  ext4  errors=remount-ro  0 1
+            UUID={boot.uuid}  /boot  ext4  defaults  0 2
+            /dev/sda3  none  swap  sw  0 0
+            nas:/export  /srv/nfs  nfs  defaults,_netdev  0 0
+            tmpfs  /tmp  tmpfs  defaults  0 0
+            UUID=0e2f7e7e-0000-4000-8000-000000000000  /data  ext4  defaults  0 2
+            """
+        )
+    )
+    # The /boot partition holds its files at its own top: move them out of boot/.
+    boot.files = {"vmlinuz-test": "kernel\n", "grub/grub.cfg": "set default=0\n"}
+    boot_raw = build_disk(work / "boot.raw", [boot, root], work)
+
+    vroot, var = Part(40), Part(16, files={"lib/marker": "on the var partition\n"})
+    vroot.files = busybox_root(
+        f"UUID={vroot.uuid} / ext4 defaults 0 1\nPARTUUID={var.partuuid} /var ext4 defaults 0 2\n",
+        {"var/lib/marker": "under the var mount point, hidden\n"},
+    )
+    var_raw = build_disk(work / "var.raw", [vroot, var], work)
+
+    sets = (
+        {"raw": boot_raw, "qcow2": convert(boot_raw, "qcow2"), "vmdk": convert(boot_raw, "vmdk")},
+        {"raw": var_raw, "vmdk": convert(var_raw, "vmdk")},
+    )
+    sums = {path: sha256(path) for s in sets for path in s.values()}
+    return Images(sets[0], sets[1], sums)
+
+
+def loops_on(backings: set[str]) -> dict[str, str]:
+    """Loop devices bound to any of *backings*, and loops stacked on those: device -> backing."""
+    found: dict[str, str] = {}
+    for _ in range(2):
+        for entry in Path("/sys/block").glob("loop*"):
+            bound = loop.binding(entry.name)
+            if bound and (bound[0] in backings or bound[0] in found):
+                found[f"/dev/{entry.name}"] = bound[0]
+    return found
+
+
+def assert_released(scratch: Path, backings: set[str]) -> None:
+    assert mounts.mounts_under(scratch) == []
+    assert loops_on(backings) == {}
+    assert not (scratch / "disk.raw").exists()
+    assert not (scratch / "leases.json").exists()
+
+
+@pytest.mark.parametrize("fmt", ["raw", "qcow2", "vmdk"])
+def test_boot_and_root_assembled_read_only(images: Images, tmp_path: Path, fmt: str) -> None:
+    image = images.boot[fmt]
+    scratch = tmp_path / "scratch"
+    seen: list[tuple[int, int | None, str]] = []
+    backings = {str(image), str(scratch / "disk.raw")}
+    with vmimport.mounted_tree(image, scratch, progress=lambda *a: seen.append(a)) as tree:
+        root = Path(tree)
+        assert (root / "etc/os-release").read_text().startswith('PRETTY_NAME="vmimport test')
+        assert (root / "bin/busybox").stat().st_size == Path("/bin/busybox").stat().st_size
+        assert os.readlink(root / "sbin/init") == "/bin/busybox"
+        assert (root / "boot/vmlinuz-test").read_text() == "kernel\n"
+        assert (root / "boot/grub/grub.cfg").exists()
+        assert tree.image.format == fmt
+        assert [m.target for m in tree.plan.mounts] == ["/boot"]
+        dropped = {d.target: d.reason for d in tree.plan.dropped}
+        assert dropped.keys() == {"none", "/srv/nfs", "/tmp", "/data"}
+        assert dropped["/data"].startswith("not on the image")
+        # Read-only from the user's side: writes fail, on the root and on /boot.
+        for where in (root, root / "boot"):
+            with pytest.raises(OSError, match="Read-only"):
+                (where / "new").write_text("x")
+        assert loops_on(backings), "the test must see the loop devices it expects to go"
+        for device in loops_on(backings):
+            assert Path(f"/sys/block/{Path(device).name}/ro").read_text().strip() == "1"
+    assert_released(scratch, backings)
+    assert sha256(image) == images.sums[image]
+    if fmt != "raw":
+        assert seen and seen[-1][0] == seen[-1][1] == tree.image.size
+        assert all(what == f"converting {image.name}" for _, _, what in seen)
+
+
+@pytest.mark.parametrize("fmt", ["raw", "vmdk"])
+def test_separate_var_partition_mounted_over_the_roots_var(
+    images: Images, tmp_path: Path, fmt: str
+) -> None:
+    image = images.var[fmt]
+    with vmimport.mounted_tree(image, tmp_path / "s") as tree:
+        assert (Path(tree) / "var/lib/marker").read_text() == "on the var partition\n"
+        assert [(m.target, m.volume.number) for m in tree.plan.mounts] == [("/var", 2)]
+    assert_released(tmp_path / "s", {str(image), str(tmp_path / "s/disk.raw")})
+    assert sha256(image) == images.sums[image]
+
+
+def test_root_partition_override(images: Images, tmp_path: Path) -> None:
+    with vmimport.mounted_tree(images.var["raw"], tmp_path / "s", root_partition=1) as tree:
+        assert tree.plan.root.volume.number == 1
+    with pytest.raises(vmimport.RootNotFound, match="no partition 7"):
+        with vmimport.mounted_tree(images.var["raw"], tmp_path / "s", root_partition=7):
+            pass
+    assert_released(tmp_path / "s", {str(images.var["raw"])})
+
+
+def test_unknown_missing_and_compressed_images_refused(tmp_path: Path) -> None:
+    text = tmp_path / "notes.img"
+    text.write_text("just some text\n" * 200)
+    with pytest.raises(vmimport.UnknownFormat, match="not a disk image") as err:
+        with vmimport.mounted_tree(text, tmp_path / "s"):
+            pass
+    assert "qemu-img convert" in (err.value.hint or "")
+    gz = tmp_path / "disk.raw.gz"
+    sh("sh", "-c", f"head -c 100000 /dev/zero | gzip > {gz}")
+    with pytest.raises(vmimport.UnknownFormat, match="gzip") as err:
+        vmimport.inspect(gz)
+    assert err.value.hint == "gunzip it first"
+    with pytest.raises(vmimport.ImageNotFound):
+        vmimport.inspect(tmp_path / "nope.qcow2")
+
+
+def test_truncated_qcow2_refused_as_corrupt(images: Images, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.qcow2"
+    data = images.boot["qcow2"].read_bytes()
+    cut.write_bytes(data[: len(data) // 3])
+    with pytest.raises(vmimport.CorruptImage, match="damaged"):
+        with vmimport.mounted_tree(cut, tmp_path / "s"):
+            pass
+    assert_released(tmp_path / "s", {str(cut)})
+
+
+def test_luks_root_refused_with_a_hint(tmp_path: Path) -> None:
+    if subprocess.run(["which", "cryptsetup"], capture_output=True).returncode:
+        pytest.skip("cryptsetup is not installed (apt-get install cryptsetup-bin)")
+    image = build_disk(tmp_path / "luks.raw", [Part(16), Part(20, kind="luks")], tmp_path)
+    before = sha256(image)
+    with pytest.raises(vmimport.EncryptedRoot, match="partition 2 is LUKS") as err:
+        with vmimport.mounted_tree(image, tmp_path / "s"):
+            pass
+    assert "cryptsetup open" in (err.value.hint or "")
+    assert_released(tmp_path / "s", {str(image)})
+    assert sha256(image) == before
+
+
+def test_lvm_root_without_device_mapper_is_a_clear_error(tmp_path: Path) -> None:
+    if vmimport.lvm.device_mapper_available():
+        pytest.skip("this host has device-mapper; the LVM error path cannot be shown here")
+    if subprocess.run(["which", "vgcfgrestore"], capture_output=True).returncode:
+        pytest.skip("lvm2 is not installed")
+    vg = f"rtvg{secrets.token_hex(3)}"
+    image = build_disk(tmp_path / "lvm.raw", [Part(16), Part(24, kind="raw")], tmp_path)
+    lvm_partition(image, 17 * MIB, 24, vg, tmp_path)
+    with pytest.raises(vmimport.HostUnsupported, match="no device-mapper") as err:
+        with vmimport.mounted_tree(image, tmp_path / "s"):
+            pass
+    assert "modprobe dm_mod" in (err.value.hint or "")
+    assert_released(tmp_path / "s", {str(image)})
+
+
+def test_volume_groups_are_listed_without_device_mapper(tmp_path: Path) -> None:
+    if subprocess.run(["which", "vgcfgrestore"], capture_output=True).returncode:
+        pytest.skip("lvm2 is not installed")
+    vg = f"rtvg{secrets.token_hex(3)}"
+    image = build_disk(tmp_path / "lvm.raw", [Part(24, kind="raw")], tmp_path)
+    lvm_partition(image, MIB, 24, vg, tmp_path)
+    device = sh("losetup", "--read-only", "--show", "-f", "--offset", str(MIB), image).strip()
+    try:
+        assert vmimport.lvm.volume_groups([device]) == [vg]
+        (lv,) = vmimport.lvm.logical_volumes([device])
+        assert (lv.vg, lv.lv, lv.dm_path) == (vg, "root", f"/dev/mapper/{vg}-root")
+    finally:
+        sh("losetup", "-d", device)
+
+
+def test_scratch_too_small_leaves_nothing(images: Images, tmp_path: Path) -> None:
+    # A compressed qcow2 takes far less room than its raw conversion: the early check
+    # passes and the conversion itself runs out of space.
+    packed = tmp_path / "packed.qcow2"
+    sh("qemu-img", "convert", "-c", "-f", "raw", "-O", "qcow2", images.boot["raw"], packed)
+    scratch = tmp_path / "small"
+    scratch.mkdir()
+    size = packed.stat().st_size + MIB // 4  # the raw copy needs twice as much
+    sh("mount", "-t", "tmpfs", "-o", f"size={size}", "rt-scratch", scratch)
+    try:
+        with pytest.raises(vmimport.ScratchFull), vmimport.mounted_tree(packed, scratch):
+            pass
+        assert sorted(p.name for p in scratch.iterdir()) == ["lock"]
+    finally:
+        sh("umount", scratch)
+
+
+CHILD = """
+import sys, time, vmimport
+with vmimport.mounted_tree(sys.argv[1], sys.argv[2]) as tree:
+    print(tree.path, flush=True)
+    time.sleep(600)
+"""
+
+
+@pytest.fixture
+def killed_run(images: Images, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """A child that assembled the qcow2 image's tree and was SIGKILLed holding it."""
+    image, scratch = images.boot["qcow2"], tmp_path / "scratch"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.Popen(
+        [sys.executable, "-c", CHILD, str(image), str(scratch)],
+        stdout=subprocess.PIPE,
+        text=True,
+        env=env,
+    )
+    try:
+        assert child.stdout is not None
+        tree = Path(child.stdout.readline().strip())
+        assert (tree / "boot/vmlinuz-test").exists()
+        os.kill(child.pid, signal.SIGKILL)
+        child.wait()
+        yield image, scratch
+    finally:
+        if child.poll() is None:
+            os.kill(child.pid, signal.SIGKILL)
+            child.wait()
+        vmimport.cleanup(scratch)  # whatever the test did, leave nothing behind
+
+
+def test_cleanup_after_sigkill_releases_everything(
+    images: Images, killed_run: tuple[Path, Path]
+) -> None:
+    image, scratch = killed_run
+    backings = {str(image), str(scratch / "disk.raw")}
+    assert mounts.mounts_under(scratch), "the killed run must have left its mounts"
+    assert loops_on(backings)
+    vmimport.cleanup(scratch)
+    assert_released(scratch, backings)
+    assert sha256(image) == images.sums[image]
+
+
+def test_a_new_run_in_the_same_scratch_cleans_up_first(
+    images: Images, killed_run: tuple[Path, Path]
+) -> None:
+    image, scratch = killed_run
+    with vmimport.mounted_tree(image, scratch) as tree:
+        assert len([m for m in mounts.mounts_under(scratch)]) == 2  # the new root and /boot
+        assert (Path(tree) / "boot/vmlinuz-test").exists()
+    assert_released(scratch, {str(image), str(scratch / "disk.raw")})
