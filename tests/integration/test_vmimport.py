@@ -13,6 +13,7 @@ import textwrap
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -53,10 +54,8 @@ class Images:
 @pytest.fixture(scope="session")
 def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     work = tmp_path_factory.mktemp("vmimport-images")
-    boot, root = (
-        Part(16, files={"boot/.keep": "", "vmlinuz-test": "kernel\n"}, label="BOOT"),
-        Part(40),
-    )
+    boot = Part(16, files={"vmlinuz-test": "kernel\n", "grub/grub.cfg": "set default=0\n"})
+    root = Part(40)
     root.files = busybox_root(
         textwrap.dedent(
             f"""\
@@ -70,8 +69,6 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
             """
         )
     )
-    # The /boot partition holds its files at its own top: move them out of boot/.
-    boot.files = {"vmlinuz-test": "kernel\n", "grub/grub.cfg": "set default=0\n"}
     boot_raw = build_disk(work / "boot.raw", [boot, root], work)
 
     vroot, var = Part(40), Part(16, files={"lib/marker": "on the var partition\n"})
@@ -98,6 +95,12 @@ def loops_on(backings: set[str]) -> dict[str, str]:
             if bound and (bound[0] in backings or bound[0] in found):
                 found[f"/dev/{entry.name}"] = bound[0]
     return found
+
+
+def assemble(image: Path, scratch: Path, **kwargs: Any) -> None:
+    """Assemble the tree and let it go again: for the refusals."""
+    with vmimport.mounted_tree(image, scratch, **kwargs):
+        pass
 
 
 def assert_released(scratch: Path, backings: set[str]) -> None:
@@ -155,8 +158,7 @@ def test_root_partition_override(images: Images, tmp_path: Path) -> None:
     with vmimport.mounted_tree(images.var["raw"], tmp_path / "s", root_partition=1) as tree:
         assert tree.plan.root.volume.number == 1
     with pytest.raises(vmimport.RootNotFound, match="no partition 7"):
-        with vmimport.mounted_tree(images.var["raw"], tmp_path / "s", root_partition=7):
-            pass
+        assemble(images.var["raw"], tmp_path / "s", root_partition=7)
     assert_released(tmp_path / "s", {str(images.var["raw"])})
 
 
@@ -164,8 +166,7 @@ def test_unknown_missing_and_compressed_images_refused(tmp_path: Path) -> None:
     text = tmp_path / "notes.img"
     text.write_text("just some text\n" * 200)
     with pytest.raises(vmimport.UnknownFormat, match="not a disk image") as err:
-        with vmimport.mounted_tree(text, tmp_path / "s"):
-            pass
+        assemble(text, tmp_path / "s")
     assert "qemu-img convert" in (err.value.hint or "")
     gz = tmp_path / "disk.raw.gz"
     sh("sh", "-c", f"head -c 100000 /dev/zero | gzip > {gz}")
@@ -181,8 +182,7 @@ def test_truncated_qcow2_refused_as_corrupt(images: Images, tmp_path: Path) -> N
     data = images.boot["qcow2"].read_bytes()
     cut.write_bytes(data[: len(data) // 3])
     with pytest.raises(vmimport.CorruptImage, match="damaged"):
-        with vmimport.mounted_tree(cut, tmp_path / "s"):
-            pass
+        assemble(cut, tmp_path / "s")
     assert_released(tmp_path / "s", {str(cut)})
 
 
@@ -192,8 +192,7 @@ def test_luks_root_refused_with_a_hint(tmp_path: Path) -> None:
     image = build_disk(tmp_path / "luks.raw", [Part(16), Part(20, kind="luks")], tmp_path)
     before = sha256(image)
     with pytest.raises(vmimport.EncryptedRoot, match="partition 2 is LUKS") as err:
-        with vmimport.mounted_tree(image, tmp_path / "s"):
-            pass
+        assemble(image, tmp_path / "s")
     assert "cryptsetup open" in (err.value.hint or "")
     assert_released(tmp_path / "s", {str(image)})
     assert sha256(image) == before
@@ -208,8 +207,7 @@ def test_lvm_root_without_device_mapper_is_a_clear_error(tmp_path: Path) -> None
     image = build_disk(tmp_path / "lvm.raw", [Part(16), Part(24, kind="raw")], tmp_path)
     lvm_partition(image, 17 * MIB, 24, vg, tmp_path)
     with pytest.raises(vmimport.HostUnsupported, match="no device-mapper") as err:
-        with vmimport.mounted_tree(image, tmp_path / "s"):
-            pass
+        assemble(image, tmp_path / "s")
     assert "modprobe dm_mod" in (err.value.hint or "")
     assert_released(tmp_path / "s", {str(image)})
 
