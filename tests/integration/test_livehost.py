@@ -62,7 +62,7 @@ def _free_subnet() -> ipaddress.IPv4Network:
         if line.split()[0][0].isdigit()
     ]
     for _ in range(50):
-        net = ipaddress.ip_network(f"10.241.{secrets.randbelow(256)}.0/30")
+        net = ipaddress.IPv4Network(f"10.241.{secrets.randbelow(256)}.0/30")
         if not any(net.overlaps(u) for u in used):
             return net
     pytest.skip("no free 10.241.x.0/30 subnet")
