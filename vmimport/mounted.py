@@ -8,7 +8,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from vmimport import image, lvm
+from vmimport import image as disk_image
+from vmimport import lvm
 from vmimport.errors import MountFailed, RootNotFound, VmImportError
 from vmimport.image import AttachMethod, ImageInfo
 from vmimport.leases import Leases, locked
@@ -93,14 +94,14 @@ def _mount_plan(plan: MountPlan, tree: Path, leases: Leases) -> MountPlan:
 
 @contextlib.contextmanager
 def mounted_tree(
-    image_path: str | os.PathLike[str],
+    image: str | os.PathLike[str],
     scratch_dir: str | os.PathLike[str],
     root_partition: int | str | None = None,
     progress: Progress | None = None,
     *,
     attach_method: AttachMethod = AttachMethod.AUTO,
 ) -> Iterator[MountedTree]:
-    """Assemble the guest's tree from *image_path* read-only and yield it.
+    """Assemble the guest's tree from *image* read-only and yield it.
 
     The root is mounted at SCRATCH/tree and every fstab filesystem found on the image
     (/boot, /var, /home, ...) below it; LVM volume groups are activated read-only where
@@ -115,8 +116,8 @@ def mounted_tree(
     scratch = Path(scratch_dir).absolute()
     with locked(scratch) as leases:
         try:
-            info = image.inspect(image_path)
-            disk = image.attach(info, leases, method=attach_method, progress=progress)
+            info = disk_image.inspect(image)
+            disk = disk_image.attach(info, leases, method=attach_method, progress=progress)
             volumes = discover(disk, leases)
             probe_dir = leases.make_dir(scratch / PROBE)
             root = choose_root(volumes, probe_dir, leases, root_partition)

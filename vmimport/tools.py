@@ -3,15 +3,22 @@ rsync. Every one goes through :func:`run`, with a rebuilt environment and stdin 
 
 from __future__ import annotations
 
+import ctypes
 import logging
 import os
 import shlex
 import shutil
+import signal
 import subprocess
 import tempfile
 from collections.abc import Callable, Mapping
 
 from vmimport.errors import ToolFailed
+
+# <linux/prctl.h>
+PR_SET_PDEATHSIG = 1
+
+_libc = ctypes.CDLL(None, use_errno=True)
 
 log = logging.getLogger("vmimport")
 
@@ -20,6 +27,14 @@ PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 # The type of every progress callback: bytes (or items) done, the total if known, and what
 # is being done ("converting disk.qcow2", "copying root@host:/").
 Progress = Callable[[int, int | None, str], None]
+
+
+def _die_with_parent() -> None:
+    # A tool must not outlive a SIGKILLed caller: a qemu-img convert left running would go
+    # on filling the scratch directory after cleanup() removed its (then unlinked) file.
+    # Runs in the child between fork and exec, so it only makes the one call (Python
+    # warns that preexec_fn is unsafe with threads because of what else a child might do).
+    _libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
 
 
 def run(
@@ -47,6 +62,7 @@ def run(
                 stdout=subprocess.PIPE,
                 stderr=errfile,
                 env=environ,
+                preexec_fn=_die_with_parent,
             )
         except FileNotFoundError:
             raise ToolFailed(argv, 127, f"{argv[0]} is not installed") from None

@@ -33,6 +33,7 @@ from vmimport import loop, mounts
 pytestmark = pytest.mark.integration
 
 TOOLS = ("qemu-img", "sfdisk", "mkfs.ext4", "losetup", "blkid")
+CONVERTED = ("qcow2", "vmdk", "vdi", "vhdx", "vpc")
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -79,7 +80,7 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     var_raw = build_disk(work / "var.raw", [vroot, var], work)
 
     sets = (
-        {"raw": boot_raw, "qcow2": convert(boot_raw, "qcow2"), "vmdk": convert(boot_raw, "vmdk")},
+        {"raw": boot_raw} | {fmt: convert(boot_raw, fmt) for fmt in CONVERTED},
         {"raw": var_raw, "vmdk": convert(var_raw, "vmdk")},
     )
     sums = {path: sha256(path) for s in sets for path in s.values()}
@@ -108,9 +109,12 @@ def assert_released(scratch: Path, backings: set[str]) -> None:
     assert loops_on(backings) == {}
     assert not (scratch / "disk.raw").exists()
     assert not (scratch / "leases.json").exists()
+    for backing in backings:
+        if Path(backing).exists():
+            assert sh("losetup", "-j", backing) == ""
 
 
-@pytest.mark.parametrize("fmt", ["raw", "qcow2", "vmdk"])
+@pytest.mark.parametrize("fmt", ["raw", *CONVERTED])
 def test_boot_and_root_assembled_read_only(images: Images, tmp_path: Path, fmt: str) -> None:
     image = images.boot[fmt]
     scratch = tmp_path / "scratch"
@@ -287,6 +291,47 @@ def test_cleanup_after_sigkill_releases_everything(
     vmimport.cleanup(scratch)
     assert_released(scratch, backings)
     assert sha256(image) == images.sums[image]
+
+
+KILLED_CONVERTING = """
+import os, signal, sys, vmimport
+
+def progress(done, total, what):
+    if 0 < done < total:  # qemu-img is running and half-way
+        print("converting", flush=True)
+        os.kill(os.getpid(), signal.SIGKILL)
+
+with vmimport.mounted_tree(sys.argv[1], sys.argv[2], progress=progress):
+    pass
+"""
+
+
+def test_killed_while_converting_leaves_nothing_after_cleanup(
+    images: Images, tmp_path: Path
+) -> None:
+    # A bigger guest, so the conversion is still running when the progress callback fires.
+    image = tmp_path / "big.qcow2"
+    raw = tmp_path / "big.raw"
+    sh("cp", "--sparse=always", images.boot["raw"], raw)
+    sh("dd", "if=/dev/urandom", f"of={raw}", "bs=1M", "count=48", "seek=8", "conv=notrunc",
+       "status=none")  # fmt: skip
+    sh("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, image)
+    scratch = tmp_path / "scratch"
+    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
+    child = subprocess.run(
+        [sys.executable, "-c", KILLED_CONVERTING, str(image), str(scratch)],
+        capture_output=True, text=True, env=env, timeout=120,
+    )  # fmt: skip
+    assert child.returncode == -signal.SIGKILL and child.stdout == "converting\n"
+    assert (scratch / "leases.json").exists()
+    vmimport.cleanup(scratch)
+    assert_released(scratch, {str(image), str(scratch / "disk.raw")})
+    # qemu-img died with its parent (PR_SET_PDEATHSIG) instead of writing on.
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            assert str(scratch).encode() not in cmdline.read_bytes()
+        except (FileNotFoundError, ProcessLookupError):
+            continue
 
 
 def test_a_new_run_in_the_same_scratch_cleans_up_first(
