@@ -113,10 +113,22 @@ def logical_volumes(devices: list[str]) -> list[LogicalVolume]:
 
 
 def host_volume_groups(exclude: list[str]) -> list[str]:
-    """The host's own volume groups (seen on every device but *exclude*)."""
-    reject = [f"r|^{device}$|" for device in exclude] + ["a|.*|"]
-    config = f"devices {{ filter={_quote_list(reject)} global_filter={_quote_list(reject)} }}"
-    return sorted({row["vg_name"] for row in _report("vgs", "vg_name", config)})
+    """The volume groups of PVs other than *exclude* (the image's): the host's own.
+
+    Told apart by device number, not by a reject filter: LVM accepts a device when any
+    one of its names (/dev/loop3p2, /dev/block/259:1, ...) passes the filter.
+    """
+    ours = {os.stat(device).st_rdev for device in exclude}
+    found = set()
+    for row in _report("pvs", "pv_name,vg_name", "devices { use_devicesfile=0 }"):
+        try:
+            if os.stat(row["pv_name"]).st_rdev in ours:
+                continue
+        except OSError:
+            pass  # a PV that has gone away is not ours either
+        if row.get("vg_name"):
+            found.add(row["vg_name"])
+    return sorted(found)
 
 
 def check_names(image_vgs: list[str], host_vgs: list[str]) -> None:

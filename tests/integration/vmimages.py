@@ -142,3 +142,42 @@ def lvm_partition(disk: Path, offset: int, size_mib: int, vg: str, work: Path) -
     finally:
         sh("losetup", "-d", device)
     _write_at(disk, offset, part)
+
+
+def build_lvm_disk(path: Path, vg: str, work: Path) -> tuple[Part, Path]:
+    """A GPT disk: /boot on partition 1, an LVM PV on partition 2 whose VG *vg* holds the
+    root ("root", named /dev/mapper/VG-root in fstab) and /var ("var", named /dev/VG/var).
+    Needs device-mapper (the VM test): the LVs are made and filled for real."""
+    boot = Part(16, files={"vmlinuz-test": "kernel\n"})
+    build_disk(path, [boot, Part(48, kind="raw")], work)
+    mapper = vg.replace("-", "--")
+    root_files = busybox_root(
+        f"/dev/mapper/{mapper}-root / ext4 defaults 0 1\n"
+        f"UUID={boot.uuid} /boot ext4 defaults 0 2\n"
+        f"/dev/{vg}/var /var ext4 defaults 0 2\n"
+    )
+    device = sh("losetup", "--show", "-f", "--offset", str(17 * MIB), "--sizelimit",
+                str(48 * MIB), path).strip()  # fmt: skip
+    accept = f'["a|^{device}$|","r|.*|"]'
+    config = (
+        f"devices {{ filter={accept} global_filter={accept} use_devicesfile=0 "
+        "obtain_device_list_from_udev=0 } backup { backup=0 archive=0 } "
+        "activation { udev_sync=0 udev_rules=0 verify_udev_operations=1 monitoring=0 }"
+    )
+    try:
+        sh("pvcreate", "--config", config, device)
+        sh("vgcreate", "--config", config, "-s", "4M", vg, device)
+        sh("lvcreate", "--config", config, "-y", "-L", "24M", "-n", "root", vg)
+        sh("lvcreate", "--config", config, "-y", "-L", "12M", "-n", "var", vg)
+        for name, files, busybox in (
+            ("root", root_files, True),
+            ("var", {"lib/marker": "lvm var\n"}, False),
+        ):
+            tree = work / f"{vg}-{name}"
+            tree.mkdir(parents=True, exist_ok=True)
+            _fill(tree, files, with_busybox=busybox)
+            sh("mkfs.ext4", "-q", "-F", "-d", tree, f"/dev/mapper/{mapper}-{name}")
+    finally:
+        subprocess.run(["vgchange", "--config", config, "-an", vg], capture_output=True)
+        sh("losetup", "-d", device)
+    return boot, path
