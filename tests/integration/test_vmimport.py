@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import os
 import secrets
+import shutil
 import signal
 import subprocess
 import sys
@@ -21,10 +22,12 @@ import vmimport
 from tests.integration.vmimages import (
     MIB,
     Part,
+    build_btrfs_xfs_disk,
     build_disk,
     busybox_root,
     convert,
     lvm_partition,
+    needs_recovery,
     sh,
     sha256,
 )
@@ -72,7 +75,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     )
     boot_raw = build_disk(work / "boot.raw", [boot, root], work)
 
-    vroot, var = Part(40), Part(16, files={"lib/marker": "on the var partition\n"})
+    # Both marked as crashed: their journals must not be replayed (the image is read-only).
+    vroot = Part(40, dirty=True)
+    var = Part(16, files={"lib/marker": "on the var partition\n"}, dirty=True)
     vroot.files = busybox_root(
         f"UUID={vroot.uuid} / ext4 defaults 0 1\nPARTUUID={var.partuuid} /var ext4 defaults 0 2\n",
         {"var/lib/marker": "under the var mount point, hidden\n"},
@@ -151,11 +156,35 @@ def test_separate_var_partition_mounted_over_the_roots_var(
     images: Images, tmp_path: Path, fmt: str
 ) -> None:
     image = images.var[fmt]
+    if fmt == "raw":
+        assert needs_recovery(image, MIB)  # mounts only with noload on a read-only device
     with vmimport.mounted_tree(image, tmp_path / "s") as tree:
         assert (Path(tree) / "var/lib/marker").read_text() == "on the var partition\n"
         assert [(m.target, m.volume.number) for m in tree.plan.mounts] == [("/var", 2)]
     assert_released(tmp_path / "s", {str(image), str(tmp_path / "s/disk.raw")})
     assert sha256(image) == images.sums[image]
+
+
+def test_btrfs_subvolumes_and_xfs(tmp_path: Path) -> None:
+    for tool in ("mkfs.btrfs", "btrfs", "mkfs.xfs"):
+        if shutil.which(tool) is None:
+            pytest.skip(f"{tool} missing (apt-get install btrfs-progs xfsprogs)")
+    image = tmp_path / "bx.raw"
+    ids = build_btrfs_xfs_disk(image, tmp_path)
+    before = sha256(image)
+    with vmimport.mounted_tree(image, tmp_path / "s") as tree:
+        root = Path(tree)
+        assert tree.plan.root.options == ("subvol=/@",)  # found one level down
+        assert (root / "etc/os-release").exists()
+        assert (root / "home/alice/notes").read_text() == "in the @home subvolume\n"
+        assert (root / "srv/data/marker").read_text() == "on xfs\n"
+        assert [(m.target, m.fstype, m.options) for m in tree.plan.mounts] == [
+            ("/home", "btrfs", ("subvol=@home",)),
+            ("/srv/data", "xfs", ()),
+        ]
+        assert {v.uuid for v in tree.volumes} == set(ids.values())
+    assert_released(tmp_path / "s", {str(image)})
+    assert sha256(image) == before
 
 
 def test_root_partition_override(images: Images, tmp_path: Path) -> None:

@@ -42,6 +42,7 @@ class Part:
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     partuuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     label: str = ""
+    dirty: bool = False  # ext4 marked as needing journal recovery (a guest that crashed)
 
 
 def busybox_root(fstab: str, extra: dict[str, str] | None = None) -> dict[str, str]:
@@ -85,6 +86,8 @@ def build_disk(path: Path, parts: list[Part], work: Path) -> Path:
             if part.label:
                 argv += ["-L", part.label]
             sh(*argv, "-d", tree, path, f"{part.size_mib}M")
+            if part.dirty:
+                sh("debugfs", "-w", "-R", "feature needs_recovery", f"{path}?offset={start}")
         elif part.kind == "luks":
             # Header only: cryptsetup formats a file directly, no device-mapper needed.
             img = work / f"{path.stem}-p{number}.luks"
@@ -102,6 +105,13 @@ def build_disk(path: Path, parts: list[Part], work: Path) -> Path:
 def _write_at(disk: Path, offset: int, content: Path) -> None:
     sh("dd", f"if={content}", f"of={disk}", "bs=1M", f"seek={offset}", "oflag=seek_bytes",
        "conv=notrunc,sparse", "status=none")  # fmt: skip
+
+
+def needs_recovery(disk: Path, offset: int) -> bool:
+    """Whether the ext4 at *offset* has EXT3_FEATURE_INCOMPAT_RECOVER (0x4) set."""
+    with open(disk, "rb") as f:
+        f.seek(offset + 1024 + 0x60)
+        return bool(int.from_bytes(f.read(4), "little") & 0x4)
 
 
 def convert(raw: Path, fmt: str, *extra: str) -> Path:
@@ -181,3 +191,48 @@ def build_lvm_disk(path: Path, vg: str, work: Path) -> tuple[Part, Path]:
         subprocess.run(["vgchange", "--config", config, "-an", vg], capture_output=True)
         sh("losetup", "-d", device)
     return boot, path
+
+
+def build_btrfs_xfs_disk(path: Path, work: Path) -> dict[str, str]:
+    """A GPT disk: partition 1 btrfs with the root in subvolume @ and /home in @home
+    (Ubuntu's layout), partition 2 xfs for /srv/data. Built through read-write loop
+    devices over each partition's range and real mounts. Returns the ids used."""
+    btrfs_uuid, xfs_uuid = str(uuid.uuid4()), str(uuid.uuid4())
+    parts = [Part(128, kind="raw"), Part(320, kind="raw")]  # mkfs.xfs wants 300 MB or more
+    build_disk(path, parts, work)
+    fstab = (
+        f"UUID={btrfs_uuid} / btrfs defaults,subvol=@ 0 0\n"
+        f"UUID={btrfs_uuid} /home btrfs defaults,subvol=@home 0 0\n"
+        f"UUID={xfs_uuid} /srv/data xfs defaults 0 0\n"
+    )
+    mnt = work / "mnt"
+    mnt.mkdir(exist_ok=True)
+    start = MIB
+    for number, part in enumerate(parts, start=1):
+        size = part.size_mib * MIB
+        device = sh("losetup", "--show", "-f", "--offset", str(start), "--sizelimit", str(size),
+                    path).strip()  # fmt: skip
+        try:
+            if number == 1:
+                sh("mkfs.btrfs", "-q", "-f", "-U", btrfs_uuid, device)
+                sh("mount", device, mnt)
+                try:
+                    sh("btrfs", "-q", "subvolume", "create", mnt / "@")
+                    sh("btrfs", "-q", "subvolume", "create", mnt / "@home")
+                    _fill(mnt / "@", busybox_root(fstab), with_busybox=True)
+                    (mnt / "@" / "srv/data").mkdir(parents=True)
+                    (mnt / "@home/alice").mkdir()
+                    (mnt / "@home/alice/notes").write_text("in the @home subvolume\n")
+                finally:
+                    sh("umount", mnt)
+            else:
+                sh("mkfs.xfs", "-q", "-f", "-m", f"uuid={xfs_uuid}", device)
+                sh("mount", device, mnt)
+                try:
+                    (mnt / "marker").write_text("on xfs\n")
+                finally:
+                    sh("umount", mnt)
+        finally:
+            sh("losetup", "-d", device)
+        start += size
+    return {"btrfs": btrfs_uuid, "xfs": xfs_uuid}
