@@ -17,6 +17,7 @@ from vmimport.root import (
     NOT_FOUND,
     Dropped,
     MountPlan,
+    RootCandidate,
     choose_root,
     encrypted_root,
     plan_mounts,
@@ -120,22 +121,7 @@ def mounted_tree(
             disk = disk_image.attach(info, leases, method=attach_method, progress=progress)
             volumes = discover(disk, leases)
             probe_dir = leases.make_dir(scratch / PROBE)
-            root = choose_root(volumes, probe_dir, leases, root_partition)
-            lvm_active = False
-            if root is None and any(v.is_lvm() for v in volumes):
-                volumes += _activate_lvm(volumes, leases)
-                lvm_active = True
-                root = choose_root(volumes, probe_dir, leases, root_partition)
-            if root is None:
-                luks = [v for v in volumes if v.is_luks()]
-                if luks:
-                    raise encrypted_root(luks[0])
-                raise RootNotFound(
-                    "no volume on the image holds a root filesystem (/etc/fstab with "
-                    "/sbin/init or /etc/os-release)",
-                    info.path,
-                    hint=f"volumes found: {_listing(volumes)}; choose one with --root-partition N",
-                )
+            root, volumes, lvm_active = _find_root(info, volumes, probe_dir, leases, root_partition)
             plan = plan_mounts(root, volumes)
             if not lvm_active and any(v.is_lvm() for v in volumes) and _may_be_lvm(plan):
                 volumes += _activate_lvm(volumes, leases)
@@ -147,6 +133,47 @@ def mounted_tree(
             _release_keeping_first_error(leases)
             raise
         leases.release_all()
+
+
+def _find_root(
+    info: ImageInfo,
+    volumes: list[Volume],
+    probe_dir: Path,
+    leases: Leases,
+    root_partition: int | str | None,
+) -> tuple[RootCandidate, list[Volume], bool]:
+    """The root, the volumes (with logical volumes, once LVM had to be activated to find
+    it) and whether LVM is active. Raise EncryptedRoot or RootNotFound."""
+    has_pvs = any(v.is_lvm() for v in volumes)
+    lvm_active = False
+    unmountable: list[str] = []
+    root = None
+    if not (has_pvs and isinstance(root_partition, str) and "/" in root_partition):
+        root = choose_root(volumes, probe_dir, leases, root_partition, unmountable)
+    if root is None and has_pvs:
+        lvs = _activate_lvm(volumes, leases)
+        volumes, lvm_active = volumes + lvs, True
+        root = choose_root(lvs, probe_dir, leases, root_partition, unmountable)
+    if root is not None:
+        return root, volumes, lvm_active
+    luks = [v for v in volumes if v.is_luks()]
+    if luks:
+        raise encrypted_root(luks[0])
+    hint = f"volumes found: {_listing(volumes)}; choose one with --root-partition N"
+    failed = ""
+    if unmountable:
+        failed = f"; could not be mounted: {'; '.join(unmountable)}"
+        hint = (
+            "this kernel may lack the filesystem's driver or one of its features (xfs v4, "
+            "from CentOS 6 days, needs CONFIG_XFS_SUPPORT_V4), or the filesystem is damaged: "
+            "fsck a copy of the image; " + hint
+        )
+    raise RootNotFound(
+        "no volume on the image holds a root filesystem (/etc/fstab with /sbin/init or "
+        f"/etc/os-release){failed}",
+        info.path,
+        hint=hint,
+    )
 
 
 def _listing(volumes: list[Volume]) -> str:

@@ -52,7 +52,9 @@ def mount_ro(device: StrPath, target: StrPath, fstype: str, extra: tuple[str, ..
     )
     if rc != 0:
         err = ctypes.get_errno()
-        raise OSError(err, f"mount -t {driver} -o ro,{data}: {os.strerror(err)}", os.fspath(target))
+        raise OSError(
+            err, f"{os.strerror(err)} (mount -t {driver} -o ro,{data})", os.fspath(target)
+        )
 
 
 def unmount(target: StrPath) -> None:

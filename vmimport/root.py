@@ -90,7 +90,9 @@ def _mounted(leases: Leases, volume: Volume, where: Path) -> Iterator[Path]:
         leases.release(lease)
 
 
-def _inspect(leases: Leases, volume: Volume, probe: Path, force: bool) -> RootCandidate | None:
+def _inspect(
+    leases: Leases, volume: Volume, probe: Path, force: bool, unmountable: list[str]
+) -> RootCandidate | None:
     assert volume.fstype is not None
     try:
         with _mounted(leases, volume, probe) as tree:
@@ -119,16 +121,25 @@ def _inspect(leases: Leases, volume: Volume, probe: Path, force: bool) -> RootCa
                 f"{exc.strerror}",
                 volume.device,
             ) from None
-        return None  # not mountable here: not the root we can use
+        # Not mountable here, so not a root we can use; said in the error if none is found.
+        unmountable.append(f"{volume.describe()} ({volume.fstype}): {exc.strerror}")
+        return None
     return None
 
 
 def choose_root(
-    volumes: list[Volume], probe: Path, leases: Leases, root_partition: int | str | None = None
+    volumes: list[Volume],
+    probe: Path,
+    leases: Leases,
+    root_partition: int | str | None = None,
+    unmountable: list[str] | None = None,
 ) -> RootCandidate | None:
     """The volume that holds the guest's root. With *root_partition* (a partition number,
     or "VG/LV"), that one; otherwise every ext*/xfs/btrfs volume is mounted read-only at
-    *probe* in turn and looked into. None when no volume looks like a root."""
+    *probe* in turn and looked into. None when no volume looks like a root; the volumes
+    that could not even be mounted are then added to *unmountable*, with why."""
+    if unmountable is None:
+        unmountable = []
     if root_partition is not None:
         chosen = [v for v in volumes if _names(v, root_partition)]
         if not chosen:
@@ -144,11 +155,11 @@ def choose_root(
                 f"{volume.describe()} holds {volume.fstype or 'no known filesystem'}, "
                 "not a root filesystem (ext2/3/4, xfs or btrfs)"
             )
-        return _inspect(leases, volume, probe, force=True)
+        return _inspect(leases, volume, probe, True, unmountable)
     found = []
     for volume in volumes:
         if volume.fstype in ROOT_FSTYPES:
-            candidate = _inspect(leases, volume, probe, force=False)
+            candidate = _inspect(leases, volume, probe, False, unmountable)
             if candidate is not None:
                 found.append(candidate)
     if len(found) > 1:

@@ -4,6 +4,7 @@ even after a SIGKILL; damaged, unknown, encrypted and LVM images refused clearly
 
 from __future__ import annotations
 
+import gzip
 import os
 import secrets
 import shutil
@@ -185,6 +186,26 @@ def test_btrfs_subvolumes_and_xfs(tmp_path: Path) -> None:
         assert {v.uuid for v in tree.volumes} == set(ids.values())
     assert_released(tmp_path / "s", {str(image)})
     assert sha256(image) == before
+
+
+def test_a_filesystem_this_kernel_cannot_mount_is_named(tmp_path: Path) -> None:
+    if zcat_config("CONFIG_XFS_SUPPORT_V4=y"):
+        pytest.skip("this kernel mounts xfs v4")
+    image = tmp_path / "centos6.img"  # a partitionless xfs v4, as old guests have
+    sh("truncate", "-s", "300M", image)
+    sh("mkfs.xfs", "-q", "-f", "-m", "crc=0", image)
+    with pytest.raises(
+        vmimport.RootNotFound,
+        match=r"could not be mounted: the whole disk \(xfs\): Invalid argument",
+    ) as err:
+        assemble(image, tmp_path / "s")
+    assert "CONFIG_XFS_SUPPORT_V4" in (err.value.hint or "")
+    assert_released(tmp_path / "s", {str(image)})
+
+
+def zcat_config(line: str) -> bool:
+    config = Path("/proc/config.gz")
+    return config.exists() and line in gzip.decompress(config.read_bytes()).decode()
 
 
 def test_root_partition_override(images: Images, tmp_path: Path) -> None:
