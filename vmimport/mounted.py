@@ -108,7 +108,7 @@ def mounted_tree(
     (/boot, /var, /home, ...) below it; LVM volume groups are activated read-only where
     needed. On exit, however it comes, everything is released newest first: mounts, LVM,
     partition and disk loop devices, nbd, the converted copy. Each of those is written to
-    SCRATCH/leases.json before it is made, so after a SIGKILL :func:`cleanup` (or the next
+    SCRATCH/leases.jsonl before it is made, so after a SIGKILL :func:`cleanup` (or the next
     run with the same scratch directory) releases what was left.
 
     *root_partition* overrides the search: a partition number, 0 for a partitionless

@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
+from vmimport import loop
 from vmimport.errors import ToolFailed
 from vmimport.leases import Leases
 from vmimport.lvm import LogicalVolume
@@ -100,12 +101,16 @@ def discover(disk: str, leases: Leases) -> list[Volume]:
     if table is None or not table.partitions:
         return [probe(disk)]
     made = {p.number: p for p in kernel_partitions(disk)}
+    # Partition loops go straight onto the disk loop's own backing file where there is
+    # one: a loop stacked on a loop reads through two page caches (3x slower copies here).
+    bound = loop.binding(disk)
+    base, shift = (bound[0], bound[1]) if bound and os.path.isfile(bound[0]) else (disk, 0)
     volumes = []
     for part in table.partitions:
         kernel = made.get(part.number)
         if kernel is not None and (kernel.start, kernel.size) == (part.start, part.size):
             device = kernel.device
         else:
-            device = leases.attach_loop(disk, offset=part.start, size=part.size)
+            device = leases.attach_loop(base, offset=shift + part.start, size=part.size)
         volumes.append(probe(device, part))
     return volumes

@@ -114,7 +114,7 @@ def assert_released(scratch: Path, backings: set[str]) -> None:
     assert mounts.mounts_under(scratch) == []
     assert loops_on(backings) == {}
     assert not (scratch / "disk.raw").exists()
-    assert not (scratch / "leases.json").exists()
+    assert not (scratch / "leases.jsonl").exists()
     for backing in backings:
         if Path(backing).exists():
             assert sh("losetup", "-j", backing) == ""
@@ -373,7 +373,7 @@ def test_killed_while_converting_leaves_nothing_after_cleanup(
         capture_output=True, text=True, env=env, timeout=120,
     )  # fmt: skip
     assert child.returncode == -signal.SIGKILL and child.stdout == "converting\n"
-    assert (scratch / "leases.json").exists()
+    assert (scratch / "leases.jsonl").exists()
     vmimport.cleanup(scratch)
     assert_released(scratch, {str(image), str(scratch / "disk.raw")})
     # qemu-img died with its parent (PR_SET_PDEATHSIG) instead of writing on.

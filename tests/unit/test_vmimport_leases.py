@@ -3,7 +3,6 @@ could not be released), the scratch lock, the guest-confined path walk, and run(
 
 from __future__ import annotations
 
-import json
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vmimport import CleanupIncomplete, ScratchBusy, ToolFailed, cleanup
-from vmimport.leases import Leases, locked
+from vmimport.leases import Leases, locked, replay
 from vmimport.root import looks_like_root, resolve_in
 from vmimport.tools import run
 
@@ -20,7 +19,7 @@ def test_leases_are_on_disk_before_the_action_and_released_newest_first(tmp_path
     leases = Leases(tmp_path)
     made = leases.make_dir(tmp_path / "tree")
     temp = leases.temp_file(tmp_path / "disk.raw")
-    recorded = json.loads((tmp_path / "leases.json").read_text())
+    recorded = replay((tmp_path / "leases.jsonl").read_text())
     assert [(e["kind"], e["path"]) for e in recorded] == [
         ("dir", str(made)),
         ("file", str(temp)),  # recorded although the file is not made yet
@@ -37,7 +36,7 @@ def test_leases_are_on_disk_before_the_action_and_released_newest_first(tmp_path
     leases.release_all()
     assert order == ["file", "dir"]
     assert not temp.exists() and not made.exists()
-    assert not (tmp_path / "leases.json").exists()
+    assert not (tmp_path / "leases.jsonl").exists()
 
 
 def test_what_cannot_be_released_stays_listed(tmp_path: Path) -> None:
@@ -47,8 +46,21 @@ def test_what_cannot_be_released_stays_listed(tmp_path: Path) -> None:
     with pytest.raises(CleanupIncomplete) as err:
         leases.release_all()
     assert len(err.value.left) == 1 and str(busy) in err.value.left[0]
-    assert json.loads((tmp_path / "leases.json").read_text())[0]["path"] == str(busy)
+    assert [e["path"] for e in replay((tmp_path / "leases.jsonl").read_text())] == [str(busy)]
     assert (busy / "left").exists()
+
+
+def test_replay_skips_a_line_cut_short_and_applies_sets_and_drops() -> None:
+    journal = (
+        '{"add":{"id":0,"kind":"loop","backing":"/i","offset":0}}\n'
+        '{"add":{"id":1,"kind":"mount","target":"/t"}}\n'
+        '{"set":0,"fields":{"device":"/dev/loop3"}}\n'
+        '{"drop":1}\n'
+        '{"add":{"id":2,"kind":"mou'  # the kill came mid-write
+    )
+    assert replay(journal) == [
+        {"id": 0, "kind": "loop", "backing": "/i", "offset": 0, "device": "/dev/loop3"}
+    ]
 
 
 def test_a_dead_runs_leftovers_are_released_by_cleanup(tmp_path: Path) -> None:
@@ -57,7 +69,7 @@ def test_a_dead_runs_leftovers_are_released_by_cleanup(tmp_path: Path) -> None:
     leftover.write_bytes(b"converted")
     del leases  # the run "dies" here: nothing released
     cleanup(tmp_path)
-    assert not leftover.exists() and not (tmp_path / "leases.json").exists()
+    assert not leftover.exists() and not (tmp_path / "leases.jsonl").exists()
     cleanup(tmp_path / "never-made")  # nothing to do is fine
 
 

@@ -42,7 +42,7 @@ def check(name: str, body: Callable[[], str]) -> None:
 def released(scratch: Path, image: Path) -> None:
     assert mounts.mounts_under(scratch) == [], mounts.mounts_under(scratch)
     assert sh("losetup", "-j", image) == ""
-    assert not (scratch / "leases.json").exists()
+    assert not (scratch / "leases.jsonl").exists()
 
 
 def kernel_partitions() -> str:
