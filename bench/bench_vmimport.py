@@ -12,6 +12,7 @@ binds a loop device to each partition's byte range, as vmimport does here.
 from __future__ import annotations
 
 import argparse
+import functools
 import os
 import shutil
 import statistics
@@ -130,8 +131,8 @@ def main() -> None:
             ours, hand = medians(
                 args.rounds,
                 work,
-                lambda d, i=image: with_vmimport(i, work, d),
-                lambda d, i=image: by_hand(i, parts, work, d),
+                functools.partial(with_vmimport, image, work),
+                functools.partial(by_hand, image, parts, work),
             )
             fmt = image.suffix[1:]
             print(f"{fmt:<8}{ours / gib:>16.2f}{hand / gib:>16.2f}{ours / hand:>8.2f}")
