@@ -273,6 +273,7 @@ def sync(
     dest: str | Path,
     options: SshOptions | None = None,
     progress: Progress | None = None,
+    keep: tuple[str, ...] = (),
 ) -> SyncResult:
     """Copy (the first time) or bring up to date (every later time) *dest* from the live
     host. *dest* is created if missing. Raise SourceUnreachable, InvalidSource or
@@ -281,7 +282,10 @@ def sync(
     options = options or SshOptions()
     skipped = skipped_mounts(remote_mounts(source, options))
     Path(dest).mkdir(parents=True, exist_ok=True)
-    argv = rsync_argv(source, dest, options, exclude_patterns(source.path, skipped))
+    # *keep*: paths of dest the copy leaves alone (not copied over, never deleted), such as
+    # richc's own /.richc with the originals of the files its fix-ups replaced.
+    excludes = exclude_patterns(source.path, skipped) + [f"/{p.strip('/')}" for p in keep]
+    argv = rsync_argv(source, dest, options, excludes)
     what = f"copying {source}"
 
     def on_output(line: str) -> None:

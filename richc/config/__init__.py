@@ -19,6 +19,8 @@ from richc.config.limits import DEVICE_LIMIT_KEYS as DEVICE_LIMIT_KEYS
 from richc.config.limits import LIMIT_KEYS as LIMIT_KEYS
 from richc.config.limits import Limits as Limits
 from richc.config.limits import parse_limits
+from richc.config.migrate import MigrateConfig as MigrateConfig
+from richc.config.migrate import parse_migrate
 from richc.config.net import DEFAULT_NETWORK, parse_net
 from richc.config.net import NetConfig as NetConfig
 from richc.config.net import NicConfig as NicConfig
@@ -121,6 +123,7 @@ class ContainerConfig:
     stop_timeout: int = 10
     stop_signal: str | None = None
     command: tuple[str, ...] = ()
+    migrate: MigrateConfig = field(default_factory=MigrateConfig)
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -151,6 +154,8 @@ class ContainerConfig:
             out["command"] = list(self.command)
         if self.annotations:
             out["annotations"] = dict(self.annotations)
+        if self.migrate.to_dict():
+            out["migrate"] = self.migrate.to_dict()
         return out
 
     def with_changes(self, **changes: Any) -> ContainerConfig:
@@ -159,7 +164,7 @@ class ContainerConfig:
 
 KNOWN_KEYS = {
     "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
-    "net", "restart", "stop_timeout", "stop_signal", "command", "annotations",
+    "net", "restart", "stop_timeout", "stop_signal", "command", "annotations", "migrate",
 }  # fmt: skip
 
 
@@ -279,7 +284,9 @@ def _parse_hooks(raw: object) -> tuple[tuple[str, tuple[HookRef, ...]], ...]:
 
 def normalise_source(value: object) -> str:
     text = str(value or "busybox").strip()
-    if text == "busybox" or text.startswith(("debian:", "dir:", "tar:", "oci:")):
+    if text == "busybox" or text.startswith(("debian:", "dir:", "tar:", "oci:", "disk:")):
+        return text
+    if text.startswith("ssh://"):
         return text
     if text.startswith(("/", ".")):
         path = Path(text).expanduser().absolute()
@@ -290,7 +297,7 @@ def normalise_source(value: object) -> str:
         "from",
         value,
         "unknown source",
-        hint="use busybox, debian:SUITE, dir:PATH, tar:PATH or oci:PATH",
+        hint="use busybox, debian:SUITE, dir:PATH, tar:PATH, disk:IMAGE or ssh://USER@HOST",
     )
 
 
@@ -340,6 +347,7 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
         stop_timeout=parse_positive_int("stop_timeout", stop_timeout),
         stop_signal=str(data["stop_signal"]) if data.get("stop_signal") else None,
         command=tuple(str(c) for c in command),
+        migrate=parse_migrate(data.get("migrate")),
     )
 
 
