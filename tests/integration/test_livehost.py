@@ -5,28 +5,20 @@ changed remotely and synced again."""
 
 from __future__ import annotations
 
-import ipaddress
 import os
-import secrets
-import shutil
-import signal
-import socket
 import struct
 import subprocess
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 import vmimport
+from tests.integration.sshhost import Remote, need_tools, sh, ssh_server
 from vmimport import SourceUnreachable, SshOptions, SshSource
 
 pytestmark = pytest.mark.integration
 
-SSHD = "/usr/sbin/sshd"
-PRIVSEP = Path("/run/sshd")  # sshd insists on its privilege-separation directory
 MIB = 1 << 20
 
 # system.posix_acl_access (<linux/posix_acl_xattr.h>): version 2, then (tag, perm, id):
@@ -41,44 +33,6 @@ ACL = struct.pack("<I", 2) + b"".join(
         (0x20, 0, 0xFFFFFFFF),
     )
 )
-
-
-def sh(*argv: str | os.PathLike[str]) -> str:
-    return subprocess.run([str(a) for a in argv], capture_output=True, text=True, check=True).stdout
-
-
-@dataclass(frozen=True)
-class Remote:
-    source: SshSource
-    options: SshOptions
-    tree: Path
-    netns: str
-
-
-def _free_subnet() -> ipaddress.IPv4Network:
-    used = [
-        ipaddress.ip_network(line.split()[0], strict=False)
-        for line in sh("ip", "-4", "route").splitlines()
-        if line.split()[0][0].isdigit()
-    ]
-    for _ in range(50):
-        net = ipaddress.IPv4Network(f"10.241.{secrets.randbelow(256)}.0/30")
-        if not any(net.overlaps(u) for u in used):
-            return net
-    pytest.skip("no free 10.241.x.0/30 subnet")
-
-
-def _wait_for_port(address: str, port: int, sshd: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        if sshd.poll() is not None:
-            raise RuntimeError(f"sshd exited with {sshd.returncode}")
-        try:
-            with socket.create_connection((address, port), timeout=0.2):
-                return
-        except OSError:
-            time.sleep(0.02)
-    raise RuntimeError("sshd did not start listening")
 
 
 def _fill(tree: Path) -> None:
@@ -105,68 +59,18 @@ def _fill(tree: Path) -> None:
 
 @pytest.fixture(scope="module")
 def remote(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Remote]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root (network namespaces)")
-    for tool in (SSHD, "ssh", "ssh-keygen", "rsync", "ip"):
-        if shutil.which(tool) is None:
-            pytest.skip(f"{tool} missing (apt-get install openssh-server openssh-client rsync)")
+    need_tools()
     work = tmp_path_factory.mktemp("livehost")
     tree = work / "remote-tree"
     _fill(tree)
     share = tree / "mnt/share"
     sh("mount", "-t", "tmpfs", "-o", "size=1M", "rt-share", share)
     (share / "on-a-tmpfs").write_text("must not be copied\n")
-
-    net = _free_subnet()
-    host_ip, ns_ip = (str(a) for a in list(net.hosts())[:2])
-    tag = secrets.token_hex(3)
-    netns, veth = f"rt{tag}", f"rt{tag}h"
-    made_privsep = not PRIVSEP.exists()
-    sshd: subprocess.Popen[bytes] | None = None
     try:
-        sh("ip", "netns", "add", netns)
-        sh("ip", "link", "add", veth, "type", "veth", "peer", "name", "eth0", "netns", netns)
-        sh("ip", "addr", "add", f"{host_ip}/30", "dev", veth)
-        sh("ip", "link", "set", veth, "up")
-        for argv in (
-            ["addr", "add", f"{ns_ip}/30", "dev", "eth0"],
-            ["link", "set", "eth0", "up"],
-            ["link", "set", "lo", "up"],
-        ):
-            sh("ip", "-n", netns, *argv)
-        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", work / "host_key")
-        sh("ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", work / "id")
-        (work / "authorized_keys").write_text((work / "id.pub").read_text())
-        host_pub = (work / "host_key.pub").read_text().split()[:2]
-        (work / "known_hosts").write_text(f"{ns_ip} {' '.join(host_pub)}\n")
-        (work / "sshd_config").write_text(
-            f"ListenAddress {ns_ip}\nPort 22\nHostKey {work / 'host_key'}\n"
-            f"AuthorizedKeysFile {work / 'authorized_keys'}\nPidFile none\n"
-            "PermitRootLogin prohibit-password\nPasswordAuthentication no\n"
-            "KbdInteractiveAuthentication no\nUsePAM no\nStrictModes no\n"
-        )
-        PRIVSEP.mkdir(mode=0o755, exist_ok=True)
-        sshd = subprocess.Popen(
-            ["ip", "netns", "exec", netns, SSHD, "-D", "-e", "-f", str(work / "sshd_config")],
-            stdin=subprocess.DEVNULL,
-            stderr=open(work / "sshd.log", "wb"),  # noqa: SIM115
-        )
-        _wait_for_port(ns_ip, 22, sshd)
-        yield Remote(
-            SshSource("root", ns_ip, 22, str(tree)),
-            SshOptions(identity_file=work / "id", known_hosts=work / "known_hosts"),
-            tree,
-            netns,
-        )
+        with ssh_server(tree, work) as server:
+            yield server
     finally:
-        if sshd is not None:
-            # `ip netns exec` execs sshd, so this pid is sshd's own.
-            os.kill(sshd.pid, signal.SIGTERM)
-            sshd.wait(timeout=10)
-        subprocess.run(["ip", "netns", "del", netns], capture_output=True)  # takes the veth too
         subprocess.run(["umount", share], capture_output=True)
-        if made_privsep:
-            PRIVSEP.rmdir()
 
 
 def test_copy_then_incremental_sync(remote: Remote, tmp_path: Path) -> None:
