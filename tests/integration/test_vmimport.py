@@ -240,6 +240,15 @@ def test_truncated_qcow2_refused_as_corrupt(images: Images, tmp_path: Path) -> N
     assert_released(tmp_path / "s", {str(cut)})
 
 
+def test_truncated_raw_image_refused_as_corrupt(images: Images, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.raw"
+    sh("cp", "--sparse=always", images.boot["raw"], cut)
+    os.truncate(cut, 40 * MIB)  # the root partition ran to 57 MiB
+    with pytest.raises(vmimport.CorruptImage, match=r"partition 2 ends .* truncated"):
+        assemble(cut, tmp_path / "s")
+    assert_released(tmp_path / "s", {str(cut)})
+
+
 def test_luks_root_refused_with_a_hint(tmp_path: Path) -> None:
     if subprocess.run(["which", "cryptsetup"], capture_output=True).returncode:
         pytest.skip("cryptsetup is not installed (apt-get install cryptsetup-bin)")
