@@ -12,6 +12,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -229,6 +230,28 @@ def test_unknown_missing_and_compressed_images_refused(tmp_path: Path) -> None:
     assert err.value.hint == "gunzip it first"
     with pytest.raises(vmimport.ImageNotFound):
         vmimport.inspect(tmp_path / "nope.qcow2")
+
+
+@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
+def test_an_image_a_running_vm_holds_is_refused(images: Images, tmp_path: Path, fmt: str) -> None:
+    # qemu-nbd serving the image read-write takes the same locks a running VM's qemu does.
+    image = tmp_path / f"running.{fmt}"
+    sh("cp", "--sparse=always", images.boot[fmt], image)
+    server = subprocess.Popen(
+        ["qemu-nbd", "--persistent", f"--socket={tmp_path / 'nbd.sock'}", "-f", fmt, image],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "nbd.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(vmimport.ImageInUse, match="in use by a running VM"):
+            assemble(image, tmp_path / "s")
+    finally:
+        server.terminate()
+        server.wait()
+    assert_released(tmp_path / "s", {str(image)})
 
 
 def test_truncated_qcow2_refused_as_corrupt(images: Images, tmp_path: Path) -> None:
