@@ -188,10 +188,27 @@ def skipped_mounts(mounts: list[RemoteMount]) -> list[RemoteMount]:
     ]
 
 
+def parse_proc_mounts(text: str) -> list[RemoteMount]:
+    """/proc/self/mounts: source, target, type, ...; blanks in paths as octal escapes."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+            found.append(RemoteMount(target, fields[2]))
+    return found
+
+
 def remote_mounts(source: SshSource, options: SshOptions) -> list[RemoteMount]:
-    """The live host's mounts, read over ssh."""
-    argv = [*ssh_argv(source, options), source.destination, "findmnt -rn -o TARGET,FSTYPE"]
-    return parse_findmnt(_ssh_run(argv, source))
+    """The live host's mounts, read over ssh (from /proc where findmnt is missing: an
+    old or minimal host)."""
+    ssh = [*ssh_argv(source, options), source.destination]
+    try:
+        return parse_findmnt(_ssh_run([*ssh, "findmnt -rn -o TARGET,FSTYPE"], source))
+    except ToolFailed as exc:
+        if exc.returncode != 127:
+            raise
+    return parse_proc_mounts(_ssh_run([*ssh, "cat /proc/self/mounts"], source))
 
 
 def _ssh_run(argv: list[str], source: SshSource) -> str:
