@@ -1,6 +1,9 @@
-"""vmimport on real disk images the test builds: raw, qcow2 and vmdk attached read-only,
-the guest's tree assembled from its partitions by its fstab, everything released after,
-even after a SIGKILL; damaged, unknown, encrypted and LVM images refused clearly."""
+"""vmimport on real disk images the test builds: raw, qcow2, vmdk, vdi, vhdx and vhd
+attached read-only, the guest's tree assembled from its partitions by its fstab (ext4 with
+a crashed journal, btrfs subvolumes, xfs), the image unchanged and everything released
+after, even after a SIGKILL; damaged, unknown, encrypted, in-use and LVM images and a full
+scratch directory refused clearly. The LVM, kernel-partition and nbd paths this kernel
+cannot take are in test_vmimport_vm.py."""
 
 from __future__ import annotations
 
@@ -37,7 +40,7 @@ from vmimport import loop, mounts
 
 pytestmark = pytest.mark.integration
 
-TOOLS = ("qemu-img", "sfdisk", "mkfs.ext4", "losetup", "blkid")
+TOOLS = ("qemu-img", "qemu-nbd", "sfdisk", "mkfs.ext4", "debugfs", "losetup", "blkid")
 CONVERTED = ("qcow2", "vmdk", "vdi", "vhdx", "vpc")
 
 
@@ -45,7 +48,7 @@ CONVERTED = ("qcow2", "vmdk", "vdi", "vhdx", "vpc")
 def _host() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root (loop devices and mounts)")
-    missing = [t for t in TOOLS if subprocess.run(["which", t], capture_output=True).returncode]
+    missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(f"missing {', '.join(missing)} (apt-get install qemu-utils fdisk e2fsprogs)")
 
@@ -273,7 +276,7 @@ def test_truncated_raw_image_refused_as_corrupt(images: Images, tmp_path: Path) 
 
 
 def test_luks_root_refused_with_a_hint(tmp_path: Path) -> None:
-    if subprocess.run(["which", "cryptsetup"], capture_output=True).returncode:
+    if shutil.which("cryptsetup") is None:
         pytest.skip("cryptsetup is not installed (apt-get install cryptsetup-bin)")
     image = build_disk(tmp_path / "luks.raw", [Part(16), Part(20, kind="luks")], tmp_path)
     before = sha256(image)
@@ -287,7 +290,7 @@ def test_luks_root_refused_with_a_hint(tmp_path: Path) -> None:
 def test_lvm_root_without_device_mapper_is_a_clear_error(tmp_path: Path) -> None:
     if vmimport.lvm.device_mapper_available():
         pytest.skip("this host has device-mapper; the LVM error path cannot be shown here")
-    if subprocess.run(["which", "vgcfgrestore"], capture_output=True).returncode:
+    if shutil.which("vgcfgrestore") is None:
         pytest.skip("lvm2 is not installed")
     vg = f"rtvg{secrets.token_hex(3)}"
     image = build_disk(tmp_path / "lvm.raw", [Part(16), Part(24, kind="raw")], tmp_path)
@@ -299,7 +302,7 @@ def test_lvm_root_without_device_mapper_is_a_clear_error(tmp_path: Path) -> None
 
 
 def test_volume_groups_are_listed_without_device_mapper(tmp_path: Path) -> None:
-    if subprocess.run(["which", "vgcfgrestore"], capture_output=True).returncode:
+    if shutil.which("vgcfgrestore") is None:
         pytest.skip("lvm2 is not installed")
     vg = f"rtvg{secrets.token_hex(3)}"
     image = build_disk(tmp_path / "lvm.raw", [Part(24, kind="raw")], tmp_path)
