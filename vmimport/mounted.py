@@ -70,18 +70,19 @@ def _mount_plan(plan: MountPlan, tree: Path, leases: Leases) -> MountPlan:
     for mount in plan.mounts:
         where = resolve_in(tree, mount.target)
         if not where.is_dir() or where.is_symlink():
-            dropped.append(
-                Dropped(
-                    mount.target,
-                    mount.volume.device,
-                    mount.fstype,
-                    "its mount point is missing from the root filesystem",
-                )
-            )
+            reason = "its mount point is missing from the root filesystem"
+            dropped.append(Dropped(mount.target, mount.spec, mount.fstype, reason))
             continue
         try:
             leases.mount(mount.volume.device, where, mount.fstype, mount.options)
         except OSError as exc:
+            if is_boot(mount.target):
+                # A container does not boot from /boot or the EFI partition: one this
+                # kernel cannot mount (vfat on this project's CI kernel) is reported, and
+                # the import goes on.
+                reason = f"not mountable here ({exc.strerror}); a container does not boot from it"
+                dropped.append(Dropped(mount.target, mount.spec, mount.fstype, reason))
+                continue
             raise MountFailed(
                 f"{mount.target} ({mount.volume.describe()}, {mount.fstype}) cannot be "
                 f"mounted read-only: {exc.strerror}",
@@ -174,6 +175,10 @@ def _find_root(
         info.path,
         hint=hint,
     )
+
+
+def is_boot(target: str) -> bool:
+    return target == "/boot" or target.startswith("/boot/")
 
 
 def _listing(volumes: list[Volume]) -> str:

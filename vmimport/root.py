@@ -224,6 +224,7 @@ class PlannedMount:
     volume: Volume
     fstype: str
     options: tuple[str, ...] = ()
+    spec: str = ""  # as the guest's fstab names it
 
 
 @dataclass(frozen=True)
@@ -308,11 +309,9 @@ def plan_mounts(root: RootCandidate, volumes: list[Volume]) -> MountPlan:
             continue
         if entry.target in planned:
             old = planned[entry.target]
-            dropped.append(
-                Dropped(old.target, old.volume.device, old.fstype, "shadowed by a later entry")
-            )
+            dropped.append(Dropped(old.target, old.spec, old.fstype, "shadowed by a later entry"))
         planned[entry.target] = PlannedMount(
-            entry.target, volume, volume.fstype, entry.subvolume_options()
+            entry.target, volume, volume.fstype, entry.subvolume_options(), entry.spec
         )
     order = sorted(planned.values(), key=lambda m: len(PurePosixPath(m.target).parts))
     return MountPlan(

@@ -192,6 +192,30 @@ def test_btrfs_subvolumes_and_xfs(tmp_path: Path) -> None:
     assert sha256(image) == before
 
 
+def test_an_efi_partition_this_kernel_cannot_mount_is_dropped_not_fatal(tmp_path: Path) -> None:
+    if "minix" in Path("/proc/filesystems").read_text() or shutil.which("mkfs.minix") is None:
+        pytest.skip("needs a filesystem this kernel lacks and a tool to make it (minix)")
+    boot = Part(16, files={"vmlinuz-test": "kernel\n", "efi/.keep": ""})
+    root, efi = Part(40), Part(8, kind="minix")
+    root.files = busybox_root(
+        f"UUID={root.uuid} / ext4 defaults 0 1\n"
+        f"PARTUUID={efi.partuuid} /boot/efi vfat umask=0077 0 1\n"  # after its parent
+        f"UUID={boot.uuid} /boot ext4 defaults 0 2\n"
+    )
+    image = build_disk(tmp_path / "efi.raw", [boot, root, efi], tmp_path)
+    with vmimport.mounted_tree(image, tmp_path / "s") as tree:
+        assert (Path(tree) / "boot/vmlinuz-test").exists()  # /boot went first all the same
+        assert [m.target for m in tree.plan.mounts] == ["/boot"]
+        (dropped,) = tree.plan.dropped
+        assert (dropped.target, dropped.spec, dropped.fstype) == (
+            "/boot/efi",
+            f"PARTUUID={efi.partuuid}",
+            "minix",
+        )
+        assert dropped.reason.startswith("not mountable here (No such device)")
+    assert_released(tmp_path / "s", {str(image)})
+
+
 def test_a_filesystem_this_kernel_cannot_mount_is_named(tmp_path: Path) -> None:
     if zcat_config("CONFIG_XFS_SUPPORT_V4=y"):
         pytest.skip("this kernel mounts xfs v4")
