@@ -13,6 +13,7 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
 from vmimport.errors import InvalidSource, SourceUnreachable, ToolFailed
@@ -283,6 +284,14 @@ class SyncResult:
     source: SshSource
     skipped: tuple[RemoteMount, ...]  # remote mounts whose contents were left out
     vanished: bool  # some files went away while they were being copied (rsync exit 24)
+
+    def report(self) -> dict[str, Any]:
+        """Plain data for the migration report (JSON-ready)."""
+        return {
+            "source": str(self.source),
+            "skipped_mounts": [{"target": m.target, "fstype": m.fstype} for m in self.skipped],
+            "vanished_files": self.vanished,
+        }
 
 
 def sync(

@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from vmimport import image as disk_image
 from vmimport import lvm
@@ -41,6 +42,34 @@ class MountedTree:
 
     def __fspath__(self) -> str:
         return str(self.path)
+
+    def report(self) -> dict[str, Any]:
+        """Plain data for the migration report (JSON-ready): the image, the root, what
+        was mounted from where and what the guest's fstab asked for that was left out."""
+
+        def volume(v: Volume) -> dict[str, Any]:
+            lv = f"{v.lv.vg}/{v.lv.lv}" if v.lv else None
+            return {"volume": v.describe(), "partition": v.number, "logical_volume": lv,
+                    "fstype": v.fstype, "uuid": v.uuid, "size": v.size}  # fmt: skip
+
+        return {
+            "image": {
+                "path": str(self.image.path),
+                "format": self.image.format.value,
+                "size": self.image.size,
+                "backing_chain": list(self.image.backing_chain),
+                "warnings": list(self.image.warnings),
+            },
+            "os_release": self.plan.os_release,
+            "mounts": [
+                {"target": m.target, "spec": m.spec, "options": list(m.options), **volume(m.volume)}
+                for m in (self.plan.root, *self.plan.mounts)
+            ],
+            "dropped": [
+                {"target": d.target, "spec": d.spec, "fstype": d.fstype, "reason": d.reason}
+                for d in self.plan.dropped
+            ],
+        }
 
 
 def _activate_lvm(volumes: list[Volume], leases: Leases) -> list[Volume]:

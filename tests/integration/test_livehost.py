@@ -186,6 +186,9 @@ def test_copy_then_incremental_sync(remote: Remote, tmp_path: Path) -> None:
     # The tmpfs mounted inside the tree is left out, its mount point is kept.
     assert (dest / "mnt/share").is_dir() and not (dest / "mnt/share/on-a-tmpfs").exists()
     assert str(remote.tree / "mnt/share") in [m.target for m in result.skipped]
+    assert {"target": str(remote.tree / "mnt/share"), "fstype": "tmpfs"} in result.report()[
+        "skipped_mounts"
+    ]
     assert seen and all(what == f"copying {remote.source}" for _, _, what in seen)
     assert seen[-1][0] > 64 * 1024  # rsync counted the bytes it sent
 

@@ -8,6 +8,7 @@ cannot take are in test_vmimport_vm.py."""
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import secrets
 import shutil
@@ -142,6 +143,13 @@ def test_boot_and_root_assembled_read_only(images: Images, tmp_path: Path, fmt: 
         dropped = {d.target: d.reason for d in tree.plan.dropped}
         assert dropped.keys() == {"none", "/srv/nfs", "/tmp", "/data"}
         assert dropped["/data"].startswith("not on the image")
+        report = json.loads(json.dumps(tree.report()))
+        assert report["image"]["format"] == fmt
+        assert [(m["target"], m["partition"], m["fstype"]) for m in report["mounts"]] == [
+            ("/", 2, "ext4"),
+            ("/boot", 1, "ext4"),
+        ]
+        assert {d["target"] for d in report["dropped"]} == dropped.keys()
         # Read-only from the user's side: writes fail, on the root and on /boot.
         for where in (root, root / "boot"):
             with pytest.raises(OSError, match="Read-only"):
