@@ -314,8 +314,9 @@ def plan_mounts(root: RootCandidate, volumes: list[Volume]) -> MountPlan:
             entry.target, volume, volume.fstype, entry.subvolume_options(), entry.spec
         )
     order = sorted(planned.values(), key=lambda m: len(PurePosixPath(m.target).parts))
+    root_spec = next((e.spec for e in entries if e.target == "/"), "")
     return MountPlan(
-        PlannedMount("/", root.volume, root.volume.fstype or "auto", root.options),
+        PlannedMount("/", root.volume, root.volume.fstype or "auto", root.options, root_spec),
         tuple(order),
         tuple(dropped),
         root.os_release,
