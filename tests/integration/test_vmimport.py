@@ -244,6 +244,22 @@ def zcat_config(line: str) -> bool:
     return config.exists() and line in gzip.decompress(config.read_bytes()).decode()
 
 
+def test_a_partitionless_filesystem_image(tmp_path: Path) -> None:
+    tree = tmp_path / "rootfs"
+    tree.mkdir()
+    (tree / "etc").mkdir()
+    (tree / "etc/fstab").write_text("LABEL=guestroot / ext4 defaults 0 1\n")
+    (tree / "etc/os-release").write_text("ID=alpine\n")
+    image = tmp_path / "rootfs.img"  # what virt-make-fs and many appliances ship
+    sh("mkfs.ext4", "-q", "-F", "-L", "guestroot", "-d", tree, image, "16M")
+    for root_partition in (None, 0):
+        with vmimport.mounted_tree(image, tmp_path / "s", root_partition=root_partition) as t:
+            assert (Path(t) / "etc/os-release").read_text() == "ID=alpine\n"
+            assert t.plan.root.volume.number is None
+            assert t.plan.root.volume.describe() == "the whole disk"
+        assert_released(tmp_path / "s", {str(image)})
+
+
 def test_root_partition_override(images: Images, tmp_path: Path) -> None:
     with vmimport.mounted_tree(images.var["raw"], tmp_path / "s", root_partition=1) as tree:
         assert tree.plan.root.volume.number == 1
