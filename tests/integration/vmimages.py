@@ -121,8 +121,11 @@ def needs_recovery(disk: Path, offset: int) -> bool:
         return bool(int.from_bytes(f.read(4), "little") & 0x4)
 
 
-def convert(raw: Path, fmt: str, *extra: str) -> Path:
-    out = raw.with_suffix(f".{fmt}" if not extra else f".c.{fmt}")
+def convert(raw: Path, fmt: str, subformat: str = "") -> Path:
+    """*raw* converted to *fmt* (``vmdk`` with a *subformat*: streamOptimized is what OVA
+    exports hold, monolithicFlat a descriptor next to a flat extent file)."""
+    out = raw.with_name(f"{raw.stem}{'-' + subformat if subformat else ''}.{fmt}")
+    extra = ["-o", f"subformat={subformat}"] if subformat else []
     sh("qemu-img", "convert", "-f", "raw", "-O", fmt, *extra, raw, out)
     return out
 
