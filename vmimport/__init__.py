@@ -10,6 +10,7 @@ Standalone: imports the standard library and itself only.
 from vmimport.errors import (
     AmbiguousRoot,
     CleanupIncomplete,
+    CopyIncomplete,
     CorruptImage,
     EncryptedRoot,
     HostUnsupported,
@@ -38,6 +39,7 @@ __all__ = [
     "AmbiguousRoot",
     "AttachMethod",
     "CleanupIncomplete",
+    "CopyIncomplete",
     "CorruptImage",
     "Dropped",
     "EncryptedRoot",

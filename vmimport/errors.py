@@ -113,6 +113,12 @@ class SourceUnreachable(VmImportError):
     default_errno = errno.EHOSTUNREACH
 
 
+class CopyIncomplete(VmImportError):
+    """EACCES: rsync could not read some of the live host's files (not logged in as root)."""
+
+    default_errno = errno.EACCES
+
+
 class CleanupIncomplete(VmImportError):
     """EBUSY: some mounts, loop devices or volume groups could not be released; ``left``
     lists them. The leases file is kept, so a later ``cleanup()`` tries again."""

@@ -9,10 +9,12 @@ device; qemu-nbd serves with --read-only.
 from __future__ import annotations
 
 import enum
+import fcntl
 import io
 import json
 import os
 import stat
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -150,6 +152,12 @@ def inspect(image: str | os.PathLike[str]) -> ImageInfo:
     head, tail, size, is_block = _read_ends(path)
     fmt = _detect(path, head, tail, size)
     if not fmt.needs_qemu():
+        if not is_block and held_by_qemu(path):
+            raise ImageInUse(
+                f"{path} is in use by a running VM (qemu holds its lock)",
+                path,
+                hint="shut the VM down, or import from a snapshot copy",
+            )
         return ImageInfo(path, fmt, size, None if is_block else _allocated(path), is_block)
     out = _qemu_img(
         ["qemu-img", "info", "-f", fmt.value, "--backing-chain", "--output=json", str(path)], path
@@ -179,6 +187,28 @@ def inspect(image: str | os.PathLike[str]) -> ImageInfo:
         backing_chain=tuple(e.get("filename", "?") for e in chain[1:]),
         warnings=tuple(warnings),
     )
+
+
+# qemu's block/file-posix.c locks one byte per permission it uses (from 100) and per
+# permission it will not share (from 200), as OFD locks.
+QEMU_LOCK_START = 100
+QEMU_LOCK_END = 300
+_FLOCK = "=hh4xqqi4x"  # struct flock on 64-bit Linux: l_type, l_whence, l_start, l_len, l_pid
+
+
+def held_by_qemu(path: Path) -> bool:
+    """Whether some process (a running VM's qemu) holds a lock on qemu's lock bytes.
+    qemu-img info notices that for qcow2 and the like, but not for raw images."""
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        query = struct.pack(
+            _FLOCK, fcntl.F_WRLCK, os.SEEK_SET, QEMU_LOCK_START, QEMU_LOCK_END - QEMU_LOCK_START, 0
+        )
+        answer = fcntl.fcntl(fd, fcntl.F_OFD_GETLK, query)
+    finally:
+        os.close(fd)
+    lock_type: int = struct.unpack(_FLOCK, answer)[0]
+    return lock_type != fcntl.F_UNLCK
 
 
 def _allocated(path: Path) -> int:
@@ -227,8 +257,9 @@ def attach(
     /dev/nbdN). Everything made is recorded in *leases*."""
     if not info.format.needs_qemu():
         return leases.attach_loop(str(info.path), partscan=True)
-    if method is AttachMethod.NBD or (method is AttachMethod.AUTO and nbd.available()):
-        device = nbd.free_device() if nbd.available() else None
+    served = method is not AttachMethod.CONVERT and nbd.available()
+    if method is AttachMethod.NBD or served:
+        device = nbd.free_device() if served else None
         if device is None:
             if method is AttachMethod.NBD:
                 raise HostUnsupported(

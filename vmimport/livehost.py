@@ -13,9 +13,10 @@ import re
 import shlex
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
+from typing import Any
 from urllib.parse import SplitResult, unquote, urlsplit
 
-from vmimport.errors import InvalidSource, SourceUnreachable, ToolFailed
+from vmimport.errors import CopyIncomplete, InvalidSource, SourceUnreachable, ToolFailed
 from vmimport.progress import rsync_progress
 from vmimport.tools import Progress, run
 
@@ -39,6 +40,7 @@ SKIPPED_FSTYPES = frozenset(
 RSYNC_VANISHED = 24  # files vanished while copying: normal on a live host
 RSYNC_SSH_FAILED = 255
 RSYNC_PROTOCOL = 12  # the stream broke: often ssh could not log in
+RSYNC_PARTIAL = 23  # some files were not transferred
 
 _USER = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]*\$?$")
 # RFC 1123 host names: dot-separated labels of letters, digits and inner hyphens.
@@ -139,6 +141,7 @@ class SshOptions:
     known_hosts: Path | None = None
     connect_timeout: int = 15
     sudo: bool = False  # run the remote rsync as root through sudo -n (for a non-root user)
+    remote_rsync: str = "rsync"  # the remote command, e.g. "ionice -c3 nice rsync" on a busy host
     extra: tuple[str, ...] = field(default=())  # more ssh -o options, "Key=value"
 
 
@@ -188,10 +191,27 @@ def skipped_mounts(mounts: list[RemoteMount]) -> list[RemoteMount]:
     ]
 
 
+def parse_proc_mounts(text: str) -> list[RemoteMount]:
+    """/proc/self/mounts: source, target, type, ...; blanks in paths as octal escapes."""
+    found = []
+    for line in text.splitlines():
+        fields = line.split()
+        if len(fields) >= 3:
+            target = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[1])
+            found.append(RemoteMount(target, fields[2]))
+    return found
+
+
 def remote_mounts(source: SshSource, options: SshOptions) -> list[RemoteMount]:
-    """The live host's mounts, read over ssh."""
-    argv = [*ssh_argv(source, options), source.destination, "findmnt -rn -o TARGET,FSTYPE"]
-    return parse_findmnt(_ssh_run(argv, source))
+    """The live host's mounts, read over ssh (from /proc where findmnt is missing: an
+    old or minimal host)."""
+    ssh = [*ssh_argv(source, options), source.destination]
+    try:
+        return parse_findmnt(_ssh_run([*ssh, "findmnt -rn -o TARGET,FSTYPE"], source))
+    except ToolFailed as exc:
+        if exc.returncode != 127:
+            raise
+    return parse_proc_mounts(_ssh_run([*ssh, "cat /proc/self/mounts"], source))
 
 
 def _ssh_run(argv: list[str], source: SshSource) -> str:
@@ -252,8 +272,8 @@ def rsync_argv(
         "-e",
         shlex.join(ssh_argv(source, options)),
     ]
-    if options.sudo:
-        argv.append("--rsync-path=sudo -n rsync")
+    if options.sudo or options.remote_rsync != "rsync":
+        argv.append(f"--rsync-path={'sudo -n ' if options.sudo else ''}{options.remote_rsync}")
     argv += [f"--exclude={pattern}" for pattern in excludes]
     remote_path = source.path.rstrip("/") + "/"
     host = f"[{source.host}]" if ":" in source.host else source.host
@@ -266,6 +286,14 @@ class SyncResult:
     source: SshSource
     skipped: tuple[RemoteMount, ...]  # remote mounts whose contents were left out
     vanished: bool  # some files went away while they were being copied (rsync exit 24)
+
+    def report(self) -> dict[str, Any]:
+        """Plain data for the migration report (JSON-ready)."""
+        return {
+            "source": str(self.source),
+            "skipped_mounts": [{"target": m.target, "fstype": m.fstype} for m in self.skipped],
+            "vanished_files": self.vanished,
+        }
 
 
 def sync(
@@ -303,6 +331,13 @@ def sync(
             exc.returncode == RSYNC_PROTOCOL and "ssh" in exc.stderr
         ):
             raise unreachable(source, exc) from None
+        elif exc.returncode == RSYNC_PARTIAL and "Permission denied" in exc.stderr:
+            denied = [line for line in exc.stderr.splitlines() if "Permission denied" in line]
+            more = f" (and {len(denied) - 1} more)" if len(denied) > 1 else ""
+            raise CopyIncomplete(
+                f"some files on {source} could not be read: {denied[0].strip()}{more}",
+                hint="log in as root, or pass sudo=True to run the remote rsync through sudo -n",
+            ) from None
         else:
             raise
     return SyncResult(source, tuple(skipped), vanished)

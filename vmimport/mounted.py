@@ -7,6 +7,7 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from vmimport import image as disk_image
 from vmimport import lvm
@@ -42,6 +43,34 @@ class MountedTree:
     def __fspath__(self) -> str:
         return str(self.path)
 
+    def report(self) -> dict[str, Any]:
+        """Plain data for the migration report (JSON-ready): the image, the root, what
+        was mounted from where and what the guest's fstab asked for that was left out."""
+
+        def volume(v: Volume) -> dict[str, Any]:
+            lv = f"{v.lv.vg}/{v.lv.lv}" if v.lv else None
+            return {"volume": v.describe(), "partition": v.number, "logical_volume": lv,
+                    "fstype": v.fstype, "uuid": v.uuid, "size": v.size}  # fmt: skip
+
+        return {
+            "image": {
+                "path": str(self.image.path),
+                "format": self.image.format.value,
+                "size": self.image.size,
+                "backing_chain": list(self.image.backing_chain),
+                "warnings": list(self.image.warnings),
+            },
+            "os_release": self.plan.os_release,
+            "mounts": [
+                {"target": m.target, "spec": m.spec, "options": list(m.options), **volume(m.volume)}
+                for m in (self.plan.root, *self.plan.mounts)
+            ],
+            "dropped": [
+                {"target": d.target, "spec": d.spec, "fstype": d.fstype, "reason": d.reason}
+                for d in self.plan.dropped
+            ],
+        }
+
 
 def _activate_lvm(volumes: list[Volume], leases: Leases) -> list[Volume]:
     """Activate the image's volume groups read-only; return their logical volumes."""
@@ -70,18 +99,19 @@ def _mount_plan(plan: MountPlan, tree: Path, leases: Leases) -> MountPlan:
     for mount in plan.mounts:
         where = resolve_in(tree, mount.target)
         if not where.is_dir() or where.is_symlink():
-            dropped.append(
-                Dropped(
-                    mount.target,
-                    mount.volume.device,
-                    mount.fstype,
-                    "its mount point is missing from the root filesystem",
-                )
-            )
+            reason = "its mount point is missing from the root filesystem"
+            dropped.append(Dropped(mount.target, mount.spec, mount.fstype, reason))
             continue
         try:
             leases.mount(mount.volume.device, where, mount.fstype, mount.options)
         except OSError as exc:
+            if is_boot(mount.target):
+                # A container does not boot from /boot or the EFI partition: one this
+                # kernel cannot mount (vfat on this project's CI kernel) is reported, and
+                # the import goes on.
+                reason = f"not mountable here ({exc.strerror}); a container does not boot from it"
+                dropped.append(Dropped(mount.target, mount.spec, mount.fstype, reason))
+                continue
             raise MountFailed(
                 f"{mount.target} ({mount.volume.describe()}, {mount.fstype}) cannot be "
                 f"mounted read-only: {exc.strerror}",
@@ -174,6 +204,10 @@ def _find_root(
         info.path,
         hint=hint,
     )
+
+
+def is_boot(target: str) -> bool:
+    return target == "/boot" or target.startswith("/boot/")
 
 
 def _listing(volumes: list[Volume]) -> str:

@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import ctypes
 import errno
+import logging
 import os
 from pathlib import Path
 
 StrPath = str | os.PathLike[str]
+
+log = logging.getLogger("vmimport")
 
 _libc = ctypes.CDLL(None, use_errno=True)
 _libc.mount.argtypes = [ctypes.c_char_p] * 3 + [ctypes.c_ulong, ctypes.c_char_p]
@@ -47,14 +50,15 @@ def guest_mount_args(fstype: str, extra: tuple[str, ...] = ()) -> tuple[str, str
 def mount_ro(device: StrPath, target: StrPath, fstype: str, extra: tuple[str, ...] = ()) -> None:
     """Mount *device* at *target* read-only, nosuid, nodev, noexec; raise OSError."""
     driver, data = guest_mount_args(fstype, extra)
+    log.debug(
+        "+ mount -t %s -o %s %s %s", driver, ",".join(["ro", data]).strip(","), device, target
+    )
     rc = _libc.mount(
         os.fsencode(device), os.fsencode(target), driver.encode(), GUEST_FLAGS, data.encode()
     )
     if rc != 0:
         err = ctypes.get_errno()
-        raise OSError(
-            err, f"{os.strerror(err)} (mount -t {driver} -o ro,{data})", os.fspath(target)
-        )
+        raise OSError(err, os.strerror(err), os.fspath(target))
 
 
 def unmount(target: StrPath) -> None:

@@ -87,8 +87,8 @@ def _read_gpt(f: BinaryIO, sector_size: int, disk_size: int) -> PartitionTable |
         if not any(type_guid):
             continue  # an unused slot; numbering still counts it
         start, size = first * sector_size, (last - first + 1) * sector_size
-        if last < first or start + size > disk_size:
-            continue
+        if last < first:
+            continue  # nonsense; a partition past the end is kept (the caller says so)
         name = entry[56:128].decode("utf-16-le", errors="replace").split("\x00", 1)[0]
         partitions.append(
             Partition(
@@ -111,7 +111,7 @@ def _read_mbr(f: BinaryIO, mbr: bytes, disk_size: int) -> PartitionTable:
 
     def add(number: int, kind: int, start_lba: int, sectors: int) -> None:
         start, size = start_lba * SECTOR, sectors * SECTOR
-        if sectors and start + size <= disk_size:
+        if sectors:
             partitions.append(
                 Partition(number, start, size, f"{signature:08x}-{number:02x}", None, f"{kind:02x}")
             )

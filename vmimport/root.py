@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import stat
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
@@ -53,14 +54,26 @@ def _exists_in(root: Path, guest_path: str) -> bool:
     return os.path.lexists(resolve_in(root, guest_path))
 
 
-def _read_in(root: Path, guest_path: str) -> str | None:
-    path = resolve_in(root, guest_path)
-    if path.is_symlink():
-        path = resolve_in(root, str(PurePosixPath(guest_path).parent / os.readlink(path)))
+def _read_in(root: Path, guest_path: str, limit: int = 1 << 20) -> str | None:
+    """A small text file of the guest, following its symlinks inside the guest only
+    (/etc/os-release is usually one); None when it is missing or not a regular file."""
+    for _ in range(MAX_SYMLINKS):
+        path = resolve_in(root, guest_path)
+        if not path.is_symlink():
+            break
+        guest_path = str(PurePosixPath(guest_path).parent / os.readlink(path))
+    else:
+        return None
     try:
-        return path.read_text(errors="replace") if path.is_file() else None
+        # O_NOFOLLOW: the last component was checked above, but never trust the host's
+        # path walk with a guest's link.
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError:
         return None
+    with os.fdopen(fd, "rb") as f:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        return f.read(limit).decode(errors="replace")
 
 
 def looks_like_root(tree: Path) -> bool:
@@ -211,6 +224,7 @@ class PlannedMount:
     volume: Volume
     fstype: str
     options: tuple[str, ...] = ()
+    spec: str = ""  # as the guest's fstab names it
 
 
 @dataclass(frozen=True)
@@ -295,15 +309,14 @@ def plan_mounts(root: RootCandidate, volumes: list[Volume]) -> MountPlan:
             continue
         if entry.target in planned:
             old = planned[entry.target]
-            dropped.append(
-                Dropped(old.target, old.volume.device, old.fstype, "shadowed by a later entry")
-            )
+            dropped.append(Dropped(old.target, old.spec, old.fstype, "shadowed by a later entry"))
         planned[entry.target] = PlannedMount(
-            entry.target, volume, volume.fstype, entry.subvolume_options()
+            entry.target, volume, volume.fstype, entry.subvolume_options(), entry.spec
         )
     order = sorted(planned.values(), key=lambda m: len(PurePosixPath(m.target).parts))
+    root_spec = next((e.spec for e in entries if e.target == "/"), "")
     return MountPlan(
-        PlannedMount("/", root.volume, root.volume.fstype or "auto", root.options),
+        PlannedMount("/", root.volume, root.volume.fstype or "auto", root.options, root_spec),
         tuple(order),
         tuple(dropped),
         root.os_release,

@@ -8,7 +8,7 @@ import os
 from dataclasses import dataclass
 
 from vmimport import loop
-from vmimport.errors import ToolFailed
+from vmimport.errors import CorruptImage, ToolFailed
 from vmimport.leases import Leases
 from vmimport.lvm import LogicalVolume
 from vmimport.magic import sniff_superblock
@@ -100,6 +100,14 @@ def discover(disk: str, leases: Leases) -> list[Volume]:
         table = read_table(f, size)
     if table is None or not table.partitions:
         return [probe(disk)]
+    for part in table.partitions:
+        if part.start + part.size > size:
+            raise CorruptImage(
+                f"partition {part.number} ends at {part.start + part.size} bytes but the disk "
+                f"ends at {size}: the image is truncated",
+                disk,
+                hint="the copy of the image may be incomplete; copy it again",
+            )
     made = {p.number: p for p in kernel_partitions(disk)}
     # Partition loops go straight onto the disk loop's own backing file where there is
     # one: a loop stacked on a loop reads through two page caches (3x slower copies here).

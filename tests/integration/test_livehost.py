@@ -90,6 +90,9 @@ def test_copy_then_incremental_sync(remote: Remote, tmp_path: Path) -> None:
     # The tmpfs mounted inside the tree is left out, its mount point is kept.
     assert (dest / "mnt/share").is_dir() and not (dest / "mnt/share/on-a-tmpfs").exists()
     assert str(remote.tree / "mnt/share") in [m.target for m in result.skipped]
+    assert {"target": str(remote.tree / "mnt/share"), "fstype": "tmpfs"} in result.report()[
+        "skipped_mounts"
+    ]
     assert seen and all(what == f"copying {remote.source}" for _, _, what in seen)
     assert seen[-1][0] > 64 * 1024  # rsync counted the bytes it sent
 
@@ -103,6 +106,29 @@ def test_copy_then_incremental_sync(remote: Remote, tmp_path: Path) -> None:
     assert (dest / "etc/new").read_text() == "added\n"
     # Incremental: only the changed bytes went over the wire this time.
     assert seen and seen[-1][0] < 1024
+
+
+def test_files_the_remote_user_cannot_read_are_a_clear_error(
+    remote: Remote, tmp_path: Path
+) -> None:
+    # Logged in as root, but the remote rsync runs as nobody: what a non-root login meets.
+    unreadable = remote.tree / "etc/shadow-like"
+    unreadable.write_text("secret\n")
+    unreadable.chmod(0o600)
+    for parent in reversed(unreadable.parents):  # the way there is open to anyone
+        if str(parent).startswith(str(remote.tree.parent.parent)):
+            parent.chmod(parent.stat().st_mode | 0o005)
+    options = SshOptions(
+        identity_file=remote.options.identity_file,
+        known_hosts=remote.options.known_hosts,
+        remote_rsync="setpriv --reuid=65534 --regid=65534 --clear-groups rsync",
+    )
+    try:
+        with pytest.raises(vmimport.CopyIncomplete, match="could not be read") as err:
+            vmimport.sync(remote.source, tmp_path / "d", options)
+        assert "Permission denied" in str(err.value) and "sudo" in (err.value.hint or "")
+    finally:
+        unreadable.unlink()
 
 
 def test_unreachable_or_refused_login_is_a_clear_error(remote: Remote, tmp_path: Path) -> None:

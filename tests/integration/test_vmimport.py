@@ -1,10 +1,14 @@
-"""vmimport on real disk images the test builds: raw, qcow2 and vmdk attached read-only,
-the guest's tree assembled from its partitions by its fstab, everything released after,
-even after a SIGKILL; damaged, unknown, encrypted and LVM images refused clearly."""
+"""vmimport on real disk images the test builds: raw, qcow2, vmdk, vdi, vhdx and vhd
+attached read-only, the guest's tree assembled from its partitions by its fstab (ext4 with
+a crashed journal, btrfs subvolumes, xfs), the image unchanged and everything released
+after, even after a SIGKILL; damaged, unknown, encrypted, in-use and LVM images and a full
+scratch directory refused clearly. The LVM, kernel-partition and nbd paths this kernel
+cannot take are in test_vmimport_vm.py."""
 
 from __future__ import annotations
 
 import gzip
+import json
 import os
 import secrets
 import shutil
@@ -12,6 +16,7 @@ import signal
 import subprocess
 import sys
 import textwrap
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -36,15 +41,16 @@ from vmimport import loop, mounts
 
 pytestmark = pytest.mark.integration
 
-TOOLS = ("qemu-img", "sfdisk", "mkfs.ext4", "losetup", "blkid")
+TOOLS = ("qemu-img", "qemu-nbd", "sfdisk", "mkfs.ext4", "debugfs", "losetup", "blkid")
 CONVERTED = ("qcow2", "vmdk", "vdi", "vhdx", "vpc")
+VMDK_KINDS = ("streamOptimized", "monolithicFlat")
 
 
 @pytest.fixture(scope="session", autouse=True)
 def _host() -> None:
     if os.geteuid() != 0:
         pytest.skip("needs root (loop devices and mounts)")
-    missing = [t for t in TOOLS if subprocess.run(["which", t], capture_output=True).returncode]
+    missing = [t for t in TOOLS if shutil.which(t) is None]
     if missing:
         pytest.skip(f"missing {', '.join(missing)} (apt-get install qemu-utils fdisk e2fsprogs)")
 
@@ -86,7 +92,9 @@ def images(tmp_path_factory: pytest.TempPathFactory) -> Images:
     var_raw = build_disk(work / "var.raw", [vroot, var], work)
 
     sets = (
-        {"raw": boot_raw} | {fmt: convert(boot_raw, fmt) for fmt in CONVERTED},
+        {"raw": boot_raw}
+        | {fmt: convert(boot_raw, fmt) for fmt in CONVERTED}
+        | {f"vmdk-{kind}": convert(boot_raw, "vmdk", kind) for kind in VMDK_KINDS},
         {"raw": var_raw, "vmdk": convert(var_raw, "vmdk")},
     )
     sums = {path: sha256(path) for s in sets for path in s.values()}
@@ -120,7 +128,7 @@ def assert_released(scratch: Path, backings: set[str]) -> None:
             assert sh("losetup", "-j", backing) == ""
 
 
-@pytest.mark.parametrize("fmt", ["raw", *CONVERTED])
+@pytest.mark.parametrize("fmt", ["raw", *CONVERTED, *(f"vmdk-{kind}" for kind in VMDK_KINDS)])
 def test_boot_and_root_assembled_read_only(images: Images, tmp_path: Path, fmt: str) -> None:
     image = images.boot[fmt]
     scratch = tmp_path / "scratch"
@@ -133,11 +141,18 @@ def test_boot_and_root_assembled_read_only(images: Images, tmp_path: Path, fmt: 
         assert os.readlink(root / "sbin/init") == "/bin/busybox"
         assert (root / "boot/vmlinuz-test").read_text() == "kernel\n"
         assert (root / "boot/grub/grub.cfg").exists()
-        assert tree.image.format == fmt
+        assert tree.image.format == fmt.split("-")[0]
         assert [m.target for m in tree.plan.mounts] == ["/boot"]
         dropped = {d.target: d.reason for d in tree.plan.dropped}
         assert dropped.keys() == {"none", "/srv/nfs", "/tmp", "/data"}
         assert dropped["/data"].startswith("not on the image")
+        report = json.loads(json.dumps(tree.report()))
+        assert report["image"]["format"] == tree.image.format
+        assert [(m["target"], m["partition"], m["fstype"]) for m in report["mounts"]] == [
+            ("/", 2, "ext4"),
+            ("/boot", 1, "ext4"),
+        ]
+        assert {d["target"] for d in report["dropped"]} == dropped.keys()
         # Read-only from the user's side: writes fail, on the root and on /boot.
         for where in (root, root / "boot"):
             with pytest.raises(OSError, match="Read-only"):
@@ -188,6 +203,30 @@ def test_btrfs_subvolumes_and_xfs(tmp_path: Path) -> None:
     assert sha256(image) == before
 
 
+def test_an_efi_partition_this_kernel_cannot_mount_is_dropped_not_fatal(tmp_path: Path) -> None:
+    if "minix" in Path("/proc/filesystems").read_text() or shutil.which("mkfs.minix") is None:
+        pytest.skip("needs a filesystem this kernel lacks and a tool to make it (minix)")
+    boot = Part(16, files={"vmlinuz-test": "kernel\n", "efi/.keep": ""})
+    root, efi = Part(40), Part(8, kind="minix")
+    root.files = busybox_root(
+        f"UUID={root.uuid} / ext4 defaults 0 1\n"
+        f"PARTUUID={efi.partuuid} /boot/efi vfat umask=0077 0 1\n"  # after its parent
+        f"UUID={boot.uuid} /boot ext4 defaults 0 2\n"
+    )
+    image = build_disk(tmp_path / "efi.raw", [boot, root, efi], tmp_path)
+    with vmimport.mounted_tree(image, tmp_path / "s") as tree:
+        assert (Path(tree) / "boot/vmlinuz-test").exists()  # /boot went first all the same
+        assert [m.target for m in tree.plan.mounts] == ["/boot"]
+        (dropped,) = tree.plan.dropped
+        assert (dropped.target, dropped.spec, dropped.fstype) == (
+            "/boot/efi",
+            f"PARTUUID={efi.partuuid}",
+            "minix",
+        )
+        assert dropped.reason.startswith("not mountable here (No such device)")
+    assert_released(tmp_path / "s", {str(image)})
+
+
 def test_a_filesystem_this_kernel_cannot_mount_is_named(tmp_path: Path) -> None:
     if zcat_config("CONFIG_XFS_SUPPORT_V4=y"):
         pytest.skip("this kernel mounts xfs v4")
@@ -206,6 +245,22 @@ def test_a_filesystem_this_kernel_cannot_mount_is_named(tmp_path: Path) -> None:
 def zcat_config(line: str) -> bool:
     config = Path("/proc/config.gz")
     return config.exists() and line in gzip.decompress(config.read_bytes()).decode()
+
+
+def test_a_partitionless_filesystem_image(tmp_path: Path) -> None:
+    tree = tmp_path / "rootfs"
+    tree.mkdir()
+    (tree / "etc").mkdir()
+    (tree / "etc/fstab").write_text("LABEL=guestroot / ext4 defaults 0 1\n")
+    (tree / "etc/os-release").write_text("ID=alpine\n")
+    image = tmp_path / "rootfs.img"  # what virt-make-fs and many appliances ship
+    sh("mkfs.ext4", "-q", "-F", "-L", "guestroot", "-d", tree, image, "16M")
+    for root_partition in (None, 0):
+        with vmimport.mounted_tree(image, tmp_path / "s", root_partition=root_partition) as t:
+            assert (Path(t) / "etc/os-release").read_text() == "ID=alpine\n"
+            assert t.plan.root.volume.number is None
+            assert t.plan.root.volume.describe() == "the whole disk"
+        assert_released(tmp_path / "s", {str(image)})
 
 
 def test_root_partition_override(images: Images, tmp_path: Path) -> None:
@@ -231,6 +286,28 @@ def test_unknown_missing_and_compressed_images_refused(tmp_path: Path) -> None:
         vmimport.inspect(tmp_path / "nope.qcow2")
 
 
+@pytest.mark.parametrize("fmt", ["raw", "qcow2"])
+def test_an_image_a_running_vm_holds_is_refused(images: Images, tmp_path: Path, fmt: str) -> None:
+    # qemu-nbd serving the image read-write takes the same locks a running VM's qemu does.
+    image = tmp_path / f"running.{fmt}"
+    sh("cp", "--sparse=always", images.boot[fmt], image)
+    server = subprocess.Popen(
+        ["qemu-nbd", "--persistent", f"--socket={tmp_path / 'nbd.sock'}", "-f", fmt, image],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while not (tmp_path / "nbd.sock").exists() and time.monotonic() < deadline:
+            time.sleep(0.02)
+        with pytest.raises(vmimport.ImageInUse, match="in use by a running VM"):
+            assemble(image, tmp_path / "s")
+    finally:
+        server.terminate()
+        server.wait()
+    assert_released(tmp_path / "s", {str(image)})
+
+
 def test_truncated_qcow2_refused_as_corrupt(images: Images, tmp_path: Path) -> None:
     cut = tmp_path / "cut.qcow2"
     data = images.boot["qcow2"].read_bytes()
@@ -240,8 +317,17 @@ def test_truncated_qcow2_refused_as_corrupt(images: Images, tmp_path: Path) -> N
     assert_released(tmp_path / "s", {str(cut)})
 
 
+def test_truncated_raw_image_refused_as_corrupt(images: Images, tmp_path: Path) -> None:
+    cut = tmp_path / "cut.raw"
+    sh("cp", "--sparse=always", images.boot["raw"], cut)
+    os.truncate(cut, 40 * MIB)  # the root partition ran to 57 MiB
+    with pytest.raises(vmimport.CorruptImage, match=r"partition 2 ends .* truncated"):
+        assemble(cut, tmp_path / "s")
+    assert_released(tmp_path / "s", {str(cut)})
+
+
 def test_luks_root_refused_with_a_hint(tmp_path: Path) -> None:
-    if subprocess.run(["which", "cryptsetup"], capture_output=True).returncode:
+    if shutil.which("cryptsetup") is None:
         pytest.skip("cryptsetup is not installed (apt-get install cryptsetup-bin)")
     image = build_disk(tmp_path / "luks.raw", [Part(16), Part(20, kind="luks")], tmp_path)
     before = sha256(image)
@@ -255,7 +341,7 @@ def test_luks_root_refused_with_a_hint(tmp_path: Path) -> None:
 def test_lvm_root_without_device_mapper_is_a_clear_error(tmp_path: Path) -> None:
     if vmimport.lvm.device_mapper_available():
         pytest.skip("this host has device-mapper; the LVM error path cannot be shown here")
-    if subprocess.run(["which", "vgcfgrestore"], capture_output=True).returncode:
+    if shutil.which("vgcfgrestore") is None:
         pytest.skip("lvm2 is not installed")
     vg = f"rtvg{secrets.token_hex(3)}"
     image = build_disk(tmp_path / "lvm.raw", [Part(16), Part(24, kind="raw")], tmp_path)
@@ -267,7 +353,7 @@ def test_lvm_root_without_device_mapper_is_a_clear_error(tmp_path: Path) -> None
 
 
 def test_volume_groups_are_listed_without_device_mapper(tmp_path: Path) -> None:
-    if subprocess.run(["which", "vgcfgrestore"], capture_output=True).returncode:
+    if shutil.which("vgcfgrestore") is None:
         pytest.skip("lvm2 is not installed")
     vg = f"rtvg{secrets.token_hex(3)}"
     image = build_disk(tmp_path / "lvm.raw", [Part(24, kind="raw")], tmp_path)

@@ -37,7 +37,7 @@ class Part:
     guest's fstab can name them before the filesystems exist)."""
 
     size_mib: int
-    kind: str = "ext4"  # "ext4", "luks", "lvm" or "raw"
+    kind: str = "ext4"  # "ext4", "minix", "luks" or "raw" (left as it is)
     files: dict[str, str] = field(default_factory=dict)
     uuid: str = field(default_factory=lambda: str(uuid.uuid4()))
     partuuid: str = field(default_factory=lambda: str(uuid.uuid4()))
@@ -88,6 +88,13 @@ def build_disk(path: Path, parts: list[Part], work: Path) -> Path:
             sh(*argv, "-d", tree, path, f"{part.size_mib}M")
             if part.dirty:
                 sh("debugfs", "-w", "-R", "feature needs_recovery", f"{path}?offset={start}")
+        elif part.kind == "minix":
+            # A filesystem this project's CI kernel cannot mount, standing in for vfat
+            # (which it lacks too, and which no installed tool here can make).
+            img = work / f"{path.stem}-p{number}.minix"
+            sh("truncate", "-s", f"{part.size_mib}M", img)
+            sh("mkfs.minix", "-3", img)
+            _write_at(path, start, img)
         elif part.kind == "luks":
             # Header only: cryptsetup formats a file directly, no device-mapper needed.
             img = work / f"{path.stem}-p{number}.luks"
@@ -114,8 +121,11 @@ def needs_recovery(disk: Path, offset: int) -> bool:
         return bool(int.from_bytes(f.read(4), "little") & 0x4)
 
 
-def convert(raw: Path, fmt: str, *extra: str) -> Path:
-    out = raw.with_suffix(f".{fmt}" if not extra else f".c.{fmt}")
+def convert(raw: Path, fmt: str, subformat: str = "") -> Path:
+    """*raw* converted to *fmt* (``vmdk`` with a *subformat*: streamOptimized is what OVA
+    exports hold, monolithicFlat a descriptor next to a flat extent file)."""
+    out = raw.with_name(f"{raw.stem}{'-' + subformat if subformat else ''}.{fmt}")
+    extra = ["-o", f"subformat={subformat}"] if subformat else []
     sh("qemu-img", "convert", "-f", "raw", "-O", fmt, *extra, raw, out)
     return out
 

@@ -124,7 +124,7 @@ def test_plan_keeps_image_filesystems_parents_first_and_drops_the_rest_with_reas
         ),
         VOLUMES,
     )
-    assert plan.root.volume == ROOT and plan.root.target == "/"
+    assert (plan.root.volume, plan.root.target, plan.root.spec) == (ROOT, "/", f"UUID={ROOT.uuid}")
     assert [(m.target, m.volume, m.fstype) for m in plan.mounts] == [
         ("/home", HOME_LV, "xfs"),
         ("/boot", BOOT, "ext4"),

@@ -3,6 +3,7 @@ could not be released), the scratch lock, the guest-confined path walk, and run(
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -137,3 +138,21 @@ def test_run_reports_lines_split_at_carriage_returns_and_failures(
         run(["no-such-tool-vmimport"])
     assert run(["sh", "-c", "echo $HOME; echo $LC_ALL"], env={"HOME": "/x"}) == "/x\nC\n"
     assert "SECRET_FROM_CALLER" not in run(["env"])  # the environment is rebuilt
+
+
+def test_guest_files_are_read_through_guest_links_only(tmp_path: Path) -> None:
+    from vmimport.root import _read_in
+
+    root = tmp_path / "root"
+    (root / "etc").mkdir(parents=True)
+    (root / "usr/lib").mkdir(parents=True)
+    (root / "usr/lib/os-release").write_text("ID=debian\n")
+    (root / "etc/os-release").symlink_to("../usr/lib/os-release")
+    (root / "etc/hop").symlink_to("/etc/hop2")
+    (root / "etc/hop2").symlink_to("/etc/hostname")  # the host's, if followed on the host
+    (root / "etc/hostname").write_text("guest\n")
+    os.mkfifo(root / "etc/fifo")
+    assert _read_in(root, "etc/os-release") == "ID=debian\n"
+    assert _read_in(root, "etc/hop") == "guest\n"
+    assert _read_in(root, "etc/fifo") is None  # and no hang
+    assert _read_in(root, "etc/missing") is None

@@ -13,6 +13,7 @@ from vmimport.livehost import (
     RemoteMount,
     exclude_patterns,
     parse_findmnt,
+    parse_proc_mounts,
     skipped_mounts,
     ssh_argv,
 )
@@ -115,6 +116,17 @@ def test_remote_mounts_parsed_and_network_ones_skipped() -> None:
         "/proc", "/sys", "/home/alice/remote", "/srv/nfs share",
         "/var/lib/docker/overlay2/abc/merged", "/mnt/backup", "/var/lib/lxcfs",
     ]  # fmt: skip
+
+
+def test_proc_mounts_when_the_remote_has_no_findmnt() -> None:
+    text = (
+        "/dev/vda1 / ext4 rw 0 0\nnas:/x /srv/nfs\\040share nfs4 rw 0 0\nproc /proc proc rw 0 0\n"
+    )
+    assert parse_proc_mounts(text) == [
+        RemoteMount("/", "ext4"),
+        RemoteMount("/srv/nfs share", "nfs4"),
+        RemoteMount("/proc", "proc"),
+    ]
 
 
 def test_excludes_for_the_whole_host_and_for_a_subtree() -> None:

@@ -112,3 +112,18 @@ def test_kernel_partitions_from_sysfs(tmp_path: Path) -> None:
         ("/dev/loop7p2", 2, 34816 * 512, 81920 * 512),
     ]
     assert kernel_partitions("loop8", sys_block=tmp_path) == []
+
+
+def test_free_nbd_device_from_sysfs(tmp_path: Path) -> None:
+    from vmimport import nbd
+
+    for name, size, served in (("nbd0", 20480, True), ("nbd1", 0, True), ("nbd10", 0, False)):
+        (tmp_path / name).mkdir()
+        (tmp_path / name / "size").write_text(f"{size}\n")
+        if served:
+            (tmp_path / name / "pid").write_text("4242\n")
+    (tmp_path / "nbd2").mkdir()
+    (tmp_path / "nbd2" / "size").write_text("0\n")
+    assert nbd.free_device(tmp_path) == "/dev/nbd2"  # numeric order: nbd2 before nbd10
+    (tmp_path / "nbd2" / "pid").write_text("1\n")
+    assert nbd.free_device(tmp_path) == "/dev/nbd10"
