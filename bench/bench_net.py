@@ -51,7 +51,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from bench_lifecycle import raw_create
-from bench_netctl import gbits, iperf_server
+from bench_netctl import inside, iperf_server
 from common import RICHC, richc_env, timed
 
 from netctl import bridge, ipam
@@ -139,6 +139,26 @@ def veth_config(text: str, bridge_name: str, pair: str, mac: str, net: IPv4Netwo
         f"lxc.net.0.ipv4.gateway = {gateway}",
     ]
     return "\n".join(lines) + "\n"
+
+
+def gbits(pid: int | None, host: str, port: int, seconds: int) -> float:
+    """One iperf3 run from *pid*'s network namespace (None: the host's), in Gbit/s received.
+    iperf3 3.12 exits 0 with an "error" in its JSON when the server is still busy with the
+    previous client (which happens when two runs hit one server back to back): retry then."""
+    error = ""
+    for _ in range(50):
+        argv = inside(pid, "iperf3", "-J", "-c", host, "-p", str(port), "-t", str(seconds))
+        proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True)
+        try:
+            result = json.loads(proc.stdout)
+        except ValueError:
+            result = {}
+        received = result.get("end", {}).get("sum_received")
+        if proc.returncode == 0 and received and not result.get("error"):
+            return float(received["bits_per_second"]) / 1e9
+        error = str(result.get("error") or proc.stderr or proc.stdout[-300:])
+        time.sleep(0.1)
+    raise SystemExit(f"iperf3 to {host}:{port} failed: {error}")
 
 
 def median_ms(samples: Sequence[float]) -> float:
