@@ -4,10 +4,12 @@ adds, and TCP throughput through richc's bridge and published ports against host
     .venv/bin/python bench/bench_net.py [--rounds 5] [--seconds 3] [--no-runc]
 
 Start latency: `richc start` of a busybox container with `--net none`, with a NIC on a managed
-network, and with that NIC plus a `--publish` (nftables DNAT rebuilt at start), against raw
-`lxc-start -d` of two containers on a copied busybox rootfs: one with richc's own rendered
-config as is (no NIC) and one where the benchmark writes the lxc.net.0 keys itself (a veth on
-a bridge the benchmark makes with `ip link`, a static ipv4.address and gateway). With runc
+network that no other container runs on (IDLE: its bridge has no carrier) or that another
+container runs on (BUSY), and with a BUSY NIC plus a `--publish` (nftables DNAT rebuilt at
+start), against raw `lxc-start -d` of two containers on a copied busybox rootfs: one with
+richc's own rendered config as is (no NIC; richc's `--net none` is compared with it) and one
+where the benchmark writes the lxc.net.0 keys itself (a veth on a bridge the benchmark makes
+with `ip link`, a static ipv4.address and gateway; the NIC rows are compared with it). With runc
 installed, the same for `--runtime runc` (no raw counterpart: the ratio there is to richc's own
 `--net none`). Containers are restarted each round (`stop --kill`, untimed), and the order of
 the sides rotates every round: the second of two back-to-back starts finds liblxc, the kernel's
@@ -176,11 +178,12 @@ class Bench:
         self.env = richc_env(self.root)
         self.lxcpath = self.base / "raw"
         self.lxcpath.mkdir()
-        self.network = f"bn{self.tag}"
+        self.idle = f"bi{self.tag}"  # no other container runs on it: its bridge has no carrier
+        self.busy = f"bu{self.tag}"  # a container stays running on it
         self.raw_bridge = f"rbn{self.tag}"
         self.raw_pair = f"rbv{self.tag}"
         self.made_bridge = False
-        self.net_info: dict[str, Any] = {}
+        self.nets: dict[str, dict[str, Any]] = {}  # richc network inspect, by name
 
     def richc(self, *args: str) -> str:
         return run([RICHC, *args], self.env)
@@ -192,9 +195,9 @@ class Bench:
     def lxc(self, name: str) -> list[str]:
         return ["-P", str(self.lxcpath), "-n", name]
 
-    def make_network(self, subnet: IPv4Network) -> None:
-        self.richc("network", "create", self.network, "--subnet", str(subnet))
-        self.net_info = json.loads(self.richc("network", "inspect", self.network))
+    def make_network(self, name: str, subnet: IPv4Network) -> None:
+        self.richc("network", "create", name, "--subnet", str(subnet))
+        self.nets[name] = json.loads(self.richc("network", "inspect", name))
 
     def make_raw_bridge(self, subnet: IPv4Network) -> None:
         run(["ip", "link", "add", self.raw_bridge, "type", "bridge"])
@@ -232,13 +235,13 @@ class Bench:
         for target in sorted(mounts_under(self.base), reverse=True):
             quiet(["umount", "-l", target])
         shutil.rmtree(self.base, ignore_errors=True)
-        bridges = {str(n.get("bridge")) for n in networks} | {str(self.net_info.get("bridge"))}
-        for name in sorted(b for b in bridges if b and b != "None"):
+        known = [*networks, *self.nets.values()]
+        for name in sorted({str(n["bridge"]) for n in known if n.get("bridge")}):
             if Path("/sys/class/net", name).exists():
                 left.append(f"bridge {name}")
-        table = self.net_info.get("table")
-        if table and quiet(["nft", "list", "table", "inet", str(table)]):
-            left.append(f"nftables table inet {table}")
+        for table in sorted({str(n["table"]) for n in known if n.get("table")}):
+            if quiet(["nft", "list", "table", "inet", table]):
+                left.append(f"nftables table inet {table}")
         return left
 
     def stop_lxcfs(self, left: list[str]) -> None:
@@ -271,24 +274,27 @@ def mounts_under(base: Path) -> list[str]:
 
 
 def start_latency(b: Bench, subnet_raw: IPv4Network, rounds: int, use_runc: bool) -> None:
-    b.richc("create", "keeper", "--net", "none", "--runtime", "lxc", "--start")
+    b.richc("create", "keeper", "--net", b.busy, "--runtime", "lxc", "--start")
     # The idle keeper holds lxcfs up for the whole run, as on a host with containers; without
-    # it each start and stop of the last container would start and stop lxcfs.
+    # it each start and stop of the last container would start and stop lxcfs. It also keeps
+    # a port (carrier) on the BUSY network's bridge. On the IDLE network each start is the
+    # only container, as on a network whose other containers are all stopped.
     ports: set[int] = set()
     richc_sides = [
         ("lat-none", "richc start --net none", ["--net", "none"], "lxc"),
-        ("lat-nic", "richc start --net NET", ["--net", b.network], "lxc"),
+        ("lat-idle", "richc start --net IDLE", ["--net", b.idle], "lxc"),
+        ("lat-busy", "richc start --net BUSY", ["--net", b.busy], "lxc"),
         (
             "lat-pub",
-            "richc start --net NET --publish",
-            ["--net", b.network, "--publish", f"{free_port(ports)}:{WEB_PORT}"],
+            "richc start --net BUSY --publish",
+            ["--net", b.busy, "--publish", f"{free_port(ports)}:{WEB_PORT}"],
             "lxc",
         ),
     ]
     if use_runc:
         richc_sides += [
             ("lat-rnone", "richc start --net none (runc)", ["--net", "none"], "runc"),
-            ("lat-rnic", "richc start --net NET (runc)", ["--net", b.network], "runc"),
+            ("lat-rbusy", "richc start --net BUSY (runc)", ["--net", b.busy], "runc"),
         ]
     for name, _, net_args, runtime in richc_sides:
         b.richc("create", name, *net_args, "--runtime", runtime)
@@ -319,8 +325,9 @@ def start_latency(b: Bench, subnet_raw: IPv4Network, rounds: int, use_runc: bool
     # each container reaches its bridge's gateway.
     for _, start, _, env in sides:
         run(start, env)
-    gateway = str(IPv4Network(b.net_info["subnet"]).network_address + 1)
-    run([RICHC, "exec", "lat-nic", "--", "ping", "-c1", "-W2", gateway], b.env)
+    for name, net in (("lat-idle", b.idle), ("lat-busy", b.busy)):
+        gateway = str(b.nets[net]["gateway"])
+        run([RICHC, "exec", name, "--", "ping", "-c1", "-W2", gateway], b.env)
     raw_gw = str(subnet_raw.network_address + 1)
     run(["lxc-attach", *b.lxc("raw-veth"), "--", "ping", "-c1", "-W2", raw_gw])
     for _, _, stop, env in sides:
@@ -338,22 +345,28 @@ def start_latency(b: Bench, subnet_raw: IPv4Network, rounds: int, use_runc: bool
     ms = {label: median_ms(s) for label, s in samples.items()}
     raw_veth, raw_none = ms["lxc-start -d, veth"], ms["lxc-start -d, no NIC"]
     print(f"\n== start latency, busybox, median of {rounds} rounds (order rotates per round)")
-    print(f"{'start':<34}{'ms':>8}{'vs lxc-start veth':>19}{'vs same, no NIC':>17}")
+    print(f"{'start':<34}{'ms':>8}{'vs raw lxc-start':>18}{'vs same, no NIC':>18}")
     no_nic = {
-        "richc start --net NET": ms["richc start --net none"],
-        "richc start --net NET --publish": ms["richc start --net none"],
-        "richc start --net NET (runc)": ms.get("richc start --net none (runc)", 0.0),
+        "richc start --net IDLE": ms["richc start --net none"],
+        "richc start --net BUSY": ms["richc start --net none"],
+        "richc start --net BUSY --publish": ms["richc start --net none"],
+        "richc start --net BUSY (runc)": ms.get("richc start --net none (runc)", 0.0),
         "lxc-start -d, veth": raw_none,
     }
     for label, value in ms.items():
-        vs_raw = f"{value / raw_veth:.2f}" if "runc" not in label else "-"
+        vs = raw_none if label in ("richc start --net none", "lxc-start -d, no NIC") else raw_veth
+        vs_raw = f"{value / vs:.2f}" if "runc" not in label else "-"
         base = no_nic.get(label)
         vs_none = f"{value / base:.2f} ({value - base:+.0f} ms)" if base else "-"
-        print(f"{label:<34}{value:>8.1f}{vs_raw:>19}{vs_none:>17}")
-    print(
-        f"NET = richc network {b.network} ({b.net_info['subnet']}, bridge {b.net_info['bridge']},"
-        f" NAT, dnsmasq); raw veth on bridge {b.raw_bridge} ({subnet_raw}), static address"
-    )
+        print(f"{label:<34}{value:>8.1f}{vs_raw:>18}{vs_none:>18}")
+    for label, net in (("IDLE", b.idle), ("BUSY", b.busy)):
+        info = b.nets[net]
+        print(
+            f"{label} = richc network {net} ({info['subnet']}, bridge {info['bridge']}, NAT, "
+            "dnsmasq), "
+            + ("no other container on it" if label == "IDLE" else "another container running")
+        )
+    print(f"raw veth: on bridge {b.raw_bridge} (ip link, {subnet_raw}), static address")
     sys.stdout.flush()
     for name, *_ in richc_sides:
         b.richc("rm", "--force", name)
@@ -365,11 +378,9 @@ def start_latency(b: Bench, subnet_raw: IPv4Network, rounds: int, use_runc: bool
 def throughput(b: Bench, rounds: int, seconds: int) -> None:
     ports: set[int] = set()
     published = free_port(ports)
-    b.richc("create", "tp-a", "--net", b.network, "--runtime", "lxc", "--start")
+    b.richc("create", "tp-a", "--net", b.busy, "--runtime", "lxc", "--start")
     publish = f"{published}:{IPERF_PORT}"
-    b.richc(
-        "create", "tp-b", "--net", b.network, "--publish", publish, "--runtime", "lxc", "--start"
-    )
+    b.richc("create", "tp-b", "--net", b.busy, "--publish", publish, "--runtime", "lxc", "--start")
     a, srv = b.inspect("tp-a"), b.inspect("tp-b")
     a_pid, b_pid = int(a["pid"]), int(srv["pid"])
     b_addr = str(srv["net"]["nics"][0]["address"])
@@ -422,8 +433,9 @@ def main() -> None:
     b = Bench()
     status = 0
     try:
-        subnet_net, subnet_raw = free_subnets(2)
-        b.make_network(subnet_net)
+        subnet_idle, subnet_busy, subnet_raw = free_subnets(3)
+        b.make_network(b.idle, subnet_idle)
+        b.make_network(b.busy, subnet_busy)
         start_latency(b, subnet_raw, args.rounds, use_runc)
         if shutil.which("iperf3") is None:
             print("\n(throughput skipped: needs iperf3, `apt-get install iperf3`)")
