@@ -71,16 +71,11 @@ def pool() -> Iterator[ThreadPoolExecutor]:
 
 
 @pytest.fixture
-def warm_root(richc: RichcRunner, richc_root: Path) -> Path:
+def warm_root(richc: RichcRunner, richc_root: Path) -> Path:  # richc: its clean-up
     """The private root after one container went through its whole life: the busybox
     image, compiled templates, host facts and lxcfs views exist, so what a test sees
     appear afterwards is its own doing, not a first use's."""
-    warm = unique_name("richc-warm")
-    richc("create", warm, "--from", "busybox")
-    richc("start", warm)
-    richc("exec", warm, "--", "true")
-    richc("stop", warm, "--timeout", "5")
-    richc("rm", warm)
+    warm(richc_root)
     return richc_root
 
 
@@ -93,3 +88,47 @@ def kill_group_if_own(proc: subprocess.Popen[str]) -> None:
             os.kill(proc.pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
+
+
+def run_richc(
+    root: Path, *args: str, timeout: float = 300, check: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """richc under *root* outside any fixture (module-scoped set-ups, clean-ups)."""
+    proc = subprocess.run(
+        [str(RICHC), *args],
+        env=dict(os.environ, RICHC_ROOT=str(root)),
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+    if check and proc.returncode != 0:
+        pytest.fail(f"richc {' '.join(args)} exited {proc.returncode}\n{proc.stderr}")
+    return proc
+
+
+def warm(root: Path) -> None:
+    """Take *root* through one container's whole life (see :func:`warm_root`)."""
+    name = unique_name("richc-warm")
+    for args in (
+        ("create", name, "--from", "busybox"),
+        ("start", name),
+        ("exec", name, "--", "true"),
+        ("stop", name, "--timeout", "5"),
+        ("rm", name),
+    ):
+        run_richc(root, *args, check=True)
+
+
+STAGES = ("prestart", "poststart", "prestop", "poststop")
+
+
+def install_step_hooks(root: Path, seconds: float) -> None:
+    """A hooks.d hook at every stage that sleeps *seconds*: each prints a `+ PATH` step
+    line under --debug and holds richc inside that step long enough to be killed there."""
+    for stage in STAGES:
+        directory = root / "etc/richc/hooks.d" / stage
+        directory.mkdir(parents=True, exist_ok=True)
+        hook = directory / "10-step"
+        hook.write_text(f"#!/bin/sh\nsleep {seconds}\n")
+        hook.chmod(0o755)
