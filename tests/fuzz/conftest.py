@@ -15,7 +15,7 @@ import contextlib
 import io
 import os
 import shutil
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -82,3 +82,23 @@ def check_outcome(outcome: Outcome, *fields: str) -> None:
         assert outcome.stderr.startswith("error: "), str(outcome)
     if outcome.code != 0 and fields:
         assert any(f in outcome.stderr for f in fields), f"no mention of {fields}: {outcome}"
+
+
+FuzzYaml = Callable[[object], Path]
+
+
+@pytest.fixture(scope="session")
+def fuzz_yaml(tmp_path_factory: pytest.TempPathFactory) -> FuzzYaml:
+    """Write a document to a YAML file (a str is written as it is: garbage stays garbage)."""
+    import yaml
+
+    path = tmp_path_factory.mktemp("richc-fuzz-yaml") / "config.yaml"
+
+    def write(document: object) -> Path:
+        if isinstance(document, str):
+            path.write_text(document, errors="surrogateescape")
+        else:
+            path.write_text(yaml.safe_dump(document, allow_unicode=True))
+        return path
+
+    return write
