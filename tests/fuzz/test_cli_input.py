@@ -137,7 +137,8 @@ def test_stop_timeout_setting(cli: InProcessRichc, fuzz_yaml: FuzzYaml, value: o
     if outcome.code == 0:
         got = json.loads(outcome.stdout)["config"]["stop_timeout"]
         assert isinstance(got, int) and 0 < got, outcome
-        assert got <= 10**7, f"stop_timeout {got} accepted: {outcome}"
+        # From 2**31 on (liblxc's shutdown takes a C int), `richc stop` crashes: a reported
+        # bug, reproduced by tests/fuzz/test_durations_live.py, not rechecked here.
 
 
 @given(items=st.lists(args, min_size=1, max_size=4))
@@ -205,10 +206,22 @@ def test_bug_cpus_inf(cli: InProcessRichc) -> None:
 
 @pytest.mark.xfail(
     reason="richc bug (reported): sizes are not bounded above; --memory 99999999999999999999T "
-    "(> 2**63 bytes) is accepted and fails only at start, when the kernel refuses the value",
+    "(> 2**63 bytes) is accepted, stored in config.yaml beyond int64, and the container starts "
+    "with no memory limit at all (the kernel clamps memory.limit_in_bytes)",
     strict=True,
 )
 def test_bug_size_beyond_kernel_range(cli: InProcessRichc) -> None:
     outcome = cli("create", "fz", "--from", "busybox", "--dry-run", "--memory", "9" * 20 + "T")
     assert outcome.code == 1 and "limits.memory" in outcome.stderr, str(outcome)
 
+
+
+@pytest.mark.xfail(
+    reason="richc bug (reported): --pids 10**24 is accepted at create; start then fails with "
+    "an opaque `LXC could not start NAME` (pids.max cannot hold it) instead of create refusing "
+    "limits.pids",
+    strict=True,
+)
+def test_bug_pids_beyond_kernel_range(cli: InProcessRichc) -> None:
+    outcome = cli("create", "fz", "--from", "busybox", "--dry-run", "--pids", "1" + "0" * 24)
+    assert outcome.code == 1 and "limits.pids" in outcome.stderr, str(outcome)

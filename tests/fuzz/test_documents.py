@@ -125,9 +125,25 @@ def test_config_documents(cli: InProcessRichc, fuzz_yaml: FuzzYaml, document: di
 
 @given(document=st.one_of(values, garbage))
 def test_config_garbage(cli: InProcessRichc, fuzz_yaml: FuzzYaml, document: object) -> None:
+    if isinstance(document, str) and _not_utf8(document):
+        return  # the reported bug of test_bug_config_not_utf8
     path = fuzz_yaml(document)
     outcome = cli("create", "--config", str(path), "--dry-run")
     check_outcome(outcome, *_fields_for(document, path))
+
+
+def _not_utf8(text: str) -> bool:
+    return any("\udc80" <= c <= "\udcff" for c in text)
+
+
+@pytest.mark.xfail(
+    reason="richc bug (reported): a config file that is not UTF-8 raises UnicodeDecodeError "
+    "in config.load_yaml (path.read_text()): traceback instead of `error: FILE: not UTF-8`",
+    strict=True,
+)
+def test_bug_config_not_utf8(cli: InProcessRichc, fuzz_yaml: FuzzYaml) -> None:
+    path = fuzz_yaml("name: fz\nfrom: busybox\n# caf\udce9 in latin-1\n")
+    check_outcome(cli("create", "--config", str(path), "--dry-run"), str(path))
 
 
 def _known_bug(document: dict[str, Any]) -> bool:
@@ -206,7 +222,7 @@ def test_hook_json_files(cli: InProcessRichc, fuzz_root: Path, document: object)
     hook_file.write_text(text, errors="surrogateescape")
     try:
         outcome = cli("hooks", "validate", "--format", "json")
-        check_outcome(outcome)
+        check_outcome(outcome, report=True)
         assert outcome.code in (0, 1), str(outcome)
         findings = json.loads(outcome.stdout)
         mine = [f for f in findings if f["path"] == str(hook_file)]
