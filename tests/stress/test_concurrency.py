@@ -26,7 +26,7 @@ LIFECYCLES = 50
 RACERS = 20
 # richc never removes run/richc/locks/NAME.lock (see test_rm_removes_its_lock_file):
 # compared on its own, so the leak test checks everything else.
-LOCKS = "run/richc/locks/"
+LOCKS = "run/richc/locks"
 
 
 def _no_traceback(outcome: Outcome) -> None:

@@ -36,7 +36,7 @@ from tests.stress.hostsnap import HostSnapshot, snapshot, wait_settled
 pytestmark = [pytest.mark.integration, pytest.mark.stress]
 
 HOOK_SLEEP = 0.3
-LOCKS = "run/richc/locks/"  # never removed by richc; see test_concurrency
+LOCKS = "run/richc/locks"  # never removed by richc; see test_concurrency
 STATES = {"created", "running", "stopped", "broken"}
 
 
