@@ -18,7 +18,6 @@ kernel keys) are printed. Everything is removed at the end, also on Ctrl-C or SI
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import shutil
 import signal
@@ -71,15 +70,18 @@ def host_counters() -> dict[str, str]:
     for line in read("/proc/key-users").splitlines():
         parts = line.split()
         if parts and parts[0] == "0:":  # uid 0: keys used/maxkeys, bytes used/maxbytes
-            keys = f"{parts[3]} keys, {parts[4]} bytes (root_maxkeys {read('/proc/sys/kernel/keys/root_maxkeys')})"
+            maxkeys = read("/proc/sys/kernel/keys/root_maxkeys")
+            keys = f"{parts[3]} keys, {parts[4]} bytes (root_maxkeys {maxkeys})"
     file_nr = read("/proc/sys/fs/file-nr").split()
+    pid_max, threads_max = read("/proc/sys/kernel/pid_max"), read("/proc/sys/kernel/threads-max")
+    instances = read("/proc/sys/fs/inotify/max_user_instances")
     return {
-        "tasks": f"{tasks} (pid_max {read('/proc/sys/kernel/pid_max')}, threads-max {read('/proc/sys/kernel/threads-max')})",
-        "inotify instances": f"{inotify} (max_user_instances {read('/proc/sys/fs/inotify/max_user_instances')})",
+        "tasks": f"{tasks} (pid_max {pid_max}, threads-max {threads_max})",
+        "inotify instances": f"{inotify} (max_user_instances {instances})",
         "ptys": f"{read('/proc/sys/kernel/pty/nr')} (max {read('/proc/sys/kernel/pty/max')})",
-        "open files": f"{file_nr[0] if file_nr else '?'} (file-max {read('/proc/sys/fs/file-max')})",
+        "open files": f"{(file_nr or ['?'])[0]} (file-max {read('/proc/sys/fs/file-max')})",
         "kernel keys (root)": keys,
-    }  # fmt: skip
+    }
 
 
 def cgroup_memory(names: Iterable[str]) -> int:
@@ -230,16 +232,20 @@ def print_report(count: int, sides: list[Side]) -> None:
     for n in counts:
         r = by_side.get("richc", {}).get(n)
         w = by_side.get("raw lxc", {}).get(n)
-        ratio = f"{r.mem_per_container_kib / w.mem_per_container_kib:6.2f}" if r and w else "     -"
+        nan = float("nan")
+        mem_r, mem_w = (
+            (r.mem_per_container_kib if r else nan),
+            (w.mem_per_container_kib if w else nan),
+        )
+        cg_r, cg_w = (r.cgroup_kib if r else nan), (w.cgroup_kib if w else nan)
+        rate_r, rate_w = (r.start_rate if r else nan), (w.start_rate if w else nan)
+        list_ms = (r.list_ms or nan) if r else nan
+        stats_ms = (r.stats_ms or nan) if r else nan
         print(
-            f"{n:>5}  {r.mem_per_container_kib if r else float('nan'):>12.0f}  "
-            f"{w.mem_per_container_kib if w else float('nan'):>10.0f}  {ratio}  "
-            f"{r.cgroup_kib if r else float('nan'):>8.0f}  {w.cgroup_kib if w else float('nan'):>7.0f}  "
-            f"{(r.cgroup_kib / w.cgroup_kib) if r and w and w.cgroup_kib else float('nan'):>6.2f}  "
-            f"{r.start_rate if r else float('nan'):>10.1f}  {w.start_rate if w else float('nan'):>8.1f}  "
-            f"{(r.list_ms or float('nan')) if r else float('nan'):>8.0f}  "
-            f"{(r.stats_ms or float('nan')) if r else float('nan'):>8.0f}"
-        )  # fmt: skip
+            f"{n:>5}  {mem_r:>12.0f}  {mem_w:>10.0f}  {mem_r / mem_w:>6.2f}  "
+            f"{cg_r:>8.0f}  {cg_w:>7.0f}  {cg_r / cg_w if cg_w else nan:>6.2f}  "
+            f"{rate_r:>10.1f}  {rate_w:>8.1f}  {list_ms:>8.0f}  {stats_ms:>8.0f}"
+        )
     for side in sides:
         if side.stopped_at is not None:
             print(f"\n{side.name} stopped at {side.stopped_at} containers: {side.error}")
@@ -351,9 +357,13 @@ def remove_richc(root: Path, env: dict[str, str], workers: int) -> None:
     t0 = time.perf_counter()
     with ThreadPoolExecutor(workers) as pool:
         failed = [
-            p for p in pool.map(lambda n: run([RICHC, "rm", "--force", n], env), names) if p.returncode
+            p
+            for p in pool.map(lambda n: run([RICHC, "rm", "--force", n], env), names)
+            if p.returncode
         ]
-    print(f"  removed {len(names) - len(failed)} richc containers in {time.perf_counter() - t0:.1f}s")
+    print(
+        f"  removed {len(names) - len(failed)} richc containers in {time.perf_counter() - t0:.1f}s"
+    )
     for proc in failed[:3]:
         print(f"  rm failed: {proc.stderr.strip()}", file=sys.stderr)
 

@@ -24,7 +24,7 @@ NAME_RE = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?")
 # What argv can carry: any character but NUL, plus lone surrogates, which is how Python
 # decodes bytes that are not UTF-8 (surrogateescape).
 ARG_CHARS = st.one_of(
-    st.characters(exclude_categories=("Cs",), exclude_characters="\x00"),
+    st.characters(exclude_categories=["Cs"], exclude_characters="\x00"),
     st.sampled_from([chr(c) for c in range(0xDC80, 0xDD00)]),
 )
 args = st.text(ARG_CHARS, max_size=40)
@@ -136,7 +136,7 @@ def test_stop_timeout_setting(cli: InProcessRichc, fuzz_yaml: FuzzYaml, value: o
     check_outcome(outcome, "stop_timeout")
     if outcome.code == 0:
         got = json.loads(outcome.stdout)["config"]["stop_timeout"]
-        assert isinstance(got, int) and 0 < got, outcome
+        assert isinstance(got, int) and got > 0, outcome
         # From 2**31 on (liblxc's shutdown takes a C int), `richc stop` crashes: a reported
         # bug, reproduced by tests/fuzz/test_durations_live.py, not rechecked here.
 
@@ -213,7 +213,6 @@ def test_bug_cpus_inf(cli: InProcessRichc) -> None:
 def test_bug_size_beyond_kernel_range(cli: InProcessRichc) -> None:
     outcome = cli("create", "fz", "--from", "busybox", "--dry-run", "--memory", "9" * 20 + "T")
     assert outcome.code == 1 and "limits.memory" in outcome.stderr, str(outcome)
-
 
 
 @pytest.mark.xfail(

@@ -115,7 +115,9 @@ def _fields_for(document: object, path: Path) -> tuple[str, ...]:
 @example(document={"name": "fz", "from": "busybox", "stop_timeout": True})
 @example(document={"name": "fz", "from": "busybox", "env": {"A": None}})
 @example(document={"name": "fz", "from": "busybox", "hooks": {"prestart": [{"timeout": 1}]}})
-def test_config_documents(cli: InProcessRichc, fuzz_yaml: FuzzYaml, document: dict[str, Any]) -> None:
+def test_config_documents(
+    cli: InProcessRichc, fuzz_yaml: FuzzYaml, document: dict[str, Any]
+) -> None:
     if _known_bug(document):
         return
     path = fuzz_yaml(document)
@@ -168,10 +170,15 @@ def _known_bug(document: dict[str, Any]) -> bool:
 
 json_values = st.recursive(
     st.one_of(
-        st.none(), st.booleans(), st.integers(-(2**40), 2**40), st.floats(allow_nan=False),
+        st.none(),
+        st.booleans(),
+        st.integers(-(2**40), 2**40),
+        st.floats(allow_nan=False),
         st.text(max_size=15),
-    ),  # fmt: skip
-    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
+    ),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3)
+    ),
     max_leaves=8,
 )
 
@@ -184,25 +191,36 @@ def oci_hook_files(draw: st.DrawFn) -> Any:
         return draw(st.one_of(good, good, json_values))
 
     hook: dict[str, Any] = {"path": maybe(st.sampled_from(["/bin/true", "/nonexistent", "rel"]))}
-    for key, good in (
+    fields: tuple[tuple[str, st.SearchStrategy[Any]], ...] = (
         ("args", st.lists(st.text(max_size=8), max_size=3)),
         ("env", st.lists(st.text(max_size=12), max_size=2)),
         ("timeout", st.integers(-5, 100)),
-    ):
+    )
+    for key, good in fields:
         if draw(st.booleans()):
             hook[key] = maybe(good)
     when: dict[str, Any] = {}
-    for key, good in (
+    conditions: tuple[tuple[str, st.SearchStrategy[Any]], ...] = (
         ("always", st.booleans()),
         ("annotations", st.dictionaries(st.text(max_size=8), st.sampled_from(["^db$", "(", ".*"]))),
         ("commands", st.lists(st.sampled_from([".*init$", "[", "sh"]), max_size=2)),
         ("hasBindMounts", st.booleans()),
-    ):
+    )
+    for key, good in conditions:
         if draw(st.booleans()):
             when[key] = maybe(good)
     stages = st.lists(
-        st.sampled_from(["prestart", "createRuntime", "createContainer", "startContainer",
-                         "poststart", "poststop", "bogus"]),  # fmt: skip
+        st.sampled_from(
+            [
+                "prestart",
+                "createRuntime",
+                "createContainer",
+                "startContainer",
+                "poststart",
+                "poststop",
+                "bogus",
+            ]
+        ),
         max_size=3,
     )
     doc = {"version": maybe(st.just("1.0.0")), "hook": hook, "when": when, "stages": maybe(stages)}

@@ -13,13 +13,14 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (  # noqa: F401  (fixtures are found by name)
-    RichcRunner,
-    image_cache,
-    name,
-    richc,
-    richc_root,
-)
+from tests.integration import conftest as _integration
+from tests.integration.conftest import RichcRunner
+
+# The integration tests' fixtures (tests/fuzz's own conftest runs richc in-process).
+image_cache = _integration.image_cache
+richc_root = _integration.richc_root
+richc = _integration.richc
+name = _integration.name
 
 pytestmark = [pytest.mark.fuzz, pytest.mark.integration]
 

@@ -17,15 +17,15 @@ from pathlib import Path
 
 import pytest
 
-from tests.integration.conftest import (  # noqa: F401  (fixtures are found by name)
-    RICHC,
-    RichcRunner,
-    image_cache,
-    name,
-    richc,
-    richc_root,
-    unique_name,
-)
+from tests.integration import conftest as _integration
+from tests.integration.conftest import RICHC, RichcRunner, unique_name
+
+# The integration tests' fixtures, found by pytest under these names: a private root per
+# test sharing the session's image cache, and the richc runner that cleans up after it.
+image_cache = _integration.image_cache
+richc_root = _integration.richc_root
+richc = _integration.richc
+name = _integration.name
 
 # Two shared cores: more workers only queue on the CPU and on liblxc's own locks.
 WORKERS = int(os.environ.get("RICHC_STRESS_WORKERS", "8"))

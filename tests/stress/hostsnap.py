@@ -10,6 +10,7 @@ compare their work too.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -99,7 +100,7 @@ def _cgroups(names: list[str]) -> tuple[str, ...]:
     if not names:
         return ()
     targets = {prefix + n for n in names for prefix in _CGROUP_PREFIXES}
-    found = []
+    found: list[str] = []
     try:
         hierarchies = sorted(CGROUP_ROOT.iterdir())
     except OSError:
@@ -138,10 +139,8 @@ def _processes(root: Path) -> tuple[str, ...]:
             continue
         where = []
         for link in ("cwd", "root"):
-            try:
+            with contextlib.suppress(OSError):
                 where.append(os.readlink(base / link))
-            except OSError:
-                pass
         if prefix in cmdline or any(w.startswith(prefix) for w in where):
             found.append(f"{entry} {cmdline.strip()[:200]}")
     return tuple(sorted(found))

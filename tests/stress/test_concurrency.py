@@ -175,4 +175,3 @@ def test_set_racing_stop_stays_consistent(
     assert timed("start", name).returncode == 0
     assert _memory_limit(name) == expected
     assert timed("rm", "--force", name).returncode == 0
-

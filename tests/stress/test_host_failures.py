@@ -63,7 +63,9 @@ def _busybox_tree(where: Path, filler_mib: int) -> Path:
     return tree
 
 
-def _assert_left_nothing(root: Path, name: str, outcome: Outcome | subprocess.CompletedProcess[str]) -> None:
+def _assert_left_nothing(
+    root: Path, name: str, outcome: Outcome | subprocess.CompletedProcess[str]
+) -> None:
     assert not (root / "var/lib/richc/containers" / name).exists()
     listed = run_richc(root, "list", "--format", "json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == [], listed.stderr
@@ -78,8 +80,9 @@ def test_create_from_a_tarball_bigger_than_the_disk(small_root: Path, tmp_path: 
 
     t0 = time.monotonic()
     created = run_richc(small_root, "create", name, "--from", f"tar:{tarball}")
-    print(f"\ncreate from a {tarball.stat().st_size >> 20} MiB tarball on {SMALL_FS_MIB} MiB: "
-          f"exit {created.returncode} after {time.monotonic() - t0:.2f}s\n{created.stderr}")  # fmt: skip
+    size = tarball.stat().st_size >> 20
+    print(f"\ncreate from a {size} MiB tarball on {SMALL_FS_MIB} MiB: exit {created.returncode}")
+    print(f"after {time.monotonic() - t0:.2f}s\n{created.stderr}")
     assert "Traceback" not in created.stderr, created.stderr
     assert created.returncode == 1, created.stderr
     assert created.stderr.startswith("error: "), created.stderr
