@@ -134,9 +134,12 @@ class Side:
 
 
 def run(argv: list[str], env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
-    )
+    try:
+        return subprocess.run(
+            argv, env=env, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+        )
+    except (OSError, subprocess.TimeoutExpired) as exc:  # a failure to report, not a crash
+        return subprocess.CompletedProcess(argv, 127, "", f"{type(exc).__name__}: {exc}")
 
 
 def median_ms(argv: list[str], env: dict[str, str], rounds: int = 3) -> float:
