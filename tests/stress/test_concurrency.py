@@ -175,3 +175,21 @@ def test_set_racing_stop_stays_consistent(
     assert timed("start", name).returncode == 0
     assert _memory_limit(name) == expected
     assert timed("rm", "--force", name).returncode == 0
+
+
+def test_snapshot_sees_a_running_container(richc: RichcRunner, warm_root: Path, name: str) -> None:
+    """The leak checks can fail: a running container shows in every kind that applies."""
+    before = snapshot(warm_root, [name], state_ignore=[LOCKS])
+    richc("create", name, "--from", "busybox")
+    richc("start", name)
+    running = snapshot(warm_root, [name], state_ignore=[LOCKS])
+    grown = before.differences(running)
+    assert any(f"containers/{name}/rootfs (overlay)" in m for m in grown["mounts"]["added"])
+    assert any("fuse.lxcfs" in m for m in grown["mounts"]["added"])  # lxcfs started for it
+    assert {f"lxc.payload.{name}", f"lxc.monitor.{name}"} <= {
+        Path(c).name for c in grown["cgroups"]["added"]
+    }
+    assert any("lxc monitor" in p for p in grown["processes"]["added"])
+    assert any(name in f for f in grown["state_files"]["added"])
+    richc("rm", "--force", name)
+    assert before.differences(wait_settled(warm_root, [name], state_ignore=[LOCKS])) == {}
