@@ -8,7 +8,8 @@ writes for busybox init, copied out of a richc container):
 
 * richc: `richc create NAME --from busybox` + `richc start NAME` (lxc runtime, lxcfs views);
 * LXD: `lxc launch` of a local image imported from a tarball of that tree, after
-  `lxd init --auto --storage-backend dir`, with a daemon and LXD_DIR of the run's own;
+  `lxd init` with a dir storage pool (preseeded: `--auto` would add a host bridge), with a
+  daemon and LXD_DIR of the run's own;
 * Podman: `podman run -d --systemd=always` of an image made by `podman import` of the tree,
   with a storage root of the run's own, `--network none`, `--cgroup-manager cgroupfs` (no
   systemd here) and the runc runtime.
@@ -182,11 +183,25 @@ class Lxd:
             stderr=subprocess.DEVNULL, start_new_session=True,
         )  # fmt: skip
         must(["lxd", "waitready", "--timeout", "60"], self.env)
-        must(["lxd", "init", "--auto", "--storage-backend", "dir"], self.env)
+        # What `lxd init --auto --storage-backend dir` sets up, less its network: LXD 5.0's
+        # --auto also makes lxdbr0, a NAT bridge on the host (here it fails: "Failed to
+        # automatically find an unused IPv4 subnet"), and the host's networking is not the
+        # benchmark's to change. Containers get no NIC, as richc's `net: none`.
+        preseed = (
+            "storage_pools:\n- name: default\n  driver: dir\n"
+            "profiles:\n- name: default\n  devices:\n"
+            "    root: {path: /, pool: default, type: disk}\n"
+        )
+        proc = subprocess.run(
+            ["lxd", "init", "--preseed"], input=preseed, env=self.env, capture_output=True,
+            text=True, timeout=120,
+        )  # fmt: skip
+        if proc.returncode != 0:
+            raise ToolFailed(f"lxd init --preseed: {proc.stderr.strip()}")
         networks = json.loads(must(["lxc", "network", "list", "--format", "json"], self.env))
         managed = [n for n in networks if n.get("managed")]
-        if managed:  # the host's networking is not ours to change
-            raise ToolFailed(f"lxd init --auto made networks: {[n['name'] for n in managed]}")
+        if managed:
+            raise ToolFailed(f"lxd init made networks: {[n['name'] for n in managed]}")
         must(["lxc", "image", "import", str(image_tar), "--alias", "bench-busybox"], self.env)
         return Tool(
             f"LXD {must(['lxd', '--version'], self.env).strip()}",
