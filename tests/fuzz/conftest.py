@@ -2,7 +2,7 @@
 
 Each case calls :func:`richc.cli.main` (what the console script runs) with its argv, so a
 case costs milliseconds: only validation and `create --dry-run` paths, which never touch a
-container. Profiles: ``ci`` (the default, 200 examples per property) and ``scheduled``
+container. Profiles: ``ci`` (the default, 60 examples per property) and ``scheduled``
 (``HYPOTHESIS_PROFILE=scheduled``: 10,000).
 
 Invariants every property checks (:func:`check_outcome`): no traceback, an exit status of
@@ -27,7 +27,7 @@ _COMMON = {
     "suppress_health_check": [HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
     "derandomize": False,
 }
-settings.register_profile("ci", max_examples=200, **_COMMON)  # type: ignore[arg-type]
+settings.register_profile("ci", max_examples=60, **_COMMON)  # type: ignore[arg-type]
 settings.register_profile("scheduled", max_examples=10_000, **_COMMON)  # type: ignore[arg-type]
 settings.register_profile("quick", max_examples=20, **_COMMON)  # type: ignore[arg-type]
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))

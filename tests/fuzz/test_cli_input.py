@@ -1,9 +1,8 @@
 """Hypothesis-generated command-line input: names, sizes, durations, env, annotations.
 
 Every case runs richc's CLI in-process on a validation-only path (`create --dry-run`, or a
-command on a container that does not exist), so it never makes a container. Inputs that
-hit a reported richc bug are kept out of the properties by ``known_bug``; each such bug has
-its own xfail test below, with a reproducer.
+command on a container that does not exist), so it never makes a container. Each bug the
+properties found (all fixed) keeps a test of its own below, with its reproducer.
 """
 
 from __future__ import annotations
@@ -13,7 +12,7 @@ import re
 import string
 
 import pytest
-from hypothesis import assume, example, given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from tests.fuzz.conftest import FuzzYaml, InProcessRichc, check_outcome
@@ -54,12 +53,6 @@ size_texts = st.one_of(
 )
 
 
-def known_bug(value: str) -> bool:
-    """Inputs that trip a reported bug (see the xfail tests): kept out of the properties."""
-    digits = re.sub(r"[^0-9]", "", value)
-    return len(digits) > 300 or value.strip().lower() in ("inf", "+inf", "infinity", "+infinity")
-
-
 def _dry_run(cli: InProcessRichc, *extra: str) -> tuple[int, dict[str, object] | None, str]:
     outcome = cli("create", "fz", "--from", "busybox", "--dry-run", "--format", "json", *extra)
     return outcome.code, (json.loads(outcome.stdout) if outcome.code == 0 else None), str(outcome)
@@ -97,7 +90,6 @@ def test_container_names(cli: InProcessRichc, name: str) -> None:
 @example(value="0")
 @example(value="0.0001")
 def test_sizes(cli: InProcessRichc, flag: str, field: str, value: str) -> None:
-    assume(not known_bug(value))
     extra = (flag, value) if flag != "--memory-reservation" else ("--memory", "1G", flag, value)
     code, plan, shown = _dry_run(cli, *extra)
     check_outcome(cli("create", "fz", "--from", "busybox", "--dry-run", *extra), field, flag)
@@ -181,11 +173,6 @@ def test_annotation_flags(cli: InProcessRichc, items: list[str]) -> None:
 # /tmp/r create fz --from busybox --dry-run --memory 99...9).
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): a size of more than ~308 digits overflows a float; "
-    "OverflowError traceback instead of a refusal naming limits.memory",
-    strict=True,
-)
 def test_bug_size_with_400_digits(cli: InProcessRichc) -> None:
     check_outcome(
         cli("create", "fz", "--from", "busybox", "--dry-run", "--memory", "9" * 400),
@@ -193,34 +180,17 @@ def test_bug_size_with_400_digits(cli: InProcessRichc) -> None:
     )
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): --cpus inf passes parse_cpus (inf > 0) and then "
-    "int(inf) raises OverflowError: traceback instead of a refusal naming limits.cpus",
-    strict=True,
-)
 def test_bug_cpus_inf(cli: InProcessRichc) -> None:
     check_outcome(
         cli("create", "fz", "--from", "busybox", "--dry-run", "--cpus", "inf"), "limits.cpus"
     )
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): sizes are not bounded above; --memory 99999999999999999999T "
-    "(> 2**63 bytes) is accepted, stored in config.yaml beyond int64, and the container starts "
-    "with no memory limit at all (the kernel clamps memory.limit_in_bytes)",
-    strict=True,
-)
 def test_bug_size_beyond_kernel_range(cli: InProcessRichc) -> None:
     outcome = cli("create", "fz", "--from", "busybox", "--dry-run", "--memory", "9" * 20 + "T")
     assert outcome.code == 1 and "limits.memory" in outcome.stderr, str(outcome)
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): --pids 10**24 is accepted at create; start then fails with "
-    "an opaque `LXC could not start NAME` (pids.max cannot hold it) instead of create refusing "
-    "limits.pids",
-    strict=True,
-)
 def test_bug_pids_beyond_kernel_range(cli: InProcessRichc) -> None:
     outcome = cli("create", "fz", "--from", "busybox", "--dry-run", "--pids", "1" + "0" * 24)
     assert outcome.code == 1 and "limits.pids" in outcome.stderr, str(outcome)

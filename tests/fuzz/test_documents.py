@@ -118,8 +118,6 @@ def _fields_for(document: object, path: Path) -> tuple[str, ...]:
 def test_config_documents(
     cli: InProcessRichc, fuzz_yaml: FuzzYaml, document: dict[str, Any]
 ) -> None:
-    if _known_bug(document):
-        return
     path = fuzz_yaml(document)
     outcome = cli("create", "--config", str(path), "--dry-run")
     check_outcome(outcome, *_fields_for(document, path))
@@ -138,32 +136,9 @@ def _not_utf8(text: str) -> bool:
     return any("\udc80" <= c <= "\udcff" for c in text)
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): a config file that is not UTF-8 raises UnicodeDecodeError "
-    "in config.load_yaml (path.read_text()): traceback instead of `error: FILE: not UTF-8`",
-    strict=True,
-)
 def test_bug_config_not_utf8(cli: InProcessRichc, fuzz_yaml: FuzzYaml) -> None:
     path = fuzz_yaml("name: fz\nfrom: busybox\n# caf\udce9 in latin-1\n")
     check_outcome(cli("create", "--config", str(path), "--dry-run"), str(path))
-
-
-def _known_bug(document: dict[str, Any]) -> bool:
-    """Values that trip the reported float overflow (test_cli_input.test_bug_*)."""
-    limits = document.get("limits")
-    if isinstance(limits, dict):
-        for key in ("memory", "memory_swap", "memory_reservation"):
-            value = limits.get(key)
-            if isinstance(value, int) and not isinstance(value, bool) and value > 2**1000:
-                return True
-            if isinstance(value, str) and len(value) > 300:
-                return True
-        cpus = limits.get("cpus")
-        if isinstance(cpus, float) and cpus == float("inf"):
-            return True
-        if isinstance(cpus, str) and cpus.strip().lower() in ("inf", "infinity", "+inf"):
-            return True
-    return False
 
 
 # --- hook JSON files in hooks.d ----------------------------------------------------------

@@ -29,17 +29,11 @@ def _state(richc: RichcRunner, name: str) -> str:
     return str(json.loads(richc("inspect", name).stdout)["state"])
 
 
-BUG_TIMEOUT = (
-    "richc bug (reported): `stop --timeout {}` passes click's FLOAT and reaches "
-    "int() in runtime/lxc.py shutdown: traceback, and the container keeps running"
-)
-
-
 @pytest.mark.parametrize(
     "value",
     [
-        pytest.param("nan", marks=pytest.mark.xfail(reason=BUG_TIMEOUT.format("nan"), strict=True)),
-        pytest.param("inf", marks=pytest.mark.xfail(reason=BUG_TIMEOUT.format("inf"), strict=True)),
+        "nan",
+        "inf",
         "5",
     ],
 )
@@ -57,11 +51,6 @@ def test_stop_timeout_flag_on_a_running_container(
         assert "--timeout" in stop.stderr, stop.stderr
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): stop_timeout is not bounded; 2**31 passes create and "
-    "`richc stop` dies in liblxc's shutdown(int) with an OverflowError traceback",
-    strict=True,
-)
 def test_huge_stop_timeout_setting(richc: RichcRunner, name: str, tmp_path: Path) -> None:
     config = tmp_path / "c.yaml"
     config.write_text(f"name: {name}\nfrom: busybox\nstop_timeout: {2**31}\n")

@@ -88,11 +88,6 @@ def test_50_concurrent_lifecycles_leak_nothing(
     assert listed.returncode == 0 and json.loads(listed.stdout) == [], str(listed)
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): rm leaves run/richc/locks/NAME.lock, one file per name ever "
-    "used, so the locks directory grows without bound",
-    strict=True,
-)
 def test_rm_removes_its_lock_file(richc: RichcRunner, richc_root: Path, name: str) -> None:
     richc("create", name, "--from", "busybox")
     richc("rm", name)

@@ -131,12 +131,6 @@ def test_create_busybox_on_a_full_disk(small_root: Path, tmp_path: Path) -> None
     run_richc(small_root, "rm", "--force", name, check=True)
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): a full disk while the busybox image is built reaches the CLI "
-    "as a bare OSError: `error: No space left on device: /bin/busybox` names the copy's source, "
-    "and the hint says to check --root, not which filesystem is full",
-    strict=True,
-)
 def test_full_disk_error_names_the_full_filesystem(small_root: Path) -> None:
     _fill(small_root / "var/lib/richc", leave=256 << 10)
     created = run_richc(small_root, "create", unique_name(), "--from", "busybox")
