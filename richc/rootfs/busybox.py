@@ -79,7 +79,8 @@ def ensure_image(paths: HostPaths) -> Path:
                 if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
                     raise
                 raise RichcError(
-                    f"no space left on the filesystem of {paths.images} for the busybox image",
+                    f"{os.strerror(exc.errno)}: the filesystem of {paths.images} has no room"
+                    " for the busybox image",
                     hint=f"free some space there (df {paths.images})",
                 ) from None
     return image
