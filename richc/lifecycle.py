@@ -125,6 +125,8 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
             # `rm --force` finishes the job.
             with contextlib.suppress(Exception):
                 _destroy(ctx, cdir, state)
+            with contextlib.suppress(Exception):
+                _release_if_last(ctx)  # the default network a failed create made
             raise
     return state
 
@@ -364,10 +366,19 @@ def remove(ctx: Context, name: str, *, force: bool = False) -> None:
             with contextlib.suppress(RichcError):
                 hook_stages.after_stop(ctx, cdir, cdir.load_config(), state, None)
         _destroy(ctx, cdir, state)
-    if not store.names():  # checked here too: the lxcfs glue costs ~10 ms to import
-        from richc.hostres import lxcfs
+    _release_if_last(ctx)
 
-        lxcfs.release_if_unused(ctx)  # the last container gone: stop the lxcfs richc started
+
+def _release_if_last(ctx: Context) -> None:
+    """The last container of the store gone: stop the lxcfs richc started and take the
+    networks down (they stay defined), so a throwaway root leaves no daemon or link."""
+    if ctx.store.names():  # checked here too: the lxcfs glue costs ~10 ms to import
+        return
+    from richc import networks
+    from richc.hostres import lxcfs
+
+    lxcfs.release_if_unused(ctx)
+    networks.down_if_unused(ctx.paths, ctx.store)
 
 
 def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:

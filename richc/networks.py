@@ -497,3 +497,27 @@ def drop_leases(paths: HostPaths, network: Network, macs: list[str]) -> None:
     from netctl.network import release
 
     release(network.definition(), macs, _dir(paths, network.name), run_dir(paths))
+
+
+def down_if_unused(paths: HostPaths, store: Store) -> None:
+    """With no container left in the store, take every network down: dnsmasq stopped,
+    bridge deleted, richc's table removed. Their definitions stay; the next container on a
+    network brings it up again (:func:`ensure_up`). So a throwaway --root (tests,
+    benchmarks) leaves no link, process or rule behind once its containers are gone."""
+    if store.names() or not names(paths):
+        return
+    from netctl import network as nnet
+    from netctl import nft
+    from netctl.errors import NetError
+
+    with network_lock(paths):
+        if store.names():
+            return
+        try:
+            for network in all_networks(paths):
+                nnet.down(network.definition(), _dir(paths, network.name), run_dir(paths))
+            nft.remove_table(table_for(paths))
+        except NetError as exc:
+            log.warning("warning: taking the unused networks down: %s", exc.message)
+        with contextlib.suppress(OSError):
+            run_dir(paths).rmdir()  # empty once every dnsmasq's pid file went
