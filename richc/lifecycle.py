@@ -54,9 +54,10 @@ def new_config(ctx: Context, data: dict[str, Any]) -> cfg.ContainerConfig:
     defaults filled in, then the limits checked against this host (its CPUs, controllers
     and devices), so create and its dry run refuse the same things."""
     from richc.hostfacts import validate_for_host
+    from richc.hostres import net
     from richc.hostres.lxcfs import with_host_default
 
-    config = cfg.from_dict(with_host_default(ctx.paths, data))
+    config = cfg.from_dict(net.with_host_default(ctx.paths, with_host_default(ctx.paths, data)))
     validate_for_host(config.limits, ctx.paths.run)
     return config
 

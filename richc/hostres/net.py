@@ -31,10 +31,31 @@ from richc.state import NetRecord, NicRecord, PortRecord
 if TYPE_CHECKING:
     from richc import config as cfg
     from richc.context import Context
+    from richc.paths import HostPaths
     from richc.state import State
     from richc.store import ContainerDir
 
 log = logging.getLogger("richc.net")
+
+
+def with_host_default(paths: HostPaths, data: dict[str, Any]) -> dict[str, Any]:
+    """*data* with richc.yaml's ``network:`` (``none``, or a network name) as the ``net`` of
+    a new container that sets none itself; without that key richc's own default stands
+    (the managed ``richc0`` for busybox and debian, none for a VM's tree)."""
+    if data.get("net") is not None or not paths.host_config.is_file():
+        return data
+    import yaml
+
+    try:
+        loaded = yaml.safe_load(paths.host_config.read_text())
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as exc:
+        raise ConfigError(str(paths.host_config), "", f"cannot read it: {exc}") from None
+    value = loaded.get("network") if isinstance(loaded, dict) else None
+    if value is None:
+        return data
+    if not isinstance(value, str):
+        raise ConfigError("network", value, "expected none, host or a network name")
+    return {**data, "net": value}
 
 
 def allocate(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State) -> None:

@@ -72,6 +72,12 @@ def richc_root(tmp_path: Path, image_cache: Path) -> Path:
     root = tmp_path / "root"
     (root / "var/lib/richc").mkdir(parents=True)
     (root / "var/lib/richc/images").symlink_to(image_cache)
+    # The VM tests' guests set this: their suites test limits and quotas, not networks,
+    # and a bridge per test under software emulation costs time for nothing.
+    default_net = os.environ.get("RICHC_TEST_DEFAULT_NET")
+    if default_net:
+        (root / "etc/richc").mkdir(parents=True)
+        (root / "etc/richc/richc.yaml").write_text(f"network: {default_net}\n")
     return root
 
 

@@ -36,6 +36,7 @@ OUT={out}
 stat -f -c %T /sys/fs/cgroup > $OUT/cgroup_fstype
 nproc > $OUT/nproc
 cd {repo}
+export RICHC_TEST_DEFAULT_NET=none
 {python} -m pytest -p no:cacheprovider -q -rs -m integration -k "{selection}" {tests} \
     > $OUT/pytest.log 2>&1
 echo $? > $OUT/rc

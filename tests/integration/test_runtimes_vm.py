@@ -34,7 +34,7 @@ for R in {rounds}; do
         mount --bind /dev/null "$(command -v runc)"
     fi
     N=c-$R
-    $RICHC create $N --runtime $RT --memory 128M --pids 64 --start > $OUT/$R.create 2>&1
+    $RICHC create $N --runtime $RT --memory 128M --pids 64 --net none --start > $OUT/$R.create 2>&1
     echo $? > $OUT/$R.create.rc
     $RICHC inspect $N > $OUT/$R.inspect.json
     KEEPER=$RICHC_ROOT/run/richc/containers/$N/console-keeper.pid

@@ -332,7 +332,7 @@ def containers(fs: Filesystem) -> None:
 
     def create_df() -> str:
         # No lxcfs: it is not what is tested here, and it would keep the filesystem busy.
-        ok("create", name, "--disk", "64M", "--no-lxcfs", "--start")
+        ok("create", name, "--disk", "64M", "--no-lxcfs", "--net", "none", "--start")
         disk = json.loads(ok("inspect", name))["disk"]
         expect(disk["backend"] == "project", str(disk))
         size = df_root_bytes(root, name)
@@ -403,7 +403,18 @@ def loop_container(fs: Filesystem) -> None:
     ok = functools.partial(richc_ok, root)
 
     def create_df() -> str:
-        ok("create", name, "--disk", "64M", "--disk-backend", "loop", "--no-lxcfs", "--start")
+        ok(
+            "create",
+            name,
+            "--disk",
+            "64M",
+            "--disk-backend",
+            "loop",
+            "--no-lxcfs",
+            "--net",
+            "none",
+            "--start",
+        )
         state["pid"] = str(json.loads(ok("inspect", name))["pid"])
         size = df_root_bytes(root, name)
         expect(50 * MiB < size <= 64 * MiB, f"df / inside says {size}")
