@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from richc import config as cfg
-from richc.errors import Conflict, NotFound, RichcError
+from richc.errors import Busy, Conflict, NotFound, RichcError
 from richc.lock import locked
 from richc.paths import HostPaths
 from richc.state import State
@@ -197,7 +197,7 @@ class Store:
             state = cdir.load_state()
             hint = "choose another name, or remove it with `richc rm`"
             if state.status == "creating":
-                hint = f"an earlier create did not finish; clean up with `richc rm --force {name}`"
+                hint = _creating_hint(cdir)
             raise Conflict(f"container {name} already exists", hint=hint) from None
         return cdir
 
@@ -215,6 +215,26 @@ class Store:
         _remove_tree(cdir.path)
         shutil.rmtree(cdir.log_dir, ignore_errors=True)
         shutil.rmtree(cdir.run_dir, ignore_errors=True)
+
+
+def _creating_hint(cdir: ContainerDir) -> str:
+    """A container still "creating" is either being created by another richc right now (it
+    holds the lock, or is about to take it) or was left by a create that died: only the
+    second may be cleaned up, or `rm --force` would delete the winner of a race."""
+    import time
+
+    try:
+        with cdir.lock(wait=0):
+            pass
+    except Busy:
+        return "another richc process is creating it right now; wait for it, or choose another name"
+    try:
+        fresh = time.time() - cdir.path.stat().st_mtime < 5
+    except OSError:
+        fresh = False
+    if fresh:  # just reserved: its creator has not taken the lock yet
+        return "another richc process is creating it right now; wait for it, or choose another name"
+    return f"an earlier create did not finish; clean up with `richc rm --force {cdir.name}`"
 
 
 def _remove_tree(path: Path) -> None:

@@ -2,6 +2,8 @@ from __future__ import annotations
 
 import json
 import multiprocessing
+import os
+import time
 from pathlib import Path
 
 import pytest
@@ -19,11 +21,19 @@ def make_store(tmp_path: Path) -> Store:
 
 def test_reserve_is_exclusive_and_says_how_to_recover(tmp_path: Path) -> None:
     store = make_store(tmp_path)
-    store.reserve("web01")
+    cdir = store.reserve("web01")
     with pytest.raises(Conflict) as info:
         store.reserve("web01")
-    # No state.json yet: the first create is (or was) still in progress.
-    assert "rm --force" in (info.value.hint or "")
+    # Just reserved: its create is still going on; `rm --force` would remove the winner.
+    assert "creating it right now" in (info.value.hint or "")
+    with cdir.lock(), pytest.raises(Conflict) as info:
+        store.reserve("web01")  # the creator holds the lock
+    assert "creating it right now" in (info.value.hint or "")
+    old = time.time() - 60  # a create that died a minute ago
+    os.utime(cdir.path, (old, old))
+    with pytest.raises(Conflict) as info:
+        store.reserve("web01")
+    assert "rm --force web01" in (info.value.hint or "")
 
 
 def test_state_and_config_round_trip(tmp_path: Path) -> None:
