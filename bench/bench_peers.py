@@ -385,10 +385,11 @@ def main() -> None:
         print(f"richc, {args.count} containers, {args.workers} at a time, {args.rounds} rounds")
         figures["richc"] = measure(richc_tool(root), args.count, args.rounds, args.workers)
         must([RICHC, "lxcfs", "stop"], richc_env(root))
-        for peer, starter in (
+        starters: tuple[tuple[str, Callable[[], Tool]], ...] = (
             ("lxd", lambda: lxd.start(lxd_image(base, tree))),
             ("podman", lambda: podman.start(rootfs_tar)),
-        ):
+        )
+        for peer, starter in starters:
             if peer not in peers:
                 continue
             try:
