@@ -85,6 +85,7 @@ class Tool:
     list_json: list[str]
     remove: Callable[[str], list[str]]
     env: dict[str, str] | None = None
+    diagnose: Callable[[str], list[str]] | None = None  # argv whose output explains a failure
 
 
 @dataclass
@@ -106,7 +107,14 @@ def measure(tool: Tool, count: int, rounds: int, workers: int) -> Figures:
             name = f"{tool.name[:3].lower()}-one-{i}"
             t0 = time.perf_counter()
             for argv in tool.create_start(name):
-                must(argv, tool.env)
+                try:
+                    must(argv, tool.env)
+                except ToolFailed as exc:
+                    if tool.diagnose is not None:
+                        log = run(tool.diagnose(name), tool.env).stdout.splitlines()
+                        why = [line for line in log if " ERROR " in line][:4]
+                        raise ToolFailed(f"{exc}\n    " + "\n    ".join(why)) from None
+                    raise
             times.append(time.perf_counter() - t0)
             exec_times.append(seconds(tool.exec_true(name), tool.env))
             must(tool.remove(name), tool.env)
@@ -170,7 +178,7 @@ class Lxd:
 
     def __init__(self, base: Path) -> None:
         self.dir = base / "lxd"
-        self.dir.mkdir()
+        self.dir.mkdir(mode=0o711)
         self.env = dict(os.environ, LXD_DIR=str(self.dir))
         self.proc: subprocess.Popen[bytes] | None = None
 
@@ -210,6 +218,7 @@ class Lxd:
             list_json=["lxc", "list", "--format", "json"],
             remove=lambda n: ["lxc", "delete", "--force", n],
             env=self.env,
+            diagnose=lambda n: ["lxc", "info", "--show-log", f"local:{n}"],
         )
 
     def stop(self) -> None:
@@ -313,12 +322,15 @@ def lxd_image(base: Path, tree: Path) -> Path:
         f"architecture: x86_64\ncreation_date: {int(time.time())}\n"
         "properties:\n  description: busybox (bench_peers)\n  os: busybox\n"
     )
-    os.symlink(tree, staging / "rootfs")
     tarball = base / "busybox-lxd.tar.gz"
+    # metadata.yaml, then the tree under rootfs/, its symlinks kept as symlinks.
     subprocess.run(
-        ["tar", "-C", str(staging), "-h", "-czf", str(tarball), "metadata.yaml", "rootfs"],
+        [
+            "tar", "-czf", str(tarball), "-C", str(staging), "metadata.yaml",
+            "-C", str(tree), "--transform", r"s,^\.,rootfs,S", ".",
+        ],
         check=True,
-    )
+    )  # fmt: skip
     return tarball
 
 
@@ -360,6 +372,9 @@ def main() -> None:
 
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
     base = Path(tempfile.mkdtemp(prefix="richc-peers-"))
+    # LXD's containers are unprivileged (root is uid 1000000 on the host) and must traverse
+    # to LXD_DIR: mkdtemp's 0700 makes liblxc fail with "Could not access ...".
+    base.chmod(0o711)
     root = base / "root"
     lxd, podman = Lxd(base), Podman(base)
     figures: dict[str, Figures] = {}
@@ -370,10 +385,11 @@ def main() -> None:
         print(f"richc, {args.count} containers, {args.workers} at a time, {args.rounds} rounds")
         figures["richc"] = measure(richc_tool(root), args.count, args.rounds, args.workers)
         must([RICHC, "lxcfs", "stop"], richc_env(root))
-        for peer, starter in (
+        starters: tuple[tuple[str, Callable[[], Tool]], ...] = (
             ("lxd", lambda: lxd.start(lxd_image(base, tree))),
             ("podman", lambda: podman.start(rootfs_tar)),
-        ):
+        )
+        for peer, starter in starters:
             if peer not in peers:
                 continue
             try:

@@ -7,7 +7,6 @@ Every test here drives richc only through its command line, as an operator would
 from __future__ import annotations
 
 import os
-import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -77,17 +76,6 @@ def warm_root(richc: RichcRunner, richc_root: Path) -> Path:  # richc: its clean
     appear afterwards is its own doing, not a first use's."""
     warm(richc_root)
     return richc_root
-
-
-def kill_group_if_own(proc: subprocess.Popen[str]) -> None:
-    """SIGKILL *proc*, and its process group when it leads one (started in its own session)."""
-    try:
-        if os.getpgid(proc.pid) == proc.pid:
-            os.killpg(proc.pid, signal.SIGKILL)
-        else:
-            os.kill(proc.pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def run_richc(
