@@ -118,13 +118,6 @@ def test_20_creates_of_one_name_have_one_winner(
     assert timed("rm", "--force", name).returncode == 0
 
 
-@pytest.mark.xfail(
-    reason="richc bug (reported): a create that loses the race while the winner is still "
-    "creating is told `an earlier create did not finish; clean up with richc rm --force NAME` "
-    "(store.reserve reads the winner's in-progress state as a crashed create); following it "
-    "removes the container the winner just made",
-    strict=False,  # a race: most runs show it, not every one
-)
 def test_create_race_losers_are_not_told_to_remove_the_winner(
     timed: Timed, pool: ThreadPoolExecutor, warm_root: Path, name: str
 ) -> None:
