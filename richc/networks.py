@@ -17,6 +17,7 @@ import contextlib
 import hashlib
 import json
 import logging
+import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from ipaddress import IPv4Address, IPv4Interface, IPv4Network
@@ -50,6 +51,9 @@ class Network:
     subnet: str
     nat: bool = True
     ipv6: str | None = None
+    # Made on first use with a subnet richc picked (the default network), not by the
+    # operator: it goes altogether with its last container, and the next one picks again.
+    auto: bool = False
 
     @property
     def network(self) -> IPv4Network:
@@ -74,6 +78,7 @@ class Network:
             "gateway": str(self.gateway),
             "nat": self.nat,
             "ipv6": self.ipv6,
+            "auto": self.auto,
         }
 
 
@@ -161,7 +166,14 @@ def load(paths: HostPaths, name: str) -> Network:
             f"no network named {name}",
             hint="`richc network list` shows them; `richc network create NAME` makes one",
         ) from None
-    return Network(data["name"], data["bridge"], data["subnet"], data["nat"], data.get("ipv6"))
+    return Network(
+        data["name"],
+        data["bridge"],
+        data["subnet"],
+        data["nat"],
+        data.get("ipv6"),
+        bool(data.get("auto", False)),
+    )
 
 
 def all_networks(paths: HostPaths) -> list[Network]:
@@ -182,7 +194,7 @@ def create(
 
 
 def _create_locked(
-    paths: HostPaths, name: str, *, subnet: str | None, nat: bool, ipv6: str
+    paths: HostPaths, name: str, *, subnet: str | None, nat: bool, ipv6: str, auto: bool = False
 ) -> Network:
 
     validate_network_name(name, "network")
@@ -190,11 +202,13 @@ def _create_locked(
         # Picking a free subnet reads the host's routes, which every root shares: two roots
         # picking at once would take the same one. The lock is the host's, not the root's.
         with locked(HOST_PICK_LOCK, "picking a free subnet", wait=60):
-            return _make(paths, name, subnet=None, nat=nat, ipv6=ipv6)
-    return _make(paths, name, subnet=subnet, nat=nat, ipv6=ipv6)
+            return _make(paths, name, subnet=None, nat=nat, ipv6=ipv6, auto=auto)
+    return _make(paths, name, subnet=subnet, nat=nat, ipv6=ipv6, auto=auto)
 
 
-def _make(paths: HostPaths, name: str, *, subnet: str | None, nat: bool, ipv6: str) -> Network:
+def _make(
+    paths: HostPaths, name: str, *, subnet: str | None, nat: bool, ipv6: str, auto: bool
+) -> Network:
     from netctl import bridge as nbridge
     from netctl import ipam
     from netctl.errors import NetError
@@ -223,6 +237,7 @@ def _make(paths: HostPaths, name: str, *, subnet: str | None, nat: bool, ipv6: s
         str(definition.subnet),
         nat,
         str(definition.ipv6) if definition.ipv6 else None,
+        auto,
     )
     directory = _dir(paths, name)
     directory.mkdir(parents=True, exist_ok=True)
@@ -252,7 +267,7 @@ def ensure(paths: HostPaths, name: str) -> Network:
         if name in names(paths):
             return load(paths, name)
         log.info("creating the default network %s", name)
-        return _create_locked(paths, name, subnet=None, nat=True, ipv6="none")
+        return _create_locked(paths, name, subnet=None, nat=True, ipv6="none", auto=True)
 
 
 def is_up(paths: HostPaths, network: Network) -> bool:
@@ -516,6 +531,8 @@ def down_if_unused(paths: HostPaths, store: Store) -> None:
         try:
             for network in all_networks(paths):
                 nnet.down(network.definition(), _dir(paths, network.name), run_dir(paths))
+                if network.auto:  # the next container picks a subnet afresh
+                    shutil.rmtree(_dir(paths, network.name), ignore_errors=True)
             nft.remove_table(table_for(paths))
         except NetError as exc:
             log.warning("warning: taking the unused networks down: %s", exc.message)
