@@ -21,6 +21,7 @@ here; the tests check the text.
 
 from __future__ import annotations
 
+import errno
 import shutil
 import subprocess
 from dataclasses import dataclass
@@ -164,7 +165,7 @@ def load_profile(text: str, *, parser: str | None = None) -> None:
     binary = parser or shutil.which("apparmor_parser")
     if binary is None:
         raise IsolationError(
-            2, "apparmor_parser is not installed",
+            errno.ENOENT, "apparmor_parser is not installed",
             hint="apt-get install apparmor, or run with --apparmor unconfined",
         )  # fmt: skip
     # With no file argument apparmor_parser reads the profile from stdin.

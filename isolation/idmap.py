@@ -298,7 +298,9 @@ def release(idmap: IdMap, root: StrPath = "/", *, owner: str = OWNER) -> None:
                 write_atomically(path, new)
 
 
-def reserve(root: StrPath = "/", in_use: Iterable[IdRange | int] = (), *, count: int = COUNT) -> IdMap:
+def reserve(
+    root: StrPath = "/", in_use: Iterable[IdRange | int] = (), *, count: int = COUNT
+) -> IdMap:
     """Pick a free range, write it to subuid and subgid, and return it as an IdMap. The
     caller records it in the container's state; until then the file entries keep other
     creates off it."""

@@ -76,7 +76,9 @@ def open_tree(path: StrPath, flags: int, *, dirfd: int = AT_FDCWD) -> int:
     return check(fd, path, "open_tree")
 
 
-def mount_setattr(fd: int, attr: MountAttr, *, recursive: bool, path: StrPath | None = None) -> None:
+def mount_setattr(
+    fd: int, attr: MountAttr, *, recursive: bool, path: StrPath | None = None
+) -> None:
     """Change the attributes of the mount (tree) behind *fd*."""
     flags = AT_EMPTY_PATH | (AT_RECURSIVE if recursive else 0)
     result = libc().syscall(
@@ -126,7 +128,9 @@ def _unsupported(exc: OSError, path: StrPath) -> OSError:
     return exc
 
 
-def clone_idmapped(src: StrPath, userns_fd: int, *, recursive: bool = True, readonly: bool = False) -> int:
+def clone_idmapped(
+    src: StrPath, userns_fd: int, *, recursive: bool = True, readonly: bool = False
+) -> int:
     """A detached, idmapped clone of the tree at *src*, as an fd: attach it with
     :func:`move_mount` (possibly from another mount namespace) or close it to drop it."""
     flags = OPEN_TREE_CLONE | OPEN_TREE_CLOEXEC | (AT_RECURSIVE if recursive else 0)

@@ -10,6 +10,7 @@ container must refuse; :meth:`ProbeReport.escapes` the ones that got through.
 
 from __future__ import annotations
 
+import errno
 import json
 import shutil
 import subprocess
@@ -106,7 +107,7 @@ def build_probe(out_dir: StrPath, *, cc: str = "gcc") -> Path:
     """Compile the probe into *out_dir*/escape_probe, static; return its path."""
     why = can_build(cc)
     if why is not None:
-        raise IsolationError(2, f"cannot build the escape probe: {why}")
+        raise IsolationError(errno.ENOENT, f"cannot build the escape probe: {why}")
     out = Path(out_dir) / "escape_probe"
     argv = [cc, "-static", "-Os", "-Wall", "-Wextra", "-Werror", "-o", str(out), str(source_path())]
     result = subprocess.run(argv, capture_output=True, text=True, check=False)
@@ -138,8 +139,7 @@ def format_table(report: ProbeReport) -> str:
     rows += [(r.name, r.result, r.errno, r.detail or r.target) for r in report.results]
     widths = [max(len(row[i]) for row in rows) for i in range(3)]
     lines = [
-        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip()
-        for a, b, c, d in rows
+        f"{a:<{widths[0]}}  {b:<{widths[1]}}  {c:<{widths[2]}}  {d}".rstrip() for a, b, c, d in rows
     ]
     info = report.info
     head = (

@@ -166,7 +166,9 @@ DEFAULT_DENY: tuple[Denied, ...] = (
         "opens any file of a host filesystem by its handle, past the container's root "
         "(the 'shocker' escape)",
     ),
-    Denied(("init_module", "finit_module", "delete_module"), "loads or unloads host kernel modules"),
+    Denied(
+        ("init_module", "finit_module", "delete_module"), "loads or unloads host kernel modules"
+    ),
     Denied(
         ("add_key", "keyctl", "request_key"),
         "the kernel keyring is not isolated per container; systemd and pam_keyinit treat "
@@ -200,9 +202,7 @@ DEFAULT_DENY: tuple[Denied, ...] = (
         "the binary sysctl interface (gone since Linux 5.5) that bypassed /proc/sys's "
         "read-only mount",
     ),
-    Denied(
-        ("uselib",), "a.out shared-library loading: obsolete, and a historic exploit vector"
-    ),
+    Denied(("uselib",), "a.out shared-library loading: obsolete, and a historic exploit vector"),
     Denied(
         ("vm86", "vm86old"),
         "virtual-8086 mode of 32-bit x86: a historic source of kernel bugs, no init needs it",
@@ -244,9 +244,7 @@ NOT_DENIED: Mapping[str, str] = {
 
 
 def default_profile() -> Profile:
-    rules = [
-        Rule(d.names, Action.ERRNO, d.errno, reason=d.reason) for d in DEFAULT_DENY
-    ]
+    rules = [Rule(d.names, Action.ERRNO, d.errno, reason=d.reason) for d in DEFAULT_DENY]
     rules.append(FORCE_UMOUNT)
     return Profile(Action.ALLOW, None, tuple(rules))
 
@@ -349,15 +347,15 @@ def parse_lxc(text: str, path: StrPath | None = None) -> Profile:
         name = parts[0]
         if not _NAME.match(name):
             raise InvalidProfile(f"{name!r} is not a syscall name", path, line=number)
-        action, err = (
-            _parse_lxc_action(parts[1:], path, number) if len(parts) > 1 else rule_default
-        )
+        action, err = _parse_lxc_action(parts[1:], path, number) if len(parts) > 1 else rule_default
         args = _parse_lxc_args("[" + argtext, path, number) if argtext else ()
         rules.append(Rule((name,), action, err, args, arch))
     return Profile(default, default_errno, tuple(rules), source=str(path or "LXC text"))
 
 
-def _parse_lxc_action(words: list[str], path: StrPath | None, number: int) -> tuple[Action, int | None]:
+def _parse_lxc_action(
+    words: list[str], path: StrPath | None, number: int
+) -> tuple[Action, int | None]:
     word = words[0]
     if word == "errno":
         if len(words) < 2 or not re.fullmatch(r"-?\d+", words[1]):
@@ -387,7 +385,9 @@ def _parse_lxc_args(text: str, path: StrPath | None, number: int) -> tuple[ArgCo
             value = int(fields[1], 0)
             mask = int(fields[3], 0) if len(fields) == 4 else 0
         except ValueError:
-            raise InvalidProfile(f"[{chunk}]: value and mask must be numbers", path, line=number) from None
+            raise InvalidProfile(
+                f"[{chunk}]: value and mask must be numbers", path, line=number
+            ) from None
         conds.append(ArgCondition(int(fields[0]), op, value, mask))
     if len(conds) > 6:
         raise InvalidProfile("at most 6 argument conditions", path, line=number)
@@ -470,11 +470,18 @@ def parse_oci(data: object, path: StrPath | None = None) -> Profile:
                 hint="Docker's includes/excludes are not OCI; runc ignores them",
             )  # fmt: skip
         names = entry.get("names")
-        if not isinstance(names, list) or not names or not all(isinstance(n, str) and _NAME.match(n) for n in names):
+        if (
+            not isinstance(names, list)
+            or not names
+            or not all(isinstance(n, str) and _NAME.match(n) for n in names)
+        ):
             raise InvalidProfile(f"{where}.names must be a non-empty list of syscall names", path)
         action = _oci_action(entry.get("action"), path, f"{where}.action")
         err = _oci_int(entry.get("errnoRet"), path, f"{where}.errnoRet")
-        args = tuple(_parse_oci_arg(a, path, f"{where}.args[{j}]") for j, a in enumerate(entry.get("args") or []))
+        args = tuple(
+            _parse_oci_arg(a, path, f"{where}.args[{j}]")
+            for j, a in enumerate(entry.get("args") or [])
+        )
         rules.append(Rule(tuple(names), action, err, args, reason=str(entry.get("comment", ""))))
     return Profile(default, default_errno, tuple(rules), source=str(path or "OCI JSON"))
 
@@ -547,4 +554,3 @@ def lxc_seccomp_keys(profile_file: StrPath | None) -> list[tuple[str, str]]:
     """The config keys for a rendered profile file; None (unconfined) sets an empty
     profile, which turns LXC's filter off even where an included config set one."""
     return [("lxc.seccomp.profile", "" if profile_file is None else str(profile_file))]
-

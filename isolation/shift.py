@@ -213,7 +213,9 @@ def _getxattr(path: Path, name: str) -> bytes | None:
         return None
 
 
-def _shift_inode(path: Path, rel: str, ids: IdMapper, journal: _Journal, warnings: list[str]) -> bool:
+def _shift_inode(
+    path: Path, rel: str, ids: IdMapper, journal: _Journal, warnings: list[str]
+) -> bool:
     st = os.lstat(path)
     is_link = stat.S_ISLNK(st.st_mode)
     changed = False
@@ -247,7 +249,9 @@ def _shift_inode(path: Path, rel: str, ids: IdMapper, journal: _Journal, warning
     return changed
 
 
-def _restore_capability(path: Path, rel: str, cap: bytes, ids: IdMapper, warnings: list[str]) -> bool:
+def _restore_capability(
+    path: Path, rel: str, cap: bytes, ids: IdMapper, warnings: list[str]
+) -> bool:
     try:
         wanted = with_rootid(cap, ids(capability_rootid(cap)))
     except XattrFormatError as exc:

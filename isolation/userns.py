@@ -13,7 +13,7 @@ import ctypes
 import os
 import signal
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 
 from isolation._libc import libc
 from isolation.idmap import IdMap
@@ -59,10 +59,8 @@ def open_userns(idmap: IdMap) -> int:
 
 
 def _kill(pid: int) -> None:
-    try:
+    with suppress(ProcessLookupError):
         os.kill(pid, signal.SIGKILL)
-    except ProcessLookupError:
-        pass
 
 
 def _reap(pid: int) -> None:
@@ -84,4 +82,3 @@ def userns(idmap: IdMap) -> Iterator[int]:
         yield fd
     finally:
         os.close(fd)
-
