@@ -6,7 +6,7 @@ sockets and fifos included, through lchown), the named entries of POSIX ACLs and
 id of file capabilities (see :mod:`isolation.xattrs`). chown clears the setuid and setgid
 bits and drops ``security.capability``, so both are put back afterwards. A hard-linked
 inode is shifted once. Only the tree's own filesystem is walked: a mount below it (a bind
-of host data) is left alone.
+of host data) is left alone, mount point included.
 
 Idempotent and resumable: a marker file next to the tree (never inside it, where the
 container would see it) records the target before the first inode changes, and the offsets
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -187,9 +188,26 @@ class _Journal:
         self.path.unlink(missing_ok=True)
 
 
+def _mount_points_below(tree: Path) -> set[str]:
+    """Relative paths of the mounts below *tree* (from /proc/self/mountinfo): a bind mount
+    of the same filesystem has the same st_dev, so the device alone cannot tell."""
+    top = os.path.realpath(tree).rstrip("/") + "/"
+    found = set()
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            fields = line.split()
+            if len(fields) < 5:
+                continue
+            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            if point.startswith(top):
+                found.add(point[len(top) :])
+    return found
+
+
 def _walk(tree: Path) -> list[str]:
     """Relative paths of every inode of *tree* on its own filesystem, the tree first."""
     top = os.lstat(tree)
+    mounts = _mount_points_below(tree)
     found = [""]
     stack = [""]
     while stack:
@@ -198,8 +216,8 @@ def _walk(tree: Path) -> list[str]:
             for entry in it:
                 child = f"{rel}/{entry.name}" if rel else entry.name
                 st = entry.stat(follow_symlinks=False)
-                if st.st_dev != top.st_dev:
-                    continue  # a mount point: another filesystem's root
+                if st.st_dev != top.st_dev or child in mounts:
+                    continue  # a mount point: another filesystem's (or a bind's) root
                 found.append(child)
                 if stat.S_ISDIR(st.st_mode):
                     stack.append(child)

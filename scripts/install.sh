@@ -10,6 +10,8 @@ cd "$(dirname "$0")/.."
 # btrfs-progs, xfsprogs, quota, e2fsprogs. systemd for `systemd-analyze verify`,
 # libsystemd-dev + pkg-config to build systemd-python. qemu + a Debian kernel for the VM tests.
 # python3-venv + python3-dev: Debian's interpreter for .venv, and its headers for the bindings.
+# gcc + libc6-dev (glibc's static libc.a): the tests build isolation's escape probe static, so
+# it runs inside busybox containers, which have no python and no shared glibc.
 APT_PACKAGES=(
     python3-venv python3-dev
     lxc lxc-dev lxcfs runc crun busybox-static debootstrap tini
@@ -17,6 +19,7 @@ APT_PACKAGES=(
     systemd libsystemd-dev pkg-config
     qemu-system-x86 linux-image-amd64
     tar zstd xz-utils gzip rsync util-linux iproute2 procps
+    gcc libc6-dev
 )
 
 missing=()

@@ -207,7 +207,7 @@ static void probe_read(const char *name, const char *path)
 	if (n < 0)
 		report(name, path, "denied", err, "opened, but the read failed");
 	else if (n == 0)
-		report(name, path, "denied", 0, "empty: masked");
+		report(name, path, "denied", 0, "empty (masked, or nothing to show)");
 	else
 		report(name, path, "allowed", 0, "read one byte");
 }
@@ -522,7 +522,8 @@ int main(int argc, char **argv)
 	probe_read("read_timer_list", "/proc/timer_list");
 	probe_read("read_sys_firmware", "/sys/firmware/acpi/tables/DSDT");
 	if (!tmp[0]) {
-		report("mknod_block_device", tmpbase, "skipped", errno, "no temporary directory");
+		report("mknod_block_device", tmpbase, "skipped", errno,
+		       "no temporary directory (give --tmp DIR, writable by this uid)");
 	} else {
 		if (do_mknod)
 			probe_block_device(tmp);
@@ -530,7 +531,9 @@ int main(int argc, char **argv)
 			report("mknod_block_device", tmp, "skipped", 0, "--no-mknod");
 	}
 	probe_release_agent();
-	if (do_mount && tmp[0])
+	if (!tmp[0])
+		report("mount_cgroup_v1", "cgroup", "skipped", 0, "no temporary directory");
+	else if (do_mount)
 		probe_cgroup_mount(tmp);
 	else
 		report("mount_cgroup_v1", "cgroup", "skipped", 0, "--no-mount");

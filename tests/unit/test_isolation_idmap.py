@@ -43,7 +43,7 @@ def test_allocation_goes_above_every_entry_of_other_users() -> None:
 
 def test_allocation_skips_ranges_in_use_and_richc_entries() -> None:
     base = allocate([], [])
-    in_use = [IdRange(base), base + 2 * COUNT]  # a range and a bare start
+    in_use: list[IdRange | int] = [IdRange(base), base + 2 * COUNT]  # a range, a start
     entries = [SubIdEntry("richc", base + COUNT, COUNT)]
     assert allocate(entries, in_use) == base + 3 * COUNT
 

@@ -5,12 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from typing import Any
 
 import pytest
 
 from isolation.probes import MUST_BE_DENIED, format_table, parse_report, source_path
 
-REPORT = {
+REPORT: dict[str, Any] = {
     "info": {"uid_map": "0 100000 65536", "gid_map": "0 100000 65536", "root_host_uid": 100000,
              "mapped_ids": 65536, "seccomp": "2", "seccomp_filters": "1", "cap_eff": "0",
              "no_new_privs": "0", "pid1_comm": "init", "pids_visible": 3, "euid": 0},
