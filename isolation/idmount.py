@@ -9,7 +9,33 @@ user namespace sees as its root; files the container creates land on disk as uid
 FINDINGS (this host: Debian 12, kernel 6.18, LXC 5.0.2, runc 1.1.5, measured with
 ``supports_idmap`` and tests/integration/test_isolation_pkg.py):
 
-__FINDINGS__
+- ext4 (the host's /), xfs, btrfs and tmpfs accept idmapped mounts (upstream: ext4 and
+  xfs since 5.12, btrfs 5.15, tmpfs 6.3). Measured: a file owned by 0 on disk shows as 100000 through the
+  mount; one the container's root creates through it lands on disk as 0; host root itself
+  is unmapped there (EOVERFLOW when it creates a file), so richc writes through the
+  original path, never through the idmapped one.
+- overlayfs refuses (EINVAL): an overlay mount cannot itself be idmapped. What works
+  (upstream since 5.19; measured here) is an overlay whose *lower* layer is an
+  idmapped mount of the shared image: richc idmaps the image per container, keeps the
+  container's upper and work directories plain (the upper root chowned to the
+  container's root; files copied up or created land in the container's host range, which
+  is right for a per-container layer), and mounts the overlay on top. An idmapped *upper*
+  layer does not work when host root mounts the overlay: overlayfs creates its work
+  directory with the mounter's credentials, which are unmapped there (EOVERFLOW), and
+  falls back to a read-only mount.
+- A bind mount (``mount --rbind``) of an idmapped mount keeps the idmapping, so the
+  idmapped tree can be handed to a runtime that binds it again (measured).
+- LXC 5.0.2: ``lxc.rootfs.options = idmap=container`` works with a ``dir:`` rootfs on ext4
+  (the container's / is an idmapped mount, mountinfo says ``idmapped``); measured with
+  lxc-start in tests/integration/test_isolation_runtimes_raw.py. For an overlay rootfs
+  richc mounts the overlay itself as above and gives LXC the merged directory, without
+  ``idmap=``.
+- runc 1.1.5 (Debian 12) has no idmapped mount support of its own (runc 1.2 added the
+  ``idmap`` option for bind mounts; the rootfs never). It works with a rootfs richc has
+  idmapped beforehand: ``idmapped_bind(rootfs, bundle/rootfs, idmap)`` plus
+  ``linux.uidMappings``/``gidMappings`` and a ``user`` namespace (measured with runc run).
+- Where none of this is available (another filesystem, an older kernel, ENOSYS),
+  :mod:`isolation.shift` chowns the tree once instead.
 """
 
 from __future__ import annotations

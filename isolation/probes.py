@@ -24,7 +24,7 @@ from isolation.errors import IsolationError, StrPath, ToolFailed
 SOURCE = "escape_probe.c"
 GLIBC_STATIC = Path("/usr/lib/x86_64-linux-gnu/libc.a")
 
-RESULTS = ("denied", "allowed", "absent", "skipped")
+RESULTS = ("denied", "allowed", "contained", "absent", "skipped")
 
 # The probes whose "allowed" is a way out of (or into the secrets of) the host. Under a
 # secured container each must say denied, absent or skipped.

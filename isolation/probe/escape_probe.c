@@ -13,7 +13,8 @@
  *
  * Usage: escape_probe [--tmp DIR] [--no-mount] [--no-mknod]
  * Results: "denied" (refused), "allowed" (the move worked: an escape route inside a
- * container), "absent" (nothing to try here), "skipped".
+ * container), "contained" (it worked, but only on the container's own share, such as its
+ * own cgroup subtree), "absent" (nothing to try here), "skipped".
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -322,17 +323,23 @@ static void probe_cgroup_mount(const char *tmp)
 		return;
 	}
 	snprintf(agent, sizeof(agent), "%s/release_agent", dir);
-	if (access(agent, F_OK) < 0)
-		snprintf(detail, sizeof(detail), "mounted read-write (hierarchy %s, no release_agent)",
-			 controller);
-	else if (try_open_write(agent, &err))
+	if (access(agent, F_OK) < 0) {
+		/* Only a hierarchy's root has release_agent: this is the root of the caller's
+		 * cgroup namespace, its own subtree, which it may manage. */
+		umount2(dir, MNT_DETACH);
+		rmdir(dir);
+		report("mount_cgroup_v1", controller, "contained", 0,
+		       "mounted read-write, but only the container's own subtree (no release_agent)");
+		return;
+	}
+	if (try_open_write(agent, &err))
 		snprintf(detail, sizeof(detail),
-			 "mounted read-write and release_agent opened for writing (hierarchy %s)",
-			 controller);
+			 "mounted the hierarchy root read-write and release_agent opened for writing "
+			 "(hierarchy %s)", controller);
 	else
 		snprintf(detail, sizeof(detail),
-			 "mounted read-write; release_agent refused (%s) (hierarchy %s)",
-			 errname(err), controller);
+			 "mounted the hierarchy root read-write; release_agent refused (%s) "
+			 "(hierarchy %s)", errname(err), controller);
 	umount2(dir, MNT_DETACH);
 	rmdir(dir);
 	report("mount_cgroup_v1", controller, "allowed", 0, detail);
