@@ -10,10 +10,10 @@ FINDINGS (this host: Debian 12, kernel 6.18, LXC 5.0.2, runc 1.1.5, measured wit
 ``supports_idmap`` and tests/integration/test_isolation_pkg.py):
 
 - ext4 (the host's /), xfs, btrfs and tmpfs accept idmapped mounts (upstream: ext4 and
-  xfs since 5.12, btrfs 5.15, tmpfs 6.3). Measured: a file owned by 0 on disk shows as 100000 through the
-  mount; one the container's root creates through it lands on disk as 0; host root itself
-  is unmapped there (EOVERFLOW when it creates a file), so richc writes through the
-  original path, never through the idmapped one.
+  xfs since 5.12, btrfs 5.15, tmpfs 6.3). Measured: a file owned by 0 on disk shows as
+  100000 through the mount; one the container's root creates through it lands on disk as
+  0; host root itself is unmapped there (EOVERFLOW when it creates a file), so richc
+  writes through the original path, never through the idmapped one.
 - overlayfs refuses (EINVAL): an overlay mount cannot itself be idmapped. What works
   (upstream since 5.19; measured here) is an overlay whose *lower* layer is an
   idmapped mount of the shared image: richc idmaps the image per container, keeps the
