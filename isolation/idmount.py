@@ -43,6 +43,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -237,6 +238,22 @@ def supports_idmap(path: StrPath) -> IdmapSupport:
     except OSError as exc:
         return IdmapSupport(os.fspath(path), fstype, False, str(exc))
     return IdmapSupport(os.fspath(path), fstype, True, f"{fstype} accepts idmapped mounts")
+
+
+def _mountinfo_points() -> list[str]:
+    with open("/proc/self/mountinfo") as f:
+        lines = f.read().splitlines()
+    return [
+        re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
+        for line in lines
+        if len(line.split()) > 4
+    ]
+
+
+def is_mount_point(path: StrPath) -> bool:
+    """Whether something is mounted at *path* (from mountinfo: ``os.path.ismount`` misses
+    a bind mount of a directory of the same filesystem)."""
+    return os.path.realpath(path) in _mountinfo_points()
 
 
 def filesystem_type(path: StrPath) -> str:

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from isolation import idmount, probes
+from isolation import idmount, overlay, probes
 from isolation.idmap import IdMap
 from isolation.shift import current_offset, marker_path, read_state, shift_tree, unshift_tree
 from isolation.xattrs import (
@@ -84,6 +84,7 @@ def test_idmapped_bind_shows_the_mapped_owners_and_writes_land_unshifted(world: 
     os.chown(src / "user-file", 1000, 50)
     assert idmount.supports_idmap(src), idmount.supports_idmap(src).reason
     with idmount.idmapped(src, dst, IDMAP):
+        assert idmount.is_mount_point(dst)
         assert os.stat(src / "root-file").st_uid == 0
         assert os.stat(dst / "root-file").st_uid == 100000
         assert (os.stat(dst / "user-file").st_uid, os.stat(dst / "user-file").st_gid) == (
@@ -99,7 +100,7 @@ def test_idmapped_bind_shows_the_mapped_owners_and_writes_land_unshifted(world: 
         # Host root is nobody through the mount: creating a file there is refused.
         with pytest.raises(OSError):
             (dst / "from-host").write_text("no")
-    assert not os.path.ismount(dst)
+    assert not idmount.is_mount_point(dst)
     assert os.stat(dst).st_uid == 0 and not (dst / "root-file").exists()
 
 
@@ -132,32 +133,37 @@ def test_supports_idmap_per_filesystem(world: Path) -> None:
 
 
 def test_overlay_over_an_idmapped_lower_layer(world: Path) -> None:
-    """The recipe for overlay-shared images: idmap the shared lower layer, keep the
-    container's own upper layer plain (owned by the container's range), and mount the
-    overlay on top. The container sees the image's files as its own, copy-up works, and
-    the shared image is never written."""
-    image, lower, upper, work, merged = (world / n for n in ("image", "l", "u", "w", "m"))
-    for d in (image, lower, upper, work, merged):
+    """The recipe for overlay-shared images (isolation.overlay): the shared image bound
+    idmapped and read-only as the lower layer, the container's own upper layer plain, the
+    overlay mounted on top. The container sees the image's files as its own, copy-up
+    works, and the shared image is never written."""
+    image, view, upper, work, merged = (world / n for n in ("image", "lower", "u", "w", "m"))
+    for d in (image, upper, work, merged):
         d.mkdir()
     (image / "etc").mkdir()
     (image / "etc/motd").write_text("image\n")
-    os.chown(upper, IDMAP.host_uid_start, IDMAP.host_gid_start)  # the rootfs root dir
-    with idmount.idmapped(image, lower, IDMAP):
+    assert overlay.plan_ownership(image).method is overlay.Method.IDMAP
+    assert overlay.own_upper(upper, IDMAP)
+    assert not overlay.own_upper(upper, IDMAP)  # once
+    overlay.mount_lower_view(image, view, IDMAP)
+    try:
+        options = overlay.overlay_options([view], upper, work)
         subprocess.run(
-            ["mount", "-t", "overlay", "overlay", "-o",
-             f"lowerdir={lower},upperdir={upper},workdir={work}", str(merged)],
-            check=True,
-        )  # fmt: skip
+            ["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True
+        )
         try:
             done = in_userns(
                 IDMAP,
                 ["sh", "-c", f"echo mine >> {merged}/etc/motd && touch {merged}/new && "
-                 f"stat -c %u {merged}/etc/motd {merged}/new"],
+                 f"stat -c %u {merged} {merged}/etc/motd {merged}/new"],
             )  # fmt: skip
         finally:
             idmount.umount(merged)
+    finally:
+        overlay.unmount_lower_view(view)
+    assert not idmount.is_mount_point(view)
     assert done.returncode == 0, done.stderr
-    assert done.stdout.split() == ["0", "0"]
+    assert done.stdout.split() == ["0", "0", "0"]  # /, a copied-up file, a new one
     assert (image / "etc/motd").read_text() == "image\n"  # the shared image is untouched
     assert os.stat(upper / "etc/motd").st_uid == IDMAP.host_uid_start  # copied up, shifted
     assert os.stat(upper / "new").st_uid == IDMAP.host_uid_start

@@ -147,3 +147,11 @@ def test_add_entries_is_idempotent_and_refuses_an_unreadable_file(tmp_path: Path
     with pytest.raises(SubIdFileInvalid):
         add_entries(IdMap.of(196608), tmp_path)
     assert (tmp_path / "etc/subgid").read_text() == "garbage\n"
+
+
+def test_overlay_options_refuse_separators() -> None:
+    from isolation.overlay import overlay_options
+
+    assert overlay_options(["/a", "/b"], "/u", "/w") == "lowerdir=/a:/b,upperdir=/u,workdir=/w"
+    with pytest.raises(ValueError):
+        overlay_options(["/a,b"], "/u", "/w")
