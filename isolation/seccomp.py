@@ -420,8 +420,7 @@ def render_oci(profile: Profile, arch: str | None = None) -> dict[str, Any]:
             entry["errnoRet"] = rule.errno
         if rule.args:
             entry["args"] = [_oci_arg(c) for c in rule.args]
-        if rule.reason:
-            entry["comment"] = rule.reason
+        # No "comment": it is not in the runtime spec, and a strict parser may refuse it.
         syscalls.append(entry)
     out["syscalls"] = syscalls
     return out

@@ -24,6 +24,7 @@ CLONE_NEWUSER = 0x10000000
 
 def open_userns(idmap: IdMap) -> int:
     """A new user namespace with *idmap*, as an O_CLOEXEC fd the caller closes."""
+    unshare = libc().unshare  # looked up before the fork: the child must not dlopen
     ready_r, ready_w = os.pipe()
     hold_r, hold_w = os.pipe()
     pid = os.fork()
@@ -31,7 +32,7 @@ def open_userns(idmap: IdMap) -> int:
         try:
             os.close(ready_r)
             os.close(hold_w)
-            err = 0 if libc().unshare(CLONE_NEWUSER) == 0 else ctypes.get_errno()
+            err = 0 if unshare(CLONE_NEWUSER) == 0 else ctypes.get_errno()
             os.write(ready_w, err.to_bytes(4, "little"))
             os.read(hold_r, 1)  # until the parent closes its end
         finally:

@@ -69,7 +69,16 @@ def world() -> Iterator[Path]:
     path = Path(tempfile.mkdtemp(prefix="richc-test-"))
     os.chmod(path, 0o755)
     yield path
+    unmount_below(path)
     shutil.rmtree(path)
+
+
+def unmount_below(path: Path) -> None:
+    """Detach whatever a failed test left mounted below *path*, deepest first."""
+    with open("/proc/self/mountinfo") as f:
+        points = [line.split()[4] for line in f]
+    for point in sorted((p for p in points if p.startswith(f"{path}/")), reverse=True):
+        subprocess.run(["umount", "--lazy", point], check=False)
 
 
 # --- idmapped mounts -----------------------------------------------------------------------
