@@ -33,6 +33,7 @@ from pathlib import Path
 
 from isolation.errors import ShiftConflict, StrPath
 from isolation.idmap import COUNT, IdRange
+from isolation.idmount import filesystem_type
 from isolation.xattrs import (
     ACL_ACCESS,
     ACL_DEFAULT,
@@ -305,6 +306,15 @@ def shift_tree(
     """Move every id of *tree* to the range ``offset .. offset+count-1``; see the module
     docstring. *progress* is called as ``progress(done, total)`` along the way."""
     root = Path(os.path.abspath(tree))
+    if filesystem_type(root) == "overlay":
+        # Every chown through an overlay copies the file up: a shift would duplicate the
+        # whole shared image into the container's upper layer.
+        raise ShiftConflict(
+            "refusing to shift an overlay mount: it would copy every file of the image up",
+            root,
+            hint="shift the upper directory instead; the image is shared through an "
+            "idmapped lower layer (isolation.overlay)",
+        )
     marker_file = Path(marker) if marker is not None else marker_path(root)
     state = read_state(root, marker_file)
     if state.count != count:

@@ -21,6 +21,7 @@ from pathlib import Path
 import pytest
 
 from isolation import idmount, overlay, probes
+from isolation.errors import ShiftConflict
 from isolation.idmap import IdMap
 from isolation.shift import current_offset, marker_path, read_state, shift_tree, unshift_tree
 from isolation.xattrs import (
@@ -338,6 +339,21 @@ def test_a_capability_lost_between_chown_and_restore_comes_back(tree: Path) -> N
     assert stat.S_IMODE(os.stat(tree / "usr/bin/su").st_mode) == 0o4755
     unshift_tree(tree)
     assert snapshot(tree) == before
+
+
+def test_an_overlay_mount_is_never_shifted(world: Path) -> None:
+    lower, upper, work, merged = (world / n for n in ("l", "u", "w", "m"))
+    for d in (lower, upper, work, merged):
+        d.mkdir()
+    (lower / "f").write_text("image")
+    options = overlay.overlay_options([lower], upper, work)
+    subprocess.run(["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True)
+    try:
+        with pytest.raises(ShiftConflict, match="overlay"):
+            shift_tree(merged, IDMAP.host_uid_start)
+    finally:
+        idmount.umount(merged)
+    assert list(upper.iterdir()) == []  # nothing was copied up
 
 
 def test_the_shift_stays_on_the_trees_filesystem(tree: Path, world: Path) -> None:
