@@ -4,12 +4,15 @@ unprivileged with the rendered id mapping, seccomp profile and masked paths, run
 static escape probe, and nothing gets out. This is what richc's templates will render, so
 a runtime that refuses a line fails here first.
 
-LXC idmaps the rootfs itself (``lxc.rootfs.options = idmap=container``); runc 1.1 cannot,
-so the bundle's root is an idmapped bind made by :func:`isolation.idmount.idmapped_bind`.
+Two layouts each: a plain ``dir`` rootfs, which LXC idmaps itself
+(``lxc.rootfs.options = idmap=container``) and which runc 1.1, unable to, gets as an
+idmapped bind made by :func:`isolation.idmount.idmapped_bind`; and an ``overlay`` shared
+image (:mod:`isolation.overlay`), whose merged tree both runtimes take as it is.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
@@ -21,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from isolation import idmap, idmount, masked, probes, seccomp
+from isolation import idmap, idmount, masked, overlay, probes, seccomp
 
 pytestmark = pytest.mark.integration
 
@@ -62,6 +65,30 @@ def world(probe: Path) -> Iterator[Path]:
     shutil.rmtree(path)
 
 
+@pytest.fixture(params=["dir", "overlay"])
+def layout(request: pytest.FixtureRequest, world: Path) -> Iterator[tuple[Path, bool]]:
+    """The rootfs a runtime gets, and whether the runtime must idmap it itself."""
+    if request.param == "dir":
+        yield world / "rootfs", True
+        return
+    upper, work, view, merged = (world / n for n in ("upper", "work", "lower", "merged"))
+    for d in (upper, work, merged):
+        d.mkdir()
+    overlay.own_upper(upper, IDMAP)
+    overlay.mount_lower_view(world / "rootfs", view, IDMAP)
+    try:
+        options = overlay.overlay_options([view], upper, work)
+        subprocess.run(
+            ["mount", "-t", "overlay", "overlay", "-o", options, str(merged)], check=True
+        )
+        try:
+            yield merged, False
+        finally:
+            idmount.umount(merged)
+    finally:
+        overlay.unmount_lower_view(view)
+
+
 def check_report(report: probes.ProbeReport) -> None:
     print(probes.format_table(report))
     assert report.root_host_uid == IDMAP.host_uid_start
@@ -73,16 +100,17 @@ def check_report(report: probes.ProbeReport) -> None:
     assert int(report.info["pids_visible"]) <= 5  # the host's processes are invisible
 
 
-def test_lxc_start_accepts_the_renderings(world: Path) -> None:
+def test_lxc_start_accepts_the_renderings(world: Path, layout: tuple[Path, bool]) -> None:
     if shutil.which("lxc-start") is None:
         pytest.skip("LXC is not installed")
+    rootfs, needs_idmap = layout
     name = f"rt{secrets.token_hex(3)}"
     profile = world / "seccomp"
     profile.write_text(seccomp.render_lxc(seccomp.default_profile()))
     keys = [
         ("lxc.uts.name", name),
-        ("lxc.rootfs.path", f"dir:{world / 'rootfs'}"),
-        ("lxc.rootfs.options", "idmap=container"),
+        ("lxc.rootfs.path", f"dir:{rootfs}"),
+        *([("lxc.rootfs.options", "idmap=container")] if needs_idmap else []),
         ("lxc.init.cmd", "/sbin/init"),
         ("lxc.mount.auto", "proc:mixed sys:ro cgroup:mixed"),
         ("lxc.autodev", "1"),
@@ -111,23 +139,28 @@ def test_lxc_start_accepts_the_renderings(world: Path) -> None:
             [*attach, "/bin/cat", "/proc/self/mountinfo"], capture_output=True, text=True
         ).stdout
         root_line = next(line for line in mounts.splitlines() if line.split()[4] == "/")
-        assert "idmapped" in root_line  # no chown: the rootfs is an idmapped mount
+        if needs_idmap:  # no chown: the rootfs is an idmapped mount
+            assert "idmapped" in root_line
+        else:  # the overlay's lower layer is
+            assert " - overlay " in root_line
         assert " /proc/bus " in mounts and " /proc/timer_list " in mounts
     finally:
         subprocess.run(["lxc-stop", *lxc, "-k"], capture_output=True)
     assert os.stat(world / "rootfs/bin/busybox").st_uid == 0  # never shifted
 
 
-def test_runc_accepts_the_renderings(world: Path) -> None:
+def test_runc_accepts_the_renderings(world: Path, layout: tuple[Path, bool]) -> None:
     if shutil.which("runc") is None:
         pytest.skip("runc is not installed")
+    rootfs, needs_idmap = layout
     bundle = world / "bundle"
     (bundle / "rootfs").mkdir(parents=True)
     subprocess.run(["runc", "spec"], cwd=bundle, check=True)
     config = json.loads((bundle / "config.json").read_text())
     config["process"]["terminal"] = False
     config["process"]["args"] = ["/probe", "--tmp", "/tmp"]
-    config["root"] = {"path": str(bundle / "rootfs"), "readonly": False}
+    root = bundle / "rootfs" if needs_idmap else rootfs
+    config["root"] = {"path": str(root), "readonly": False}
     linux = config["linux"]
     linux["namespaces"] += [{"type": "user"}, {"type": "cgroup"}]
     linux.update(idmap.oci_id_mappings(IDMAP))
@@ -135,7 +168,9 @@ def test_runc_accepts_the_renderings(world: Path) -> None:
     linux["seccomp"] = seccomp.render_oci(seccomp.default_profile())
     (bundle / "config.json").write_text(json.dumps(config))
     cid = f"richc-test-{secrets.token_hex(4)}"
-    with idmount.idmapped(world / "rootfs", bundle / "rootfs", IDMAP):
+    with contextlib.ExitStack() as stack:
+        if needs_idmap:  # runc 1.1 cannot idmap the rootfs: it gets an idmapped bind
+            stack.enter_context(idmount.idmapped(rootfs, bundle / "rootfs", IDMAP))
         try:
             done = subprocess.run(
                 ["runc", "run", "--bundle", str(bundle), cid],
