@@ -36,6 +36,11 @@ MUST_BE_DENIED = frozenset(
         "init_module", "finit_module", "delete_module", "open_by_handle_at",
     }
 )  # fmt: skip
+# Undoing a read-only mount of /proc/sys or /sys, then opening a host knob below it:
+# "allowed" in a privileged container without AppArmor (its root holds CAP_SYS_ADMIN over
+# the mount), which is why --privileged is no security boundary; "contained" or "denied"
+# in a user namespace, where the knobs stay the host root's.
+PRIVILEGED_WEAK_SPOTS = frozenset({"remount_proc_sys_rw", "remount_sys_rw"})
 # Hidden by the masked paths: readable without them, but no way out by themselves.
 MUST_BE_HIDDEN = frozenset({"read_proc_keys", "read_timer_list", "read_sys_firmware"})
 # Denied by richc's seccomp profile on top; "allowed" without a filter is no escape by

@@ -230,7 +230,10 @@ NOT_DENIED: Mapping[str, str] = {
     "since Linux 4.8",
     "mount": "systemd mounts /run, /tmp and the like, and sets up PrivateTmp= and "
     "ProtectSystem= with mount, umount2, pivot_root, unshare and setns; in a user namespace "
-    "the kernel keeps it to the container's own mounts",
+    "the kernel keeps it to the container's own mounts. In a --privileged container it also "
+    "lets root remount /proc/sys read-write (measured): only AppArmor or a user namespace "
+    "stops that, no syscall filter can without breaking systemd (mount_setattr and "
+    "fsconfig reach the same flags)",
     "reboot": "in a PID namespace reboot() only ends the container's init, which is how its "
     "`reboot` and `poweroff` reach the runtime",
     "quotactl": "richc's quota backends may be queried from inside",

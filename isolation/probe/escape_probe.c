@@ -345,6 +345,71 @@ static void probe_cgroup_mount(const char *tmp)
 	report("mount_cgroup_v1", controller, "allowed", 0, detail);
 }
 
+/* Try to make the read-only mount at path writable again, and if that works, whether
+ * check (a host-wide knob below it) can then be opened for writing. A privileged
+ * container's root can (it holds CAP_SYS_ADMIN over the mount): "allowed". In a user
+ * namespace the remount may work on the container's own fresh mounts, but the files below
+ * stay the host root's: "contained". Undone at once; nothing below it is written. */
+static void probe_remount_rw(const char *name, const char *path, const char *check)
+{
+	int err;
+	FILE *f = fopen("/proc/self/mountinfo", "re");
+	char line[4096], point[1024], opts[512] = "", these[512];
+	unsigned long flags = 0;
+	char *opt, *save = NULL;
+	int found = 0;
+	while (f && fgets(line, sizeof(line), f)) {
+		/* the last line for path is the visible mount */
+		if (sscanf(line, "%*s %*s %*s %*s %1023s %511s", point, these) == 2 &&
+		    !strcmp(point, path)) {
+			found = 1;
+			snprintf(opts, sizeof(opts), "%s", these);
+		}
+	}
+	if (f)
+		fclose(f);
+	if (!found) {
+		report(name, path, "absent", 0, "not a mount point here");
+		return;
+	}
+	snprintf(line, sizeof(line), "%s", opts);
+	if (strncmp(opts, "ro", 2) || (opts[2] && opts[2] != ',')) {
+		report(name, path, "allowed", 0, "mounted read-write already");
+		return;
+	}
+	for (opt = strtok_r(line, ",", &save); opt; opt = strtok_r(NULL, ",", &save)) {
+		if (!strcmp(opt, "nosuid"))
+			flags |= MS_NOSUID;
+		else if (!strcmp(opt, "nodev"))
+			flags |= MS_NODEV;
+		else if (!strcmp(opt, "noexec"))
+			flags |= MS_NOEXEC;
+		else if (!strcmp(opt, "noatime"))
+			flags |= MS_NOATIME;
+		else if (!strcmp(opt, "nodiratime"))
+			flags |= MS_NODIRATIME;
+		else if (!strcmp(opt, "relatime"))
+			flags |= MS_RELATIME;
+		else if (!strcmp(opt, "strictatime"))
+			flags |= MS_STRICTATIME;
+	}
+	if (mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | flags, NULL) < 0) {
+		report(name, path, "denied", errno, opts);
+		return;
+	}
+	if (try_open_write(check, &err)) {
+		mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, NULL);
+		report(name, path, "allowed", 0,
+		       "remounted read-write and then opened a host knob for writing "
+		       "(nothing written; read-only again)");
+		return;
+	}
+	mount(NULL, path, NULL, MS_REMOUNT | MS_BIND | MS_RDONLY | flags, NULL);
+	report(name, path, err == ENOENT ? "allowed" : "contained", err,
+	       err == ENOENT ? "remounted read-write; no knob below to try (read-only again)"
+			     : "remounted read-write, but its host knobs stay refused (read-only again)");
+}
+
 /* A system call with arguments the kernel refuses after its permission check:
  * an errno in `reached` (or success) means the call got past the filter and the
  * capability check. ENOSYS means this kernel (or a filter returning ENOSYS) lacks it. */
@@ -524,6 +589,14 @@ int main(int argc, char **argv)
 	/* Top level only: below are securityfs, debugfs and tracefs (see the head comment). */
 	probe_tree_write("write_sys_kernel", "/sys/kernel", 0);
 	probe_open_write("write_sys_kernel_mm_thp", "/sys/kernel/mm/transparent_hugepage/enabled");
+	if (do_mount) {
+		probe_remount_rw("remount_proc_sys_rw", "/proc/sys", "/proc/sys/kernel/core_pattern");
+		probe_remount_rw("remount_sys_rw", "/sys",
+				 "/sys/kernel/mm/transparent_hugepage/enabled");
+	} else {
+		report("remount_proc_sys_rw", "/proc/sys", "skipped", 0, "--no-mount");
+		report("remount_sys_rw", "/sys", "skipped", 0, "--no-mount");
+	}
 	probe_read("read_kcore", "/proc/kcore");
 	probe_read("read_proc_keys", "/proc/keys");
 	probe_read("read_timer_list", "/proc/timer_list");
