@@ -12,11 +12,13 @@ import pytest
 from isolation.apparmor import (
     ENABLED_PARAM,
     PROFILES_FILE,
+    load_profile,
     lxc_apparmor_keys,
     oci_apparmor,
     render_profile,
     status,
 )
+from isolation.errors import IsolationError, ToolFailed
 
 
 def test_status_without_the_module(tmp_path: Path) -> None:
@@ -82,3 +84,27 @@ def test_apparmor_parser_accepts_the_profile(tmp_path: Path) -> None:
         ["apparmor_parser", "-Q", "-K"], input=render_profile(), capture_output=True, text=True
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_load_profile_feeds_the_parser_and_reports_its_error(tmp_path: Path) -> None:
+    """apparmor_parser is missing here: a stand-in script records what it is given."""
+    seen = tmp_path / "seen"
+    good = tmp_path / "good-parser"
+    good.write_text(f'#!/bin/sh\necho "$@" > {seen}.args\ncat > {seen}\n')
+    good.chmod(0o755)
+    load_profile(render_profile(), parser=str(good))
+    assert seen.read_text() == render_profile()
+    assert Path(f"{seen}.args").read_text().split() == ["--replace"]
+    bad = tmp_path / "bad-parser"
+    bad.write_text('#!/bin/sh\necho "AppArmor parser error at line 7: syntax" >&2\nexit 1\n')
+    bad.chmod(0o755)
+    with pytest.raises(ToolFailed) as exc:
+        load_profile("profile x {}", parser=str(bad))
+    assert "line 7" in str(exc.value) and exc.value.returncode == 1
+
+
+def test_load_profile_without_a_parser(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(IsolationError) as exc:
+        load_profile(render_profile())
+    assert exc.value.hint

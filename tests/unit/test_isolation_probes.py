@@ -5,11 +5,13 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from typing import Any
 
 import pytest
 
-from isolation.probes import MUST_BE_DENIED, format_table, parse_report, source_path
+from isolation.errors import IsolationError
+from isolation.probes import MUST_BE_DENIED, build_probe, format_table, parse_report, source_path
 
 REPORT: dict[str, Any] = {
     "info": {"uid_map": "0 100000 65536", "gid_map": "0 100000 65536", "root_host_uid": 100000,
@@ -59,3 +61,8 @@ def test_the_source_ships_with_the_package() -> None:
     assert "int main" in text
     # the probe opens for writing but must never write: no write(2) call in it at all
     assert not re.search(r"(?<![A-Za-z_-])(write|pwrite|fwrite|fputs)\s*\(", text)
+
+
+def test_build_without_a_compiler_says_why(tmp_path: Path) -> None:
+    with pytest.raises(IsolationError, match="no-such-cc is not installed"):
+        build_probe(tmp_path, cc="no-such-cc")
