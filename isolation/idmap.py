@@ -22,7 +22,6 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 from isolation.errors import IdRangeExhausted, StrPath, SubIdFileInvalid
 
@@ -229,7 +228,7 @@ def write_atomically(path: Path, text: str) -> None:
     """Replace *path* by *text* in one rename, keeping its mode and owner (0644 root for
     new files): a reader sees the old file or the new one, never half of either."""
     try:
-        st: os.stat_result | Any = path.stat()
+        st = path.stat()
         mode, uid, gid = st.st_mode & 0o7777, st.st_uid, st.st_gid
     except FileNotFoundError:
         mode, uid, gid = 0o644, os.getuid(), os.getgid()

@@ -64,7 +64,6 @@ from isolation.userns import userns
 AT_FDCWD = -100
 AT_EMPTY_PATH = 0x1000
 AT_RECURSIVE = 0x8000
-AT_SYMLINK_NOFOLLOW = 0x100
 
 # <linux/mount.h>
 OPEN_TREE_CLONE = 1
@@ -75,9 +74,6 @@ MOUNT_ATTR_IDMAP = 0x00100000
 
 # <sys/mount.h>
 MNT_DETACH = 2
-
-# Since Linux 5.12 (mount_setattr and MOUNT_ATTR_IDMAP).
-IDMAP_SINCE = "5.12"
 
 
 class MountAttr(ctypes.Structure):
@@ -240,20 +236,24 @@ def supports_idmap(path: StrPath) -> IdmapSupport:
     return IdmapSupport(os.fspath(path), fstype, True, f"{fstype} accepts idmapped mounts")
 
 
-def _mountinfo_points() -> list[str]:
+def mount_points() -> list[str]:
+    """Every mount point of this mount namespace, in mountinfo order (octal escapes
+    such as ``\\040`` for a space undone)."""
     with open("/proc/self/mountinfo") as f:
         lines = f.read().splitlines()
-    return [
-        re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), line.split()[4])
-        for line in lines
-        if len(line.split()) > 4
-    ]
+    return [_unescape(line.split()[4]) for line in lines if len(line.split()) > 4]
+
+
+def _unescape(field: str) -> str:
+    """A mountinfo path field as a path: the kernel writes space, tab, newline and
+    backslash as octal escapes."""
+    return re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), field)
 
 
 def is_mount_point(path: StrPath) -> bool:
     """Whether something is mounted at *path* (from mountinfo: ``os.path.ismount`` misses
     a bind mount of a directory of the same filesystem)."""
-    return os.path.realpath(path) in _mountinfo_points()
+    return os.path.realpath(path) in mount_points()
 
 
 def filesystem_type(path: StrPath) -> str:
@@ -273,7 +273,7 @@ def filesystem_type(path: StrPath) -> str:
         fields = left.split()
         if len(fields) < 5 or not right:
             continue
-        point = fields[4].replace("\\040", " ")
+        point = _unescape(fields[4])
         if not (real == point or real.startswith(point.rstrip("/") + "/")):
             continue
         major, minor = (int(x) for x in fields[2].split(":"))

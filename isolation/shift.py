@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import stat
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -33,7 +32,7 @@ from pathlib import Path
 
 from isolation.errors import ShiftConflict, StrPath
 from isolation.idmap import COUNT, IdRange
-from isolation.idmount import filesystem_type
+from isolation.idmount import filesystem_type, mount_points
 from isolation.xattrs import (
     ACL_ACCESS,
     ACL_DEFAULT,
@@ -190,19 +189,10 @@ class _Journal:
 
 
 def _mount_points_below(tree: Path) -> set[str]:
-    """Relative paths of the mounts below *tree* (from /proc/self/mountinfo): a bind mount
-    of the same filesystem has the same st_dev, so the device alone cannot tell."""
+    """Relative paths of the mounts below *tree*: a bind mount of the same filesystem has
+    the same st_dev, so the device alone cannot tell."""
     top = os.path.realpath(tree).rstrip("/") + "/"
-    found = set()
-    with open("/proc/self/mountinfo") as f:
-        for line in f:
-            fields = line.split()
-            if len(fields) < 5:
-                continue
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
-            if point.startswith(top):
-                found.add(point[len(top) :])
-    return found
+    return {point[len(top) :] for point in mount_points() if point.startswith(top)}
 
 
 def _walk(tree: Path) -> list[str]:

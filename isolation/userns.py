@@ -10,12 +10,14 @@ keeps the namespace alive after the child is gone.
 from __future__ import annotations
 
 import ctypes
+import errno
 import os
 import signal
 from collections.abc import Iterator
 from contextlib import contextmanager, suppress
 
 from isolation._libc import libc
+from isolation.errors import IsolationError
 from isolation.idmap import IdMap
 
 # <linux/sched.h>
@@ -28,7 +30,7 @@ def open_userns(idmap: IdMap) -> int:
     ready_r, ready_w = os.pipe()
     hold_r, hold_w = os.pipe()
     pid = os.fork()
-    if pid == 0:  # pragma: no cover - the child; only async-signal-safe work from here
+    if pid == 0:  # pragma: no cover - the child: a few system calls, nothing that locks
         try:
             os.close(ready_r)
             os.close(hold_w)
@@ -41,9 +43,16 @@ def open_userns(idmap: IdMap) -> int:
     os.close(hold_r)
     try:
         reply = os.read(ready_r, 4)
-        err = int.from_bytes(reply, "little") if len(reply) == 4 else 0
-        if len(reply) != 4 or err:
-            raise OSError(err or 0, f"unshare(CLONE_NEWUSER): {os.strerror(err)}")
+        if len(reply) != 4:
+            raise IsolationError(errno.ECHILD, "the user namespace helper died before unsharing")
+        err = int.from_bytes(reply, "little")
+        if err:
+            raise IsolationError(
+                err,
+                f"cannot make a user namespace: unshare(CLONE_NEWUSER): {os.strerror(err)}",
+                hint="check `sysctl user.max_user_namespaces` (0 disables them) and, on "
+                "Debian kernels before 6.x, kernel.unprivileged_userns_clone",
+            )
         # gid_map first or last makes no difference for a writer with CAP_SETGID in the
         # parent namespace; setgroups stays "allow" so the namespace can be used by a root.
         for name, text in (("uid_map", idmap.uid_map()), ("gid_map", idmap.gid_map())):
