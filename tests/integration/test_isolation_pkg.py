@@ -430,3 +430,14 @@ def test_the_probe_in_a_user_namespace_with_the_rendered_mapping(probe: Path, wo
     assert report["keyctl"].result == "allowed"
     assert report["umount2_force"].result == "allowed"
     assert list(world.iterdir()) == []
+
+
+def test_host_support_report(world: Path) -> None:
+    from isolation.hostcheck import host_support
+
+    report = host_support(world)
+    rows = dict(report.lines())
+    print(rows)
+    assert report.user_namespaces and report.seccomp
+    assert rows["rootfs ownership"].startswith(("idmap: ", "shift: "))
+    assert not report.apparmor or report.apparmor.parser
