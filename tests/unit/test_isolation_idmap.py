@@ -155,3 +155,20 @@ def test_overlay_options_refuse_separators() -> None:
     assert overlay_options(["/a", "/b"], "/u", "/w") == "lowerdir=/a:/b,upperdir=/u,workdir=/w"
     with pytest.raises(ValueError):
         overlay_options(["/a,b"], "/u", "/w")
+
+
+def test_concurrent_reservations_never_share_a_range(tmp_path: Path) -> None:
+    """Eight processes reserve at once: the lock makes each read see the others' writes."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(8) as pool:
+        starts = pool.map(_reserve_start, [str(tmp_path)] * 8)
+    assert len(set(starts)) == 8
+    assert sorted(e.start for e in read_entries(tmp_path) if e.owner == "richc") == sorted(
+        starts * 2
+    )
+
+
+def _reserve_start(root: str) -> int:
+    return reserve(root).host_uid_start
