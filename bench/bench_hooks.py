@@ -52,7 +52,7 @@ def discovery_seconds(root: Path, rounds: int = 200) -> list[float]:
     from richc.hookrun import stages
     from richc.hookrun.model import Stage
     from richc.paths import HostPaths
-    from richc.store import State
+    from richc.state import State
 
     ctx = Context(paths=HostPaths.from_root(root))
     config = cfg.from_dict({"name": "bench"})

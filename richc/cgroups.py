@@ -17,6 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from richc import mountinfo
 from richc.errors import NotFound, RichcError
 
 # v1 hierarchies that carry no resource controller, only a name (systemd's tracking tree).
@@ -37,21 +38,15 @@ def parse_mountinfo(text: str) -> CgroupMounts:
     """The cgroup mounts in a mountinfo(5) text; the first mount of each hierarchy wins."""
     v1: dict[str, Path] = {}
     v2: Path | None = None
-    for line in text.splitlines():
-        left, sep, right = line.partition(" - ")
-        if not sep:
-            continue
-        fields = left.split()
-        fstype, _source, *rest = right.split()
-        if len(fields) < 5 or fields[3] != "/":
+    for mount in mountinfo.parse(text):
+        if mount.root != "/":
             # A bind of a sub-cgroup (the root field is not /) is not the hierarchy's root.
             continue
-        mountpoint = Path(_unescape(fields[4]))
-        if fstype == "cgroup2" and v2 is None:
+        mountpoint = Path(mount.mountpoint)
+        if mount.fstype == "cgroup2" and v2 is None:
             v2 = mountpoint
-        elif fstype == "cgroup":
-            options = rest[0].split(",") if rest else []
-            for option in options:
+        elif mount.fstype == "cgroup":
+            for option in mount.super_options:
                 if option in ("rw", "ro") or "=" in option or option.startswith(_NAMED_ONLY):
                     continue
                 v1.setdefault(option, mountpoint)
@@ -59,13 +54,6 @@ def parse_mountinfo(text: str) -> CgroupMounts:
     for flag in ("noprefix", "clone_children", "xattr", "cpuset_v2_mode", "relatime"):
         v1.pop(flag, None)
     return CgroupMounts(v1, v2)
-
-
-def _unescape(path: str) -> str:
-    # mountinfo escapes space, tab, newline and backslash as octal.
-    for code, char in (("\\040", " "), ("\\011", "\t"), ("\\012", "\n"), ("\\134", "\\")):
-        path = path.replace(code, char)
-    return path
 
 
 def host_mounts(mountinfo: str = "/proc/self/mountinfo") -> CgroupMounts:

@@ -4,20 +4,13 @@ from __future__ import annotations
 
 from typing import Any
 
+from richc import hostres
 from richc.config import DEVICE_LIMIT_KEYS, Limits
 from richc.context import Context
-from richc.disk import view as disk_view
 from richc.errors import RichcError
-from richc.lxcfs import quick_healthy as lxcfs_health
-from richc.procs import recorded_init
+from richc.procs import live_pid
 from richc.stats import usage
 from richc.store import ContainerDir
-
-
-def live_pid(cdir: ContainerDir, extra: dict[str, Any]) -> int | None:
-    """The init's pid if the container runs (fast: no runtime call; follows reboots)."""
-    found = recorded_init(extra)
-    return None if found is None else found[0]
 
 
 def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
@@ -26,7 +19,7 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
         config = cdir.load_config()
     except RichcError:
         config = None
-    pid = live_pid(cdir, state.extra)
+    pid = live_pid(state.init_run)
     if state.status == "creating" or config is None:
         status = "broken"
     elif pid:
@@ -52,19 +45,15 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
             "pids": limits.pids if limits else None,
             **_more_limits(limits),
         },
-        "usage": usage(ctx, cdir, state.extra, state.runtime, pid),
-        "disk": disk_view(ctx, cdir, state),
-        "lxcfs": {
-            "enabled": config.lxcfs if config else False,
-            "healthy": lxcfs_health(state, pid),
-        },
+        "usage": usage(ctx, cdir, state, pid),
+        # Every host resource's own part: disk, lxcfs, unit (and those that add one later).
+        **{r.name: r.describe(ctx, cdir, config, state) for r in hostres.all_resources()},
         "env": config.env_dict if config else {},
         "annotations": dict(config.annotations) if config else {},
         "hooks": {stage: [h.to_dict() for h in refs] for stage, refs in config.hooks}
         if config
         else {},
         "restart": config.restart.value if config else None,
-        "unit": state.extra.get("unit"),
         "created_at": state.created_at,
         "started_at": state.started_at if pid else None,
         "stopped_at": state.stopped_at,

@@ -10,15 +10,17 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import logging
+from typing import Any
 
 from richc import config as cfg
 from richc.context import Context
 from richc.errors import Conflict, RichcError
-from richc.hostfacts import host_facts
-from richc.procs import parent_record, start_time
+from richc.hostfacts import host_facts, resolve_devices
+from richc.procs import parent_of_init, start_time
 from richc.runtime import runtime_for
 from richc.spec import ContainerSpec, Paths, build_spec
-from richc.store import ContainerDir, State, now
+from richc.state import InitRecord, State, now
+from richc.store import ContainerDir
 
 log = logging.getLogger("richc")
 
@@ -47,24 +49,38 @@ def choose_runtime(requested: cfg.RuntimeName) -> str:
     return choice.runtime
 
 
+def new_config(ctx: Context, data: dict[str, Any]) -> cfg.ContainerConfig:
+    """The config of a new container from merged file and flag *data*: richc.yaml's host
+    defaults filled in, then the limits checked against this host (its CPUs, controllers
+    and devices), so create and its dry run refuse the same things."""
+    from richc.hostfacts import validate_for_host
+    from richc.hostres.lxcfs import with_host_default
+
+    config = cfg.from_dict(with_host_default(ctx.paths, data))
+    validate_for_host(config.limits, ctx.paths.run)
+    return config
+
+
 def make_spec(
     ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
 ) -> ContainerSpec:
-    paths = Paths(rootfs=cdir.rootfs, log_dir=cdir.log_dir, bundle=cdir.bundle)
-    from richc import disk, lxcfs
+    from richc import hostres
     from richc.hookrun import claim
 
+    parts = hostres.contributions(config, state)  # from what each resource recorded
     spec = build_spec(
         config,
         cfg.Init(state.init),
-        paths,
+        Paths(rootfs=cdir.rootfs, log_dir=cdir.log_dir),
         host_facts(ctx.paths.run),
-        mounts=lxcfs.mounts(state),  # the views lxcfs.prepare recorded at start
-        cap_drop_extra=disk.cap_drop(config),
+        limits=resolve_devices(config.limits),
+        mounts=tuple(m for p in parts for m in p.mounts),
+        cap_drop_extra=tuple(c for p in parts for c in p.cap_drop),
+        nics=tuple(n for p in parts for n in p.nics),
     )
     # What the runtime runs when the container stops for any reason (poststop hooks).
     callback = claim.callback_command(ctx.paths.root, cdir.run_dir)
-    return dataclasses.replace(spec, extra={**spec.extra, "poststop_callback": callback})
+    return dataclasses.replace(spec, poststop_callback=callback)
 
 
 def create(ctx: Context, config: cfg.ContainerConfig) -> State:
@@ -82,14 +98,25 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
         try:
             cdir.save_state(state)
             cdir.save_config(config)
-            from richc import disk
+            from richc.hostres import disk, net
 
+            if not config.net.keep_ip:  # addresses first: a clash refuses before any copy
+                net.allocate(ctx, cdir, config, state)
             disk.create_rootfs(ctx, cdir, config, state)  # under a quota when --disk is set
             with disk.fitting(ctx, cdir, config, state):
                 result = populate(config, cdir, ctx.paths, state)
             state.init = result.init.value
             state.rootfs = str(cdir.rootfs)
             state.applied = [c.to_dict() for c in result.changes]
+            if config.net.keep_ip:  # the VM's own address, read from the copied tree
+                nics = net.keep_ip(ctx, cdir, config)
+                config = dataclasses.replace(
+                    config, net=dataclasses.replace(config.net, nics=nics, keep_ip=False)
+                )
+                cdir.save_config(config)
+                net.allocate(ctx, cdir, config, state)
+            if config.source == "busybox" or config.source.startswith("debian:"):
+                net.resolv_conf(cdir, state)
             state.status = "created"
             cdir.save_state(state)
             _prerender(ctx, cdir, config, state)
@@ -109,13 +136,13 @@ def _prerender(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, st
     the render, so this never fails a create."""
     if state.runtime != "lxc":
         return  # runc writes its config.json at every start anyway
-    from richc import lxcfs
+    from richc.hostres import lxcfs
 
     try:
         expected = lxcfs.expected_record(ctx, config, state)
         if expected is None:
             return  # no start on this host recorded lxcfs's views yet
-        guess = dataclasses.replace(state, extra={**state.extra, "lxcfs": expected})
+        guess = dataclasses.replace(state, lxcfs=expected)
         runtime_for(state).render(make_spec(ctx, cdir, config, guess), cdir)
     except (RichcError, OSError, ValueError) as exc:
         log.debug("%s: no config rendered ahead of the first start: %s", cdir.name, exc)
@@ -127,14 +154,17 @@ def is_running(cdir: ContainerDir, state: State) -> tuple[bool, int | None]:
 
 
 def _record_init(state: State, pid: int) -> None:
-    state.extra["pid"] = pid
-    state.extra["pid_start_time"] = start_time(pid)
-    # stats and set find the cgroup from here without importing the runtime.
-    state.extra["cgroup_scope"] = runtime_for(state).cgroup_scope(state.name)
-    state.extra.pop("parent_pid", None)
-    state.extra.pop("parent_start_time", None)
+    parent = None
     if state.runtime == "lxc":  # its monitor forks the new init of an in-container reboot
-        state.extra.update(parent_record(pid))
+        parent = parent_of_init(pid)
+    state.init_run = InitRecord(
+        pid=pid,
+        pid_start_time=start_time(pid),
+        # stats and set find the cgroup from here without importing the runtime.
+        cgroup_scope=runtime_for(state).cgroup_scope(state.name),
+        parent_pid=parent[0] if parent else None,
+        parent_start_time=parent[1] if parent else None,
+    )
 
 
 def follow_reboot(ctx: Context, name: str, old_pid: int) -> tuple[int, int | None] | None:
@@ -144,7 +174,7 @@ def follow_reboot(ctx: Context, name: str, old_pid: int) -> tuple[int, int | Non
     cdir = ctx.store.get(name)
     with cdir.lock():
         state = cdir.load_state()
-        found = recorded_init(state.extra)
+        found = recorded_init(state.init_run)
         if found is None or found[0] == old_pid:
             return None
         _record_init(state, found[0])
@@ -156,9 +186,10 @@ def may_reboot(ctx: Context, name: str) -> bool:
     """Whether the process that would fork a rebooted init (LXC's monitor) is still there."""
     from richc.procs import is_same_process
 
-    extra = ctx.store.get(name).load_state().extra
-    monitor = extra.get("parent_pid")
-    return isinstance(monitor, int) and is_same_process(monitor, extra.get("parent_start_time"))
+    record = ctx.store.get(name).load_state().init_run
+    if record is None or record.parent_pid is None:
+        return False
+    return is_same_process(record.parent_pid, record.parent_start_time)
 
 
 def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> State:
@@ -168,24 +199,23 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
     with cdir.lock():
         state = cdir.load_state()
         _refuse_broken(state)
-        if unless_stop_requested and state.extra.get("stop_requested"):
+        if unless_stop_requested and state.stop_requested:
             raise Conflict(f"{name} was stopped on request", hint=f"`richc start {name}`")
         config = cdir.load_config()
         runtime = runtime_for(state)
         if runtime.status(cdir).running:
             raise Conflict(f"{name} is already running", hint=f"`richc restart {name}` restarts it")
-        from richc import disk
+        from richc import hostres
 
-        disk.activate(ctx, cdir, state)  # a loop image is unmounted after a reboot
-        from richc.rootfs import share
-
-        share.activate(cdir, state)  # an overlay rootfs is unmounted after a reboot
-        from richc import lxcfs
-
-        lxcfs.prepare(ctx, config, state)  # starts lxcfs if needed; records the views
+        # Loop images and overlays are unmounted after a host reboot; lxcfs may need
+        # starting; each records what it made.
+        for resource in hostres.all_resources():
+            resource.prepare(ctx, cdir, config, state)
         spec = make_spec(ctx, cdir, config, state)
         runtime.render(spec, cdir)
         from richc.hookrun import stages as hook_stages
+
+        state.hook_match = hook_stages.match_record(spec)
 
         hook_stages.arm_poststop(ctx, cdir, config, state)
         hook_stages.prestart(ctx, cdir, config, state, spec)  # rootfs ready, no init yet
@@ -197,8 +227,8 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
             raise
         state.started_at = now()
         state.stopped_at = None
-        state.extra.pop("stop_requested", None)
-        state.extra.pop("restarting", None)
+        state.stop_requested = None
+        state.restarting = False
         _record_init(state, pid)
         cdir.save_state(state)
         try:
@@ -229,9 +259,8 @@ def stop(
         state = cdir.load_state()
         _refuse_broken(state)
         if requested:
-            state.extra["stop_requested"] = now()
-            if restarting:
-                state.extra["restarting"] = True
+            state.stop_requested = now()
+            state.restarting = restarting
             cdir.save_state(state)
         config = cdir.load_config()
         clean = _stop_locked(ctx, cdir, config, state, timeout=timeout, kill=kill)
@@ -255,7 +284,7 @@ def _stop_locked(
     claimed = False
     spec: ContainerSpec | None = None
     status = runtime.status(cdir)
-    if status.running and status.pid and status.pid != state.extra.get("pid"):
+    if status.running and status.pid and status.pid != state.pid:
         _record_init(state, status.pid)  # it rebooted from inside since richc started it
     if status.running:
         spec = make_spec(ctx, cdir, config, state)
@@ -264,7 +293,7 @@ def _stop_locked(
         # This process has the hook machinery loaded: it runs the poststop hooks itself,
         # once the init is gone. Claimed now, the runtime's own callback (which LXC's
         # monitor waits for before it reports the stop) finds the claim and exits at once.
-        claimed = "pid" in state.extra and hook_stages.claim_poststop(cdir)
+        claimed = state.init_run is not None and hook_stages.claim_poststop(cdir)
         wait = config.stop_timeout if timeout is None else timeout
         # LXC reports a container stopped only after its poststop callback ran: an init
         # that exited in time is a clean stop even while that still runs.
@@ -283,12 +312,14 @@ def _stop_locked(
                 )
             runtime.kill(cdir)
             clean = False
-    if "pid" in state.extra:  # this run was started: its poststop hooks are due
+    if state.init_run is not None:  # this run was started: its poststop hooks are due
         hook_stages.after_stop(ctx, cdir, config, state, spec, claimed=claimed)
+    from richc import hostres
+
+    for resource in reversed(hostres.all_resources()):
+        resource.stopped(ctx, cdir, state)
     state.stopped_at = now()
-    state.extra.pop("pid", None)
-    for key in ("pid_start_time", "parent_pid", "parent_start_time"):
-        state.extra.pop(key, None)
+    state.init_run = None
     cdir.save_state(state)
     return clean
 
@@ -320,32 +351,32 @@ def remove(ctx: Context, name: str, *, force: bool = False) -> None:
                     hint=f"stop it first (`richc stop {name}`) or use `richc rm --force {name}`",
                 )
             runtime_for(state).kill(cdir)
-        if "pid" in state.extra:  # its poststop hooks, if the runtime did not run them
+        if state.init_run is not None:  # its poststop hooks, if the runtime did not run them
             from richc.hookrun import stages as hook_stages
 
             with contextlib.suppress(RichcError):
                 hook_stages.after_stop(ctx, cdir, cdir.load_config(), state, None)
         _destroy(ctx, cdir, state)
     if not store.names():  # checked here too: the lxcfs glue costs ~10 ms to import
-        from richc import lxcfs
+        from richc.hostres import lxcfs
 
         lxcfs.release_if_unused(ctx)  # the last container gone: stop the lxcfs richc started
 
 
 def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:
     """Undo everything create made, in reverse; each step tolerates its part being gone."""
-    if state.extra.get("unit"):
-        from richc import systemd_unit
+    from richc import hostres
 
-        systemd_unit.uninstall(ctx.paths, cdir.name)  # its unit would start a ghost at boot
+    resources = hostres.all_resources()
+    # The unit first (it would start a ghost at boot), then the runtime's files, then the
+    # overlay mount, the quota (subvolume, image + loop device): start order reversed.
+    hostres.get("unit").release(ctx, cdir, state)
     if state.runtime:
         with contextlib.suppress(RichcError):
             runtime_for(state).cleanup(cdir)
-    from richc import disk
-    from richc.rootfs import share
-
-    share.release(cdir, state)  # the overlay rootfs mount, if it shares an image
-    disk.release(ctx, cdir, state)  # quota, subvolume or image + loop device
+    for resource in reversed(resources):
+        if resource.name != "unit":
+            resource.release(ctx, cdir, state)
     ctx.store.remove(cdir)
 
 

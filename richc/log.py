@@ -16,19 +16,18 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
-import importlib.util
 import logging
 import os
 import sys
 import time
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Iterator, Mapping
 from pathlib import Path
-from typing import Any
+
+from richc import journal as journald
 
 # The fields, their journald names, and the record attribute each is copied into.
 FIELDS = ("container", "operation", "hook", "stage")
 JOURNAL_FIELD = {name: f"RICHC_{name.upper()}" for name in FIELDS}
-JOURNAL_SOCKET = Path("/run/systemd/journal/socket")
 SYSLOG_IDENTIFIER = "richc"
 
 _context: contextvars.ContextVar[Mapping[str, str] | None] = contextvars.ContextVar(
@@ -113,28 +112,17 @@ def journal_fields(record: logging.LogRecord) -> dict[str, str | int]:
     return out
 
 
-Sender = Callable[..., Any]
-
-
-def _journal_send() -> Sender:
-    # systemd-python costs ~15 ms to import: pay it on the first record, not on every command.
-    from systemd import journal
-
-    send: Sender = journal.send
-    return send
-
-
 class JournalHandler(logging.Handler):
     """Send records to journald with richc's structured fields."""
 
-    def __init__(self, send: Sender | None = None) -> None:
+    def __init__(self, send: journald.Sender | None = None) -> None:
         super().__init__()
         self._send = send
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             if self._send is None:
-                self._send = _journal_send()
+                self._send = journald.sender()
             self._send(self.format(record), **journal_fields(record))
         except Exception:
             self.handleError(record)
@@ -177,46 +165,14 @@ def format_file_line(record: logging.LogRecord, values: Mapping[str, str]) -> st
     return f"{stamp}Z {record.levelname} [{os.getpid()}] {tags + ' ' if tags else ''}{message}"
 
 
-def journald_available() -> bool:
-    """True where a journald listens; the host's, whatever richc's --root says."""
-    return JOURNAL_SOCKET.exists()
-
-
-def journal_module_available() -> bool:
-    """True if ``systemd.journal`` (systemd-python) can be found.
-
-    It finds the module without running it, so the ~15 ms import still waits for the first
-    record; a missing module is known before any record is sent.
-    """
-    try:
-        return importlib.util.find_spec("systemd.journal") is not None
-    except (ImportError, ValueError):  # no `systemd` package, or a None in sys.modules
-        return False
-
-
-def stderr_is_journal() -> bool:
-    """True when stderr already goes to the journal (a systemd service's default).
-
-    systemd sets ``$JOURNAL_STREAM`` to the ``DEVICE:INODE`` of the stream it connected;
-    if stderr is that stream, writing records there too would log each one twice.
-    """
-    value = os.environ.get("JOURNAL_STREAM", "")
-    device, _, inode = value.partition(":")
-    try:
-        st = os.fstat(sys.stderr.fileno())
-    except (OSError, ValueError, AttributeError):
-        return False
-    return bool(inode) and f"{st.st_dev}:{st.st_ino}" == f"{device}:{inode}"
-
-
 def setup(*, debug: bool, logs_dir: Path | None, journal: bool | None = None) -> None:
     """Configure logging for one richc process: journald or stderr + log files.
 
     ``journal=None`` detects journald; tests pass True or False. Where journald runs but
     systemd-python is missing, records go to stderr and the log files, after one warning.
     """
-    use_journal = journald_available() if journal is None else journal
-    missing_module = use_journal and not journal_module_available()
+    use_journal = journald.available() if journal is None else journal
+    missing_module = use_journal and not journald.module_available()
     if missing_module:
         # Else each record would print a "--- Logging error ---" traceback.
         use_journal = False
@@ -232,7 +188,7 @@ def setup(*, debug: bool, logs_dir: Path | None, journal: bool | None = None) ->
     handlers: list[logging.Handler] = []
     if use_journal:
         handlers.append(JournalHandler())
-    if not (use_journal and stderr_is_journal()):
+    if not (use_journal and journald.stderr_is_journal()):
         console = logging.StreamHandler(sys.stderr)
         console.setFormatter(
             logging.Formatter("%(levelname)s: %(message)s" if debug else "%(message)s")

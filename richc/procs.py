@@ -4,6 +4,7 @@ container reboot into a new one?"""
 from __future__ import annotations
 
 import os
+from typing import Protocol
 
 
 def _stat_fields(pid: int) -> list[str] | None:
@@ -39,16 +40,35 @@ def is_same_process(pid: int | None, recorded_start: int | None) -> bool:
     return current is not None and (recorded_start is None or current == recorded_start)
 
 
-def parent_record(pid: int) -> dict[str, int]:
-    """What to keep about an init's parent (LXC's monitor) to follow a reboot later."""
+class RecordedInit(Protocol):
+    """What richc records of a running init (richc.state.InitRecord)."""
+
+    @property
+    def pid(self) -> int: ...
+    @property
+    def pid_start_time(self) -> int | None: ...
+    @property
+    def parent_pid(self) -> int | None: ...
+    @property
+    def parent_start_time(self) -> int | None: ...
+
+
+def parent_of_init(pid: int) -> tuple[int, int] | None:
+    """An init's parent (LXC's monitor) and its start time, to follow a reboot later."""
     ppid = parent(pid)
     started = start_time(ppid) if ppid else None
     if not ppid or ppid == 1 or started is None:
-        return {}
-    return {"parent_pid": ppid, "parent_start_time": started}
+        return None
+    return ppid, started
 
 
-def recorded_init(extra: dict[str, object]) -> tuple[int, int | None] | None:
+def live_pid(record: RecordedInit | None) -> int | None:
+    """The recorded init's pid if the container runs (no runtime call; follows reboots)."""
+    found = recorded_init(record)
+    return None if found is None else found[0]
+
+
+def recorded_init(record: RecordedInit | None) -> tuple[int, int | None] | None:
     """The container's live init as ``(pid, start_time)``, or None if it is not running.
 
     That is the init recorded at start, or, after a reboot from inside the container, the
@@ -56,25 +76,19 @@ def recorded_init(extra: dict[str, object]) -> tuple[int, int | None] | None:
     namespace, so the monitor's only child in another pid namespace is the container's
     init now. No runtime call: this is cheap enough for every row of ``richc list``.
     """
-    pid = extra.get("pid")
-    if not isinstance(pid, int):
+    if record is None:
         return None
-    recorded = _int_or_none(extra.get("pid_start_time"))
+    pid, recorded = record.pid, record.pid_start_time
     if is_same_process(pid, recorded):
         return pid, recorded
-    monitor = extra.get("parent_pid")
-    monitor_start = _int_or_none(extra.get("parent_start_time"))
-    if not isinstance(monitor, int) or not is_same_process(monitor, monitor_start):
+    monitor, monitor_start = record.parent_pid, record.parent_start_time
+    if monitor is None or not is_same_process(monitor, monitor_start):
         return None
     inits = [c for c in _children(monitor) if _pid_ns(c) not in (None, _pid_ns(monitor))]
     if len(inits) != 1:
         return None
     started = start_time(inits[0])
     return None if started is None else (inits[0], started)
-
-
-def _int_or_none(value: object) -> int | None:
-    return value if isinstance(value, int) else None
 
 
 def _children(pid: int) -> list[int]:

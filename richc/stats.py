@@ -22,6 +22,8 @@ from typing import Any
 from richc import cgroups
 from richc.context import Context
 from richc.errors import RichcError
+from richc.procs import live_pid
+from richc.state import State
 from richc.store import ContainerDir
 
 # v1 reports "no limit" as the largest page-aligned number; anything this large is none.
@@ -238,9 +240,7 @@ class Target:
     last: Reading | None = None
 
 
-def cgroup_of(
-    ctx: Context, cdir: ContainerDir, extra: dict[str, Any], runtime: str, pid: int
-) -> cgroups.ContainerCgroup:
+def cgroup_of(ctx: Context, cdir: ContainerDir, state: State, pid: int) -> cgroups.ContainerCgroup:
     """The cgroup of a running container: the scope its runtime made, recorded at start.
 
     The init may have moved below it (systemd's init.scope, or anything an init does with
@@ -248,23 +248,14 @@ def cgroup_of(
     """
     from richc.hostfacts import host_facts
 
-    scope = extra.get("cgroup_scope")
-    if not isinstance(scope, str):
+    scope = state.init_run.cgroup_scope if state.init_run is not None else None
+    if scope is None:
         # Started by a richc that did not record it; importing the runtime costs ~15 ms.
         from richc.runtime import get_runtime
 
-        scope = get_runtime(runtime or "lxc").cgroup_scope(cdir.name)
+        scope = get_runtime(state.runtime or "lxc").cgroup_scope(cdir.name)
     version = host_facts(ctx.paths.run).cgroup_version
     return cgroups.locate(pid, version=version, scope=scope, mounts=_mounts())
-
-
-def live_pid(extra: dict[str, Any]) -> int | None:
-    """The recorded init's pid if it still runs (as richc.info's, without its imports:
-    richc.info pulls in the disk quota modules, a third of a stats call's time)."""
-    from richc.procs import recorded_init
-
-    found = recorded_init(extra)
-    return None if found is None else found[0]
 
 
 def targets(ctx: Context, names: Sequence[str]) -> list[Target]:
@@ -274,13 +265,13 @@ def targets(ctx: Context, names: Sequence[str]) -> list[Target]:
     out: list[Target] = []
     for cdir in cdirs:
         state = cdir.load_state()
-        pid = live_pid(state.extra)
+        pid = live_pid(state.init_run)
         if pid is None:
             if names:
                 out.append(Target(cdir.name, None, None))
             continue
         try:
-            group = cgroup_of(ctx, cdir, state.extra, state.runtime, pid)
+            group = cgroup_of(ctx, cdir, state, pid)
         except RichcError:
             group = None  # it stopped between the two looks
         out.append(Target(cdir.name, pid if group else None, group))
@@ -316,15 +307,13 @@ def collect(ctx: Context, names: Sequence[str], interval: float) -> list[dict[st
     return sample(items)
 
 
-def usage(
-    ctx: Context, cdir: ContainerDir, extra: dict[str, Any], runtime: str, pid: int | None
-) -> dict[str, Any]:
+def usage(ctx: Context, cdir: ContainerDir, state: State, pid: int | None) -> dict[str, Any]:
     """The cheap usage figures `richc list` and `inspect` show: memory and CPU time."""
     empty: dict[str, Any] = {"memory_bytes": None, "cpu_seconds": None}
     if pid is None:
         return empty
     try:
-        now = read(cgroup_of(ctx, cdir, extra, runtime, pid), pid)
+        now = read(cgroup_of(ctx, cdir, state, pid), pid)
     except (RichcError, OSError):
         return empty
     return {

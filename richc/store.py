@@ -17,8 +17,6 @@ import json
 import os
 import shutil
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,41 +24,9 @@ from richc import config as cfg
 from richc.errors import Conflict, NotFound, RichcError
 from richc.lock import locked
 from richc.paths import HostPaths
+from richc.state import State
 
-STATE_SCHEMA = 1
 CONFIG_CACHE = ".config.json"
-
-
-def now() -> str:
-    return datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
-
-
-@dataclass
-class State:
-    """What richc recorded about a container. Runtime facts (running, pid) are read live."""
-
-    name: str
-    status: str = "creating"  # creating -> created; a "creating" container is a crashed create
-    created_at: str = ""
-    started_at: str | None = None
-    stopped_at: str | None = None
-    runtime: str = ""
-    init: str = ""
-    rootfs: str = ""
-    applied: list[dict[str, str]] = field(default_factory=list)  # fix-ups applied to the rootfs
-    extra: dict[str, Any] = field(default_factory=dict)  # per-feature state (disk, lxcfs, ...)
-    schema: int = STATE_SCHEMA
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> State:
-        schema = data.get("schema", 0)
-        if schema > STATE_SCHEMA:
-            raise RichcError(
-                f"state of {data.get('name')} has schema {schema}, newer than this richc knows",
-                hint="upgrade richc",
-            )
-        known = {f for f in cls.__dataclass_fields__}
-        return cls(**{k: v for k, v in data.items() if k in known})
 
 
 def write_atomic(path: Path, text: str, mode: int = 0o644, *, durable: bool = True) -> None:
@@ -185,7 +151,7 @@ class ContainerDir:
             ) from None
 
     def save_state(self, state: State) -> None:
-        write_atomic(self.state_file, json.dumps(asdict(state), indent=2, sort_keys=True) + "\n")
+        write_atomic(self.state_file, json.dumps(state.to_dict(), indent=2, sort_keys=True) + "\n")
 
     @contextlib.contextmanager
     def lock(self, wait: float = 30.0) -> Iterator[None]:
@@ -262,13 +228,11 @@ def _remove_tree(path: Path) -> None:
 
     # rmtree does not follow symlinks and, with one_file_system-like safety below, will not
     # descend into a mount that a crash left behind: it fails on the busy mount instead.
-    with open("/proc/self/mountinfo") as handle:
-        prefix = str(path.resolve()) + "/"
-        for line in handle:
-            mount_point = line.split()[4]
-            if mount_point.startswith(prefix):
-                raise RichcError(
-                    f"{mount_point} is still mounted",
-                    hint=f"unmount it (`umount -R {mount_point}`) or use `richc rm --force`",
-                )
+    from richc.mountinfo import mounts_under
+
+    for mount_point in mounts_under(path):
+        raise RichcError(
+            f"{mount_point} is still mounted",
+            hint=f"unmount it (`umount -R {mount_point}`) or use `richc rm --force`",
+        )
     shutil.rmtree(path, onerror=onerror)

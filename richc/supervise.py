@@ -23,7 +23,6 @@ out of reach: the supervisor waits on a pidfd where the kernel has them (5.3+) a
 from __future__ import annotations
 
 import contextlib
-import errno
 import logging
 import os
 import select
@@ -36,6 +35,7 @@ from richc import config as cfg
 from richc import log as richc_log
 from richc.context import Context
 from richc.errors import Conflict, RichcError
+from richc.pidwait import exited, open_pidfd
 from richc.procs import is_same_process
 from richc.sdnotify import notify, notify_socket
 
@@ -139,14 +139,7 @@ def pidfds_usable() -> bool:
 
 def init_alive(pid: int, start_time: int | None) -> bool:
     """True while *pid* is the recorded init and has not exited (a zombie has exited)."""
-    if not is_same_process(pid, start_time):
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            data = handle.read()
-    except OSError:
-        return False
-    return data[data.rindex(")") + 2 :].split(" ", 1)[0] not in ("Z", "X")
+    return is_same_process(pid, start_time) and not exited(pid)
 
 
 def wait_for_exit(pid: int, start_time: int | None, signals: _Signals, use_pidfd: bool) -> bool:
@@ -156,14 +149,12 @@ def wait_for_exit(pid: int, start_time: int | None, signals: _Signals, use_pidfd
     """
     pidfd = -1
     if use_pidfd:
-        try:
-            pidfd = os.pidfd_open(pid)
-        except ProcessLookupError:
+        found = open_pidfd(pid)
+        if found is None:
             return True
-        except OSError as exc:
-            if exc.errno != errno.ENOSYS:
-                raise
+        if found < 0:
             log.debug("pidfd_open: kernel too old; polling /proc")
+        pidfd = found
     try:
         # A pidfd names the process itself, so a reused pid cannot fool it; re-check the start
         # time once in case the init exited before pidfd_open ran.
@@ -188,7 +179,7 @@ def wait_for_exit(pid: int, start_time: int | None, signals: _Signals, use_pidfd
 def stop_requested(ctx: Context, name: str) -> bool:
     """True if an explicit `richc stop` marked the container since it was last started."""
     try:
-        return bool(ctx.store.get(name).load_state().extra.get("stop_requested"))
+        return bool(ctx.store.get(name).load_state().stop_requested)
     except RichcError:
         return True  # removed under our feet: nothing left to supervise
 
@@ -205,7 +196,8 @@ def _start_or_adopt(ctx: Context, name: str, *, restarting: bool) -> tuple[int, 
 
         return pid, start_time(pid)
     state = lifecycle.start(ctx, name, unless_stop_requested=restarting)
-    return int(state.extra["pid"]), state.extra.get("pid_start_time")
+    assert state.init_run is not None  # start records the init it started
+    return state.init_run.pid, state.init_run.pid_start_time
 
 
 def supervise(ctx: Context, name: str, rules: RestartRules | None = None) -> int:
@@ -311,12 +303,15 @@ def _await_restart(
     deadline = time.monotonic() + RESTART_WAIT
     while time.monotonic() < deadline:
         try:
-            extra = ctx.store.get(name).load_state().extra
+            state = ctx.store.get(name).load_state()
         except RichcError:
             return None
-        if not extra.get("restarting"):
-            pid, started = extra.get("pid"), extra.get("pid_start_time")
-            if isinstance(pid, int) and pid != old_pid and init_alive(pid, started):
+        if not state.restarting:
+            record = state.init_run
+            if record is None:
+                return None
+            pid, started = record.pid, record.pid_start_time
+            if pid != old_pid and init_alive(pid, started):
                 return pid, started
             return None
         if signals.sleep(0.1):

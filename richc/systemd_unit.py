@@ -88,9 +88,9 @@ def hook_seconds(
     from richc.context import Context
     from richc.hookrun import stages as hook_stages
     from richc.hookrun.model import Stage
-    from richc.store import State
+    from richc.state import State
 
-    state = State(name=config.name, init=init)
+    state = State(name=config.name, status="created", init=init)
     total = 0.0
     for stage in stages:
         hooks = hook_stages.hooks_for(Context(paths), config, state, Stage(stage))
@@ -249,7 +249,8 @@ def _systemctl(*args: str, root: Path | None = None) -> None:
 def install(ctx: Context, name: str, *, enable: bool = False, now: bool = False) -> InstallResult:
     """Write the container's unit files; enable and start them when asked and possible."""
     from richc.errors import HostUnsupported
-    from richc.store import now as timestamp
+    from richc.state import UnitRecord
+    from richc.state import now as timestamp
 
     cdir = ctx.store.get(name)
     unit = instance_unit(name)
@@ -272,12 +273,7 @@ def install(ctx: Context, name: str, *, enable: bool = False, now: bool = False)
             if enable:
                 _systemctl("enable", TARGET_UNIT, unit)
         enabled = is_enabled(ctx.paths, name)
-        state.extra["unit"] = {
-            "name": unit,
-            "files": [str(p) for p in written],
-            "enabled": enabled,
-            "installed_at": timestamp(),
-        }
+        state.unit = UnitRecord(unit, tuple(str(p) for p in written), enabled, timestamp())
         cdir.save_state(state)
     started = False
     if now:
@@ -302,7 +298,7 @@ def remove(ctx: Context, name: str) -> list[Path]:
     with cdir.lock():
         removed = uninstall(ctx.paths, name)
         state = cdir.load_state()
-        state.extra.pop("unit", None)
+        state.unit = None
         cdir.save_state(state)
     return removed
 

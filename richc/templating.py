@@ -9,7 +9,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from richc.resources import templates_dir
+from richc.datafiles import templates_dir
 
 # Where compiled templates are kept between processes; set by the CLI to a directory under
 # the host's run dir. None (library use, unit tests) compiles every template afresh.

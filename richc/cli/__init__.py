@@ -32,6 +32,8 @@ COMMAND_MODULES = {
     "unit": "unit_cmd",
     "stats": "stats_cmd",
     "set": "set_cmd",
+    "network": "network_cmd",
+    "port": "network_cmd",
 }
 # Global options that take a value, so the word after them is not the command.
 _VALUED_GLOBALS = ("--root",)

@@ -114,7 +114,34 @@ def create(
             help="K=V, repeatable: an OCI annotation hooks see (and `when.annotations` matches).",
         ),
     ] = None,
-    net: Annotated[str | None, typer.Option(help="none, host or a bridge name.")] = None,
+    net: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--net",
+            help="none, host, a managed network (richc network create) or bridge:BR;"
+            " repeatable, one NIC each (default: richc0 for busybox and debian).",
+        ),
+    ] = None,
+    ip: Annotated[
+        list[str] | None, typer.Option("--ip", help="The n-th NIC's address; repeatable.")
+    ] = None,
+    mac: Annotated[
+        list[str] | None, typer.Option("--mac", help="The n-th NIC's MAC; repeatable.")
+    ] = None,
+    publish: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--publish",
+            "-p",
+            help="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], to the first NIC; repeatable.",
+        ),
+    ] = None,
+    keep_ip: Annotated[
+        bool,
+        typer.Option(
+            "--keep-ip", help="Keep the static address the VM's own network config names."
+        ),
+    ] = False,
     restart: Annotated[str | None, typer.Option(help="no, on-failure or always.")] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with the same settings.")
@@ -134,10 +161,15 @@ def create(
       richc create legacy --from tar:/srv/vm.tar.gz --init auto --disk 20G
 
       richc create --config web01.yaml
+
+      richc create web02 --net richc0 --ip 10.77.0.20 --publish 8080:80
+
+      richc create legacy --from tar:/srv/vm.tar.gz --keep-ip
     """
     from richc import config as cfg
     from richc import lifecycle
-    from richc.limits import parse_ulimit_flags, validate_for_host
+    from richc.config import net as cfg_net
+    from richc.config.limits import parse_ulimit_flags
 
     file_data = cfg.load_yaml(config_file) if config_file else {}
     flags: dict[str, Any] = {
@@ -172,7 +204,7 @@ def create(
         "env": cfg.parse_key_values("--env", env or []) or None,
         "hooks": cfg.parse_hook_flags(hook or []) or None,
         "annotations": cfg.parse_key_values("--annotation", annotation or []) or None,
-        "net": net,
+        "net": cfg_net.from_flags(net or [], ip or [], mac or [], publish or [], keep_ip),
         "restart": restart,
     }
     merged = cfg.merge(file_data, flags)
@@ -181,26 +213,27 @@ def create(
 
         raise UsageError("a container name is required", hint="richc create NAME [OPTIONS]")
     rctx = context(ctx)
-    from richc.lxcfs import with_host_default
-
-    config = cfg.from_dict(with_host_default(rctx.paths, merged))  # richc.yaml's `lxcfs:`
-    validate_for_host(config.limits, rctx.paths.run)  # CPUs, controllers, devices it has
+    config = lifecycle.new_config(rctx, merged)  # host defaults, then checked against the host
     if dry_run:
-        from richc.plan import plan
-
-        result = plan(rctx, config)
-        if output is Format.json:
-            emit_json(result)
-        else:
-            print(f"would create {config.name} from {config.source}")
-            for change in result["changes"]:
-                print(f"  {change['action']:<8} {change['path']:<40} {change['reason']}")
+        _print_plan(rctx, config, output)
         return
     state = lifecycle.create(rctx, config)
     print(f"created {config.name} ({state.init} init, {state.runtime} runtime)", file=sys.stderr)
     if start:
         lifecycle.start(rctx, config.name)
         print(f"started {config.name}", file=sys.stderr)
+
+
+def _print_plan(rctx: Any, config: Any, output: Format) -> None:
+    from richc.plan import plan
+
+    result = plan(rctx, config)
+    if output is Format.json:
+        emit_json(result)
+        return
+    print(f"would create {config.name} from {config.source}")
+    for change in result["changes"]:
+        print(f"  {change['action']:<8} {change['path']:<40} {change['reason']}")
 
 
 @app.command()
@@ -241,7 +274,7 @@ def start(
 
         return supervise(rctx, name, RestartRules(max_restarts, restart_delay))
     state = lifecycle.start(rctx, name)
-    _log.info("started %s (pid %s)", name, state.extra.get("pid"))
+    _log.info("started %s (pid %s)", name, state.pid)
     return 0
 
 
@@ -309,7 +342,7 @@ def _list(ctx: typer.Context, output: Format) -> None:
     if output is Format.json:
         emit_json(items)
         return
-    from richc.units import format_size
+    from richc.sizes import format_size
 
     def used(item: dict[str, Any]) -> tuple[str, str]:
         usage = item.get("usage") or {}

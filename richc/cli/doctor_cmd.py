@@ -29,7 +29,7 @@ def _host_path(path: Path) -> str:
 def _live_quota(paths: HostPaths) -> QuotaSelection:
     """The backend `create --disk` (``--disk-backend auto``) would choose, by its own checks."""
     from quota.selection import explain
-    from richc.disk import REGISTRY_NAME
+    from richc.hostres.disk import REGISTRY_NAME
     from richc.probe.decide import QuotaBackend, QuotaSelection
 
     found = explain(paths.containers, registry=paths.lib / REGISTRY_NAME)
@@ -38,6 +38,17 @@ def _live_quota(paths: HostPaths) -> QuotaSelection:
         for t in found.tried
     )
     return QuotaSelection(_host_path(paths.containers), found.chosen, tried)
+
+
+def _network_checks(paths: HostPaths) -> list[dict[str, object]]:
+    """Managed networking on this host: forwarding, nftables (and other tools' forward
+    drops), dnsmasq, pyroute2; live checks, so only for this machine, not a recorded tree."""
+    import dataclasses
+
+    from netctl.network import host_checks
+    from richc.networks import table_for
+
+    return [dataclasses.asdict(c) for c in host_checks(table_for(paths))]
 
 
 @app.command()
@@ -61,7 +72,8 @@ def doctor(
 
     Checks the kernel version, namespaces, cgroup layout and controllers, overlayfs, FUSE,
     lxcfs, quota backends for the store, seccomp, AppArmor, user namespaces, the lxc
-    bindings, runc/crun and systemd. Exits 1 when no runtime can run containers here.
+    bindings, runc/crun and systemd, and for managed networks IP forwarding, nftables,
+    dnsmasq and pyroute2. Exits 1 when no runtime can run containers here.
 
     Examples:
 
@@ -84,10 +96,16 @@ def doctor(
         # of this machine's --root, and its filesystems cannot be checked live.
         store = "/" + str(paths.lib.relative_to(paths.root))
     report = HostReport.of(probe_host(host_root, store_path=store), quota)
+    network = _network_checks(paths) if host_root == Path("/") else []
     if output is Format.json:
-        emit_json(report.to_json())
+        emit_json({**report.to_json(), "network": network})
     else:
-        emit_table(("CHECK", "VALUE", "USE", "WHY"), report.rows())
+        rows = list(report.rows())
+        for check in network:
+            use = "yes" if check["ok"] else "no"
+            hint = str(check["hint"] or "")
+            rows.append((f"net: {check['name']}", str(check["detail"]), use, hint))
+        emit_table(("CHECK", "VALUE", "USE", "WHY"), rows)
     if report.features.runtime is None:
         runtime = next(d for d in report.decisions if d.check == "runtime")
         hint = "install lxc and the python lxc bindings (pip install 'richc[lxc]')"

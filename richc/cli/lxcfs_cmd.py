@@ -31,9 +31,9 @@ def status(ctx: typer.Context, output: FormatOpt = Format.table) -> int:
 
     Example: richc lxcfs status --format json
     """
-    from richc import lxcfs
+    from richc import lxcfs_ops
 
-    info = lxcfs.status(context(ctx))
+    info = lxcfs_ops.status(context(ctx))
     # No lxcfs at all is fine while no running container wants views; a dead one is not.
     host_ok = info["host"]["healthy"] or (
         info["host"]["state"] == "absent" and not info["containers"]
@@ -85,9 +85,9 @@ def remount(
 
     Example: richc lxcfs remount web01 db01
     """
-    from richc import lxcfs
+    from richc import lxcfs_ops
 
-    result = lxcfs.remount(context(ctx), names or [])
+    result = lxcfs_ops.remount(context(ctx), names or [])
     ok = all(c["ok"] for c in result["containers"])
     if output is Format.json:
         emit_json(result)
@@ -126,13 +126,13 @@ def watch(
 
     Example: richc lxcfs watch --interval 1
     """
-    from richc import lxcfs
+    from richc import lxcfs_ops
 
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
     print(f"watching lxcfs every {interval:g} s", file=sys.stderr)
-    lxcfs.watch(context(ctx), interval=interval, stop=stop)
+    lxcfs_ops.watch(context(ctx), interval=interval, stop=stop)
 
 
 @lxcfs_app.command("start")
@@ -141,7 +141,7 @@ def start(ctx: typer.Context) -> None:
 
     Example: richc lxcfs start
     """
-    from richc import lxcfs
+    from richc.hostres import lxcfs
 
     process, started = lxcfs.ensure_serving(context(ctx).paths)
     what = "started" if started else "already serving"
@@ -155,7 +155,7 @@ def stop(ctx: typer.Context) -> None:
 
     Example: richc lxcfs stop
     """
-    from richc import lxcfs
+    from richc.hostres import lxcfs
 
     stopped = lxcfs.stop_started(context(ctx).paths)
     print("lxcfs stopped" if stopped else "no lxcfs started by richc is running", file=sys.stderr)

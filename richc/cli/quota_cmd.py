@@ -34,7 +34,7 @@ def show(
 
     Example: richc quota show web01
     """
-    from richc import disk
+    from richc.hostres import disk
 
     rctx = context(ctx)
     cdir = rctx.store.get(name)

@@ -1,7 +1,7 @@
 """`richc set NAME KEY=VALUE...`: change a container's settings live and persist them.
 
 The logic (validation of every key first, live cgroup writes with rollback, env files,
-config.yaml, and ``disk=`` through richc.disk.set_size) lives in richc.settings.
+config.yaml, and ``disk=`` through richc.disk.set_size) lives in richc.reconfigure.
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ def set_(
 
       richc set web01 disk=20G disk.inodes=100000
     """
-    from richc import settings as settings_mod
+    from richc import reconfigure as settings_mod
 
     outcome = settings_mod.apply(context(ctx), name, settings)
     for line in outcome.messages:

@@ -19,7 +19,7 @@ HEADERS = [
 
 
 def _size(value: int | None) -> str:
-    from richc.units import format_size
+    from richc.sizes import format_size
 
     return "-" if value is None else format_size(value)
 

@@ -14,10 +14,11 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from richc import journal as journald
 from richc import log as richc_log
 
 # In hooks.log's order; the operation comes last so older lines and new ones read alike.
@@ -70,34 +71,17 @@ class HookFileHandler(logging.Handler):
             self.handleError(record)
 
 
-Sender = Callable[..., Any]
-
-
-def _journal_send() -> Sender:
-    """journald's send, or a no-op (said once) where systemd-python is not installed."""
-    try:
-        from systemd import journal
-    except ImportError:
-        logging.getLogger("richc").warning(
-            "journald runs but systemd-python is missing: hook output goes to hooks.log only"
-            " (pip install systemd-python)"
-        )
-        return lambda *args, **kwargs: None
-    send: Sender = journal.send
-    return send
-
-
 class HookJournalHandler(logging.Handler):
     """Send records to journald with the hook fields; systemd-python is imported on first use."""
 
-    def __init__(self, send: Sender | None = None) -> None:
+    def __init__(self, send: journald.Sender | None = None) -> None:
         super().__init__()
         self._send = send
 
     def emit(self, record: logging.LogRecord) -> None:
         try:
             if self._send is None:
-                self._send = _journal_send()
+                self._send = journald.sender()
             fields = {f: str(getattr(record, f)) for f in FIELDS if hasattr(record, f)}
             priority = 4 if record.levelno >= logging.WARNING else 6
             self._send(
@@ -119,7 +103,7 @@ def to_container_log(log_file: Path, *, journal: bool | None = None) -> Iterator
     global _journal
     handler = HookFileHandler(log_file)
     logger.addHandler(handler)
-    use_journal = richc_log.journald_available() if journal is None else journal
+    use_journal = journald.available() if journal is None else journal
     if use_journal and _journal is None:
         _journal = HookJournalHandler()
         logger.addHandler(_journal)

@@ -9,7 +9,7 @@ from typing import Any
 
 from richc.context import Context
 from richc.errors import UsageError
-from richc.hookrun import oci, safety, sources
+from richc.hookrun import ocihooks, safety, sources
 from richc.hookrun.model import Hook, Source, Stage
 from richc.hookrun.runner import StageRun
 
@@ -47,19 +47,17 @@ def listing(ctx: Context, name: str | None = None) -> list[dict[str, Any]]:
     rows: list[dict[str, Any]] = []
     if name is not None:
         from richc.hookrun import stages
-        from richc.lifecycle import make_spec
 
         cdir = ctx.store.get(name)
         config, state = cdir.load_config(), cdir.load_state()
-        spec = make_spec(ctx, cdir, config, state) if state.init else None
         for stage in Stage:
-            rows += [_row(stage, h) for h in stages.hooks_for(ctx, config, state, stage, spec)]
+            rows += [_row(stage, h) for h in stages.hooks_for(ctx, config, state, stage)]
         return rows
-    parsed: list[oci.OciHookFile | Hook] = []
+    parsed: list[ocihooks.OciHookFile | Hook] = []
     for file in sources.oci_files(ctx.paths):
         try:
-            parsed.append(oci.load(file))
-        except oci.OciHookError as exc:
+            parsed.append(ocihooks.load(file))
+        except ocihooks.OciHookError as exc:
             parsed.append(Hook(file.stem, Source.oci, file, (str(file),), problem=exc.message))
     for stage in Stage:
         for directory, source in (
@@ -76,7 +74,7 @@ def listing(ctx: Context, name: str | None = None) -> list[dict[str, Any]]:
             if isinstance(item, Hook):
                 rows.append(_row(stage, item, runs=False))
             elif stage in item.richc_stages():
-                oci_stages = [s for s in item.stages if oci.STAGE_MAP[s] is stage]
+                oci_stages = [s for s in item.stages if ocihooks.STAGE_MAP[s] is stage]
                 note = f"when {item.when.describe()}; OCI stage {', '.join(oci_stages)}"
                 rows.append(_row(stage, item.hook(), note))
     return rows
@@ -148,13 +146,13 @@ def _validate_dir(directory: Path) -> list[Finding]:
 def _validate_oci(file: Path) -> Finding:
     try:
         safety.check(file)  # whoever can edit the JSON chooses what runs as root
-        parsed = oci.load(file)
-    except (oci.OciHookError, safety.UnsafeHook) as exc:
+        parsed = ocihooks.load(file)
+    except (ocihooks.OciHookError, safety.UnsafeHook) as exc:
         return Finding(file, "error", f"{exc.message}; {exc.hint}" if exc.hint else exc.message)
     problem = _check_executable(parsed.path)
     if problem:
         return Finding(file, "error", f"hook.path: {problem}")
-    stages = ", ".join(f"{s}->{oci.STAGE_MAP[s].value}" for s in parsed.stages)
+    stages = ", ".join(f"{s}->{ocihooks.STAGE_MAP[s].value}" for s in parsed.stages)
     return Finding(file, "ok", f"ok: runs {parsed.path} at {stages} when {parsed.when.describe()}")
 
 
@@ -166,15 +164,13 @@ def run_by_hand(ctx: Context, name: str, stage: Stage) -> StageRun:
     """
     from richc.hookrun import stages
     from richc.hookrun.runner import run_hooks
-    from richc.lifecycle import make_spec
     from richc.runtime import runtime_for
 
     cdir = ctx.store.get(name)
     config, state = cdir.load_config(), cdir.load_state()
     status = runtime_for(state).status(cdir) if state.runtime else None
     pid = status.pid if status and status.running else None
-    spec = make_spec(ctx, cdir, config, state) if state.init else None
-    hooks = stages.hooks_for(ctx, config, state, stage, spec)
+    hooks = stages.hooks_for(ctx, config, state, stage)
     target = stages.target(ctx, cdir, config, state, stage, pid)
     outcome = StageRun(stage)
     # Every hook runs, even after a failure: the point is to see them all.

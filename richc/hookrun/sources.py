@@ -29,7 +29,7 @@ IGNORED_SUFFIXES = (
 
 
 def builtin_dir() -> Path:
-    from richc.resources import hooks_dir
+    from richc.datafiles import hooks_dir
 
     return hooks_dir() / "builtin"
 
@@ -84,7 +84,9 @@ def oci_hooks(paths: HostPaths, stage: Stage, match: MatchInfo) -> Iterator[Hook
     """
     files = oci_files(paths)
     if files:
-        from richc.hookrun import oci  # its parser and `when` model: only with OCI files
+        from richc.hookrun import (
+            ocihooks as oci,  # its parser and `when` model: only with OCI files
+        )
     for file in files:
         try:
             # Whoever can edit the file chooses what runs as root: it is checked like a hook.

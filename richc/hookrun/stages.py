@@ -31,7 +31,8 @@ from richc.hookrun import claim, sources
 from richc.hookrun.model import Hook, Stage
 from richc.procs import is_same_process
 from richc.spec import ContainerSpec
-from richc.store import ContainerDir, State, write_atomic
+from richc.state import HookMatchRecord, State
+from richc.store import ContainerDir, write_atomic
 
 if TYPE_CHECKING:  # the runner is imported where hooks run: most starts have none
     from richc.hookrun.runner import StageRun, Target
@@ -49,19 +50,28 @@ class HookFailed(RichcError):
     """A prestart or poststart hook failed and the start was undone."""
 
 
-def init_argv0(spec: ContainerSpec | None, state: State) -> str:
-    if spec is not None and spec.argv:
-        return spec.argv[0]
+def match_record(spec: ContainerSpec) -> HookMatchRecord:
+    """What OCI ``when`` conditions look at in a spec (the init's command, bind mounts),
+    recorded at start: poststop, `hooks list` and `hooks run` then answer the same without
+    building the spec, which is the lifecycle's business, not the hooks'."""
+    return HookMatchRecord(
+        command=spec.argv[0] if spec.argv else "",
+        has_bind_mounts=any("bind" in m.options for m in spec.mounts),
+    )
+
+
+def _recorded_match(state: State) -> HookMatchRecord:
+    if state.hook_match is not None:
+        return state.hook_match
+    # Never started: the init's own command, and no bind mounts yet (lxcfs views are
+    # bound from the first start on).
     from richc.spec import INIT_ARGV
 
     try:
-        return INIT_ARGV[cfg.Init(state.init)][0]
+        command = INIT_ARGV[cfg.Init(state.init)][0]
     except (KeyError, ValueError):
-        return "/sbin/init"
-
-
-def has_bind_mounts(spec: ContainerSpec | None) -> bool:
-    return spec is not None and any("bind" in m.options for m in spec.mounts)
+        command = "/sbin/init"
+    return HookMatchRecord(command=command, has_bind_mounts=False)
 
 
 def hooks_for(
@@ -71,21 +81,9 @@ def hooks_for(
     stage: Stage,
     spec: ContainerSpec | None = None,
 ) -> list[Hook]:
-    if spec is None and state.init and sources.oci_files(ctx.paths):
-        # OCI `when` conditions look at the spec (init command, bind mounts): the same
-        # answer at poststop, where the caller has none at hand, as at prestart.
-        spec = _spec_for(ctx, config, state)
-    match = sources.match_info(config, state.init, init_argv0(spec, state), has_bind_mounts(spec))
+    recorded = match_record(spec) if spec is not None else _recorded_match(state)
+    match = sources.match_info(config, state.init, recorded.command, recorded.has_bind_mounts)
     return sources.resolve(ctx.paths, config, stage, match)
-
-
-def _spec_for(ctx: Context, config: cfg.ContainerConfig, state: State) -> ContainerSpec | None:
-    from richc.lifecycle import make_spec
-
-    try:
-        return make_spec(ctx, ctx.store.container(config.name), config, state)
-    except (RichcError, ValueError):
-        return None
 
 
 def target(
@@ -246,7 +244,9 @@ def wait_poststop(
     """After a shutdown that timed out: True if the init did exit (a clean stop) and the
     runtime's poststop callback then finished within the hooks' budget. *claimed*: the
     caller runs the hooks itself, so the callback has none to finish."""
-    if init_pid is None or is_same_process(init_pid, state.extra.get("pid_start_time")):
+    if init_pid is None or is_same_process(
+        init_pid, state.init_run.pid_start_time if state.init_run else None
+    ):
         return False  # the init itself is still there: the shutdown really failed
     if claimed:
         return True

@@ -12,9 +12,11 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from richc.mountinfo import Mount, mount_of
+from richc.mountinfo import parse as parse_mountinfo
 from richc.probe.kernel import KernelVersion, has, release_from_proc_version
 from richc.probe.tools import RuntimeTools, probe_tools
-from richc.probe.tree import HostTree, Mount, kconfig_flag, mount_of, parse_kconfig, parse_mountinfo
+from richc.probe.tree import HostTree, kconfig_flag, parse_kconfig
 
 # Names in /proc/self/ns that are not namespaces of their own.
 _NS_ALIASES = ("pid_for_children", "time_for_children")

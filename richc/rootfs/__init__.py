@@ -8,7 +8,6 @@ read-only, is what ``create --dry-run`` prints.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from richc.config import ContainerConfig, Init
@@ -18,25 +17,13 @@ if TYPE_CHECKING:
 
     from richc.paths import HostPaths
     from richc.rootfs.edit import Edit
-    from richc.store import ContainerDir, State
+    from richc.state import State
+    from richc.store import ContainerDir
 
 
-@dataclass(frozen=True)
-class Change:
-    """One change richc makes (or, in a dry run, would make) to a rootfs."""
-
-    path: str
-    action: str
-    reason: str
-
-    def to_dict(self) -> dict[str, str]:
-        return {"path": self.path, "action": self.action, "reason": self.reason}
-
-
-@dataclass
-class RootfsResult:
-    init: Init
-    changes: list[Change] = field(default_factory=list)
+# Re-exported: callers name them as richc.rootfs.*.
+from richc.rootfs.model import Change as Change
+from richc.rootfs.model import RootfsResult as RootfsResult
 
 
 def resolve_init(root: Path, requested: Init) -> Init:

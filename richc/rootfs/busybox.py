@@ -10,11 +10,12 @@ from richc.config import ContainerConfig, Init
 from richc.errors import HostUnsupported, UsageError
 from richc.lock import locked
 from richc.paths import HostPaths
-from richc.rootfs import Change, RootfsResult
 from richc.rootfs.edit import Edit, write_edit
 from richc.rootfs.identity import identity_edits
+from richc.rootfs.model import Change, RootfsResult
 from richc.run import run
-from richc.store import ContainerDir, State
+from richc.state import State
+from richc.store import ContainerDir
 from richc.templating import render
 
 BUSYBOX_CANDIDATES = ("/bin/busybox", "/usr/bin/busybox")

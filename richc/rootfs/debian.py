@@ -20,7 +20,8 @@ from richc.paths import HostPaths
 from richc.rootfs.mirror import debian_mirror
 from richc.rootfs.progress import progress
 from richc.run import run, which
-from richc.store import now, write_atomic
+from richc.state import now
+from richc.store import write_atomic
 
 log = logging.getLogger("richc.rootfs")
 
@@ -114,10 +115,9 @@ def _tidy(rootfs: Path) -> None:
 def _discard(tree: Path) -> None:
     """Remove a half-built tree, first unmounting what a killed debootstrap left mounted
     in it (/proc, /sys in the chroot), so rmtree never walks into the host's proc or sys."""
-    prefix = str(tree.resolve()) + "/"
-    with open("/proc/self/mountinfo") as handle:
-        mounts = [line.split()[4] for line in handle]
-    for mount_point in sorted((m for m in mounts if m.startswith(prefix)), reverse=True):
+    from richc.mountinfo import mounts_under
+
+    for mount_point in reversed(mounts_under(tree)):
         with contextlib.suppress(CommandFailed):
             run(["umount", "--lazy", mount_point])
     shutil.rmtree(tree, ignore_errors=True)

@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from richc.rootfs import Change
+from richc.rootfs.model import Change
 
 ORIG_DIR = ".richc/orig"
 

@@ -5,18 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from richc.config import ContainerConfig
-from richc.rootfs import Change
-from richc.rootfs.edit import Edit, write_edit, write_text
+from richc.rootfs.edit import Edit, write_edit
+from richc.rootfs.model import Change
 from richc.templating import render
 
 PROFILE_ENV = "etc/profile.d/richc-env.sh"
-
-
-def write_file(root: Path, relpath: str, text: str, mode: int = 0o644) -> None:
-    """Write *relpath* under *root* without following a symlink that points out of the rootfs."""
-    # A VM's /etc/hostname may be a symlink to an absolute path; writing through it
-    # would write on the host, so write_text replaces the link.
-    write_text(root, relpath, text, mode)
 
 
 def identity_edits(config: ContainerConfig) -> list[Edit]:
@@ -63,10 +56,6 @@ def _apply(edits: list[Edit], root: Path) -> list[Change]:
     for edit in edits:
         edit.run(root)
     return [edit.change for edit in edits]
-
-
-def render_identity(config: ContainerConfig, root: Path) -> list[Change]:
-    return _apply(identity_edits(config), root)
 
 
 def render_env(config: ContainerConfig, root: Path) -> list[Change]:

@@ -9,9 +9,9 @@ from pathlib import Path
 
 from richc.config import ContainerConfig, Init
 from richc.errors import HostUnsupported
-from richc.rootfs import Change
 from richc.rootfs.detect import resolve_in_root
 from richc.rootfs.edit import Edit, mask_edit, symlink, write_edit
+from richc.rootfs.model import Change
 from richc.rootfs.vmfix import is_masked, unit_file, vm_nic_names
 from richc.templating import render
 
@@ -53,7 +53,10 @@ STOP_MARGIN = 3
 def wants_own_network(root: Path, config: ContainerConfig) -> bool:
     """richc configures eth0 itself only for a NIC the rootfs has no configuration for: a
     migrated VM keeps its own (static addresses, routes), with its NIC names renamed."""
-    return config.net.mode == "bridge" and not vm_nic_names(root)
+    nics = config.net.nics
+    # A NIC on a managed network is configured by the runtime (address and route from
+    # richc's allocation); only an operator's bridge may need the guest's own DHCP client.
+    return bool(nics) and nics[0].bridge is not None and not vm_nic_names(root)
 
 
 def systemd_edits(root: Path, config: ContainerConfig) -> list[Edit]:
@@ -83,8 +86,8 @@ def systemd_edits(root: Path, config: ContainerConfig) -> list[Edit]:
 def _networkd(config: ContainerConfig) -> list[Edit]:
     text = render(
         "rootfs/network/networkd.network.j2",
-        address=config.net.address,
-        gateway=config.net.gateway,
+        address=config.net.nics[0].ip,
+        gateway=config.net.nics[0].gateway,
     )
     links = {
         "etc/systemd/system/multi-user.target.wants/systemd-networkd.service":
@@ -135,8 +138,8 @@ def sysvinit_edits(root: Path, config: ContainerConfig) -> list[Edit]:
                     "rootfs/network/interfaces.j2",
                     name=config.name,
                     nic=True,
-                    address=config.net.address,
-                    gateway=config.net.gateway,
+                    address=config.net.nics[0].ip,
+                    gateway=config.net.nics[0].gateway,
                 ),
                 "configure eth0 (ifupdown)",
                 keep=True,

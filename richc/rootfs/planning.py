@@ -13,7 +13,8 @@ from pathlib import Path
 
 from richc.config import ContainerConfig, Init
 from richc.paths import HostPaths
-from richc.rootfs import Change, plan_edits, resolve_init
+from richc.rootfs import plan_edits, resolve_init
+from richc.rootfs.model import Change
 
 # What the fix-ups and init detection read; everything else in a tarball stays packed.
 PLAN_PREFIXES = (

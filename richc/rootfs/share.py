@@ -19,15 +19,14 @@ from __future__ import annotations
 import logging
 import shutil
 from pathlib import Path
-from typing import Any
 
 from richc.errors import CommandFailed, RichcError
+from richc.mountinfo import is_mounted
 from richc.run import run
-from richc.store import ContainerDir, State
+from richc.state import OverlayRecord, State
+from richc.store import ContainerDir
 
 log = logging.getLogger("richc.rootfs")
-
-STATE_KEY = "rootfs"
 
 
 def overlay_supported() -> bool:
@@ -38,27 +37,20 @@ def overlay_supported() -> bool:
         return False
 
 
-def is_mounted(path: Path) -> bool:
-    target = str(path.resolve())
-    with open("/proc/self/mountinfo") as handle:
-        return any(line.split()[4] == target for line in handle)
-
-
 def layer_dirs(cdir: ContainerDir) -> tuple[Path, Path]:
     """The container's upper (its own changes) and overlayfs work directory."""
     return cdir.path / "overlay/upper", cdir.path / "overlay/work"
 
 
-def record(state: State, image: Path, cdir: ContainerDir) -> dict[str, Any]:
+def record(state: State, image: Path, cdir: ContainerDir) -> OverlayRecord:
     upper, work = layer_dirs(cdir)
-    info = {"mode": "overlay", "image": str(image), "upper": str(upper), "work": str(work)}
-    state.extra[STATE_KEY] = info
-    return info
+    state.overlay = OverlayRecord(image=str(image), upper=str(upper), work=str(work))
+    return state.overlay
 
 
-def _mount(info: dict[str, Any], target: Path) -> None:
-    upper, work = Path(info["upper"]), Path(info["work"])
-    image = Path(info["image"])
+def _mount(info: OverlayRecord, target: Path) -> None:
+    upper, work = Path(info.upper), Path(info.work)
+    image = Path(info.image)
     if not image.is_dir():
         raise RichcError(
             f"the image {image} this container's rootfs is layered on is gone",
@@ -94,7 +86,7 @@ def try_mount(state: State, image: Path, cdir: ContainerDir) -> bool:
         mount(state, image, cdir)
     except RichcError as exc:
         log.debug("overlay rootfs refused, copying instead: %s", exc.message)
-        state.extra.pop(STATE_KEY, None)
+        state.overlay = None
         cdir.save_state(state)
         shutil.rmtree(cdir.path / "overlay", ignore_errors=True)
         return False
@@ -103,16 +95,14 @@ def try_mount(state: State, image: Path, cdir: ContainerDir) -> bool:
 
 def activate(cdir: ContainerDir, state: State) -> None:
     """Before a start: mount the overlay again if a reboot (or an admin) unmounted it."""
-    info = state.extra.get(STATE_KEY) or {}
-    if info.get("mode") != "overlay" or is_mounted(cdir.rootfs):
+    if state.overlay is None or is_mounted(cdir.rootfs):
         return
-    _mount(info, cdir.rootfs)
+    _mount(state.overlay, cdir.rootfs)
 
 
 def release(cdir: ContainerDir, state: State) -> None:
     """Unmount the overlay (idempotent); the store then deletes the upper layer with the rest."""
-    info = state.extra.get(STATE_KEY) or {}
-    if info.get("mode") != "overlay" or not cdir.rootfs.exists():
+    if state.overlay is None or not cdir.rootfs.exists():
         return
     while is_mounted(cdir.rootfs):
         try:

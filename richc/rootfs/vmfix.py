@@ -12,9 +12,9 @@ import re
 from pathlib import Path
 
 from richc.config import ContainerConfig, Init
-from richc.rootfs import Change
 from richc.rootfs.detect import resolve_in_root
 from richc.rootfs.edit import Edit, mask_edit, remove_edit, write_edit
+from richc.rootfs.model import Change
 
 BLOCK_SPECS = ("/dev/", "UUID=", "LABEL=", "PARTUUID=", "PARTLABEL=", "ID=")
 # Mounted by the container runtime; a second mount from fstab fails or shadows it.
@@ -235,7 +235,7 @@ def network_config(root: Path, config: ContainerConfig) -> list[Edit]:
     """Rename the VM's NICs to the container's; keep ifupdown from waiting for absent ones."""
     renames = nic_renames(root)
     edits: list[Edit] = []
-    has_nic = config.net.mode == "bridge"
+    has_nic = config.net.mode == "nics"
     interfaces = _read(root, "etc/network/interfaces")
     if interfaces is not None:
         new = _rename_words(interfaces, renames)

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from richc.errors import HostUnsupported, RuntimeFailure
-from richc.runtime import ExecRequest, RuntimeStatus
+from richc.runtime.base import ExecRequest, RuntimeStatus
 
 if TYPE_CHECKING:
     from richc.spec import ContainerSpec
@@ -43,7 +43,7 @@ class LxcRuntime:
         return f"lxc.payload.{name}"
 
     def render(self, spec: ContainerSpec, cdir: ContainerDir) -> None:
-        from richc.resources import templates_dir
+        from richc.datafiles import templates_dir
         from richc.store import write_atomic
 
         spec.log_dir.mkdir(parents=True, exist_ok=True)
@@ -56,11 +56,7 @@ class LxcRuntime:
                 return
         except FileNotFoundError:
             pass
-        from richc.templating import render
-
-        write_atomic(
-            cdir.lxc_config, render("lxc/config.j2", spec=spec, init_cmd=" ".join(spec.argv))
-        )
+        write_atomic(cdir.lxc_config, config_text(spec))
         # After the config, and not fsynced: a key lost in a crash only costs a render.
         write_atomic(cdir.lxc_config_key, key, durable=False)
 
@@ -138,3 +134,12 @@ class LxcRuntime:
         # LXC keeps nothing outside the container directory and the log directory.
         Path(cdir.lxc_config).unlink(missing_ok=True)
         cdir.lxc_config_key.unlink(missing_ok=True)
+
+
+def config_text(spec: ContainerSpec) -> str:
+    """The LXC config of *spec* (a pure function; golden tests pin it)."""
+    from richc.spec.cgroupfiles import cgroup_files
+    from richc.templating import render
+
+    cgroup = cgroup_files(spec.limits, spec.cgroup_version, io_weight_file=spec.io_weight_file)
+    return render("lxc/config.j2", spec=spec, cgroup=cgroup, init_cmd=" ".join(spec.argv))

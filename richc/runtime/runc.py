@@ -1,11 +1,11 @@
 """The runc runtime: the ContainerSpec as an OCI bundle, run by ``runc`` (or ``crun``).
 
-The bundle is the container's directory: ``config.json`` (from :mod:`richc.oci`) next to
-``rootfs/``. runc keeps its state under richc's run directory (``runc --root
-RUN/runc``), and every call goes through :mod:`richc.run`.
+The bundle is the container's directory: ``config.json`` (from
+:mod:`richc.runtime.oci_config`) next to ``rootfs/``. runc keeps its state under richc's
+run directory (``runc --root RUN/runc``), and every call goes through :mod:`richc.run`.
 
 A start is ``runc create`` then ``runc start``. The create is run by a console keeper
-(:mod:`richc.console_keeper`), a small process per container that plays the part of
+(:mod:`richc.runtime.console_keeper`), a small process per container that plays the part of
 LXC's monitor: the init becomes its child (it reaps it), the init's stdio is a pty whose
 slave is also the container's ``/dev/console`` (through the ``RUN/containers/NAME/console``
 symlink the bundle names) and whose master the keeper copies to ``console.log``, and at
@@ -16,7 +16,6 @@ getty a console, as under LXC, and poststop hooks run however the container stop
 from __future__ import annotations
 
 import contextlib
-import errno
 import json
 import logging
 import os
@@ -29,9 +28,10 @@ from pathlib import Path
 from typing import Any
 
 from richc.errors import HostUnsupported, RuntimeFailure
-from richc.oci import bounding_set, oci_signal, render_config
+from richc.pidwait import wait_exit
 from richc.run import base_env, run, spawn_detached, which
-from richc.runtime import ExecRequest, RuntimeStatus
+from richc.runtime.base import ExecRequest, RuntimeStatus
+from richc.runtime.oci_config import bounding_set, oci_signal, render_config
 from richc.spec import ContainerSpec
 from richc.store import ContainerDir, write_atomic
 
@@ -40,7 +40,6 @@ log = logging.getLogger("richc")
 # Tried in this order when no binary is given: runc works on every cgroup layout, crun
 # 1.8 refuses hybrid hosts ("cgroups in hybrid mode not supported").
 BINARIES = ("runc", "crun")
-POLL_INTERVAL = 0.05  # seconds between /proc checks where pidfd_open is missing
 CREATE_TIMEOUT = 60.0
 KEEPER_GRACE = 5.0  # seconds a console keeper may take to finish after its init exited
 KILL_KEEPER_WAIT = 10.0  # as LXC's kill waits up to 10 s for STOPPED (post-stop hook run)
@@ -54,41 +53,6 @@ def cgroups_path(name: str) -> str:
 def cgroup_scope(name: str) -> str:
     # Named like LXC's lxc.payload.NAME, so it is unique in the path and easy to spot.
     return f"richc.payload.{name}"
-
-
-def _exited(pid: int) -> bool:
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            data = handle.read()
-    except OSError:
-        return True
-    return data[data.rindex(")") + 2 :].split()[0] in ("Z", "X")
-
-
-def wait_exit(pid: int, timeout: float) -> bool:
-    """Wait up to *timeout* seconds for *pid* (not our child) to exit; True if it did."""
-    try:
-        pidfd = os.pidfd_open(pid)
-    except ProcessLookupError:
-        return True
-    except OSError as exc:
-        if exc.errno != errno.ENOSYS:
-            raise
-        pidfd = -1  # kernel < 5.3: poll /proc
-    try:
-        deadline = time.monotonic() + timeout
-        while not _exited(pid):
-            left = deadline - time.monotonic()
-            if left <= 0:
-                return False
-            if pidfd >= 0:
-                select.select([pidfd], [], [], left)
-            else:
-                time.sleep(min(POLL_INTERVAL, left))
-        return True
-    finally:
-        if pidfd >= 0:
-            os.close(pidfd)
 
 
 class RuncRuntime:
@@ -129,7 +93,7 @@ class RuncRuntime:
         try:
             pid = int(self._keeper_file(cdir).read_text())
             with open(f"/proc/{pid}/cmdline", "rb") as handle:
-                return pid if b"richc.console_keeper" in handle.read() else None
+                return pid if b"richc.runtime.console_keeper" in handle.read() else None
         except (OSError, ValueError):
             return None
 
@@ -190,6 +154,9 @@ class RuncRuntime:
         spec.log_dir.mkdir(parents=True, exist_ok=True)
         pid = self._create(spec, cdir)
         try:
+            # The init waits in runc's create until `runc start`: its network namespace is
+            # there to give NICs to before anything inside runs.
+            attach_nics(spec, pid)
             run(self._cmd(cdir, "start", cdir.name), hint=self._log_hint(cdir))
         except BaseException:
             with contextlib.suppress(Exception):
@@ -201,7 +168,7 @@ class RuncRuntime:
         return f"see {cdir.log_dir / 'runc.log'} and {cdir.log_dir / 'console.log'}"
 
     def _create(self, spec: ContainerSpec, cdir: ContainerDir) -> int:
-        """``runc create`` run by a new console keeper (see :mod:`richc.console_keeper`);
+        """``runc create`` run by a new console keeper (see :mod:`richc.runtime.console_keeper`);
         returns the init's pid."""
         master, slave = os.openpty()
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
@@ -220,12 +187,12 @@ class RuncRuntime:
                 "--bundle", str(cdir.bundle), "--pid-file", str(pid_file), cdir.name,
             )  # fmt: skip
             keeper = [
-                sys.executable, "-m", "richc.console_keeper",
+                sys.executable, "-m", "richc.runtime.console_keeper",
                 "--master", str(master), "--slave", str(slave), "--status-fd", str(status_w),
                 "--pid-file", str(pid_file), "--log", str(cdir.log_dir / "console.log"),
                 "--delete", shlex.join(self._cmd(cdir, "delete", cdir.name)),
             ]  # fmt: skip
-            callback = spec.extra.get("poststop_callback")
+            callback = spec.poststop_callback
             if callback:
                 # LXC appends "NAME lxc post-stop" to its hook; the same shape here.
                 keeper += ["--poststop", f"{callback} {shlex.quote(cdir.name)} runc post-stop"]
@@ -360,3 +327,28 @@ def _last_error(runc_log: Path) -> str:
 def _package_root() -> str:
     """The directory holding the ``richc`` package, so the keeper imports this very richc."""
     return str(Path(__file__).resolve().parents[2])
+
+
+def attach_nics(spec: ContainerSpec, pid: int) -> None:
+    """Make *spec*'s NICs in the namespace of the init *pid* (netctl, through netlink)."""
+    if not spec.nics:
+        return
+    from ipaddress import IPv4Address, IPv4Interface
+
+    from netctl import veth
+    from netctl.errors import NetError
+
+    for nic in spec.nics:
+        wanted = veth.NicSpec(
+            container=spec.name,
+            index=nic.index,
+            bridge=nic.bridge,
+            mac=nic.mac,
+            address=IPv4Interface(nic.address) if nic.address else None,
+            gateway=IPv4Address(nic.gateway) if nic.gateway else None,
+            veth=nic.host_veth,
+        )
+        try:
+            veth.attach(wanted, pid)
+        except NetError as exc:
+            raise RuntimeFailure(f"{spec.name}: {exc.message}", hint=exc.hint) from None

@@ -115,6 +115,12 @@ def richc(richc_root: Path) -> Iterator[RichcRunner]:
             if entry.is_dir():
                 run("rm", "--force", entry.name, check=False, timeout=120)
         leftovers = [e.name for e in containers.iterdir() if e.is_dir()]
+        # New busybox and debian containers join the default network, made on first use:
+        # its bridge, dnsmasq and nftables table go with the root.
+        networks = richc_root / "var/lib/richc/networks"
+        if networks.is_dir() and any(networks.iterdir()):
+            names = sorted(n.name for n in networks.iterdir() if n.is_dir())
+            run("network", "rm", "--force", *names, check=False, timeout=60)
         # `richc start` runs an lxcfs on the root's own home (ROOT/var/lib/lxcfs by default):
         # stop it by its pid file and detach its mount.
         if (richc_root / "run/richc/lxcfs").is_dir():

@@ -612,7 +612,7 @@ def test_hooks_run_by_hand_and_list(
 def test_bind_host_dir_example_mounts_before_init_and_releases_after(
     richc: RichcRunner, richc_root: Path, name: str, tmp_path: Path
 ) -> None:
-    from richc.resources import hooks_dir
+    from richc.datafiles import hooks_dir
 
     example = hooks_dir() / "examples/bind-host-dir"
     share = tmp_path / "share"

@@ -68,7 +68,7 @@ def keepers(richc_root: Path) -> list[int]:
             cmdline = (proc / "cmdline").read_bytes()
         except OSError:
             continue
-        if b"richc.console_keeper" in cmdline and str(richc_root).encode() in cmdline:
+        if b"richc.runtime.console_keeper" in cmdline and str(richc_root).encode() in cmdline:
             out.append(int(proc.name))
     return out
 

@@ -6,7 +6,7 @@ import pytest
 
 from richc import config as cfg
 from richc.errors import ConfigError, UsageError
-from richc.units import format_cpuset, parse_cpuset, parse_size
+from richc.sizes import format_cpuset, parse_cpuset, parse_size
 
 
 @pytest.mark.parametrize("name", ["a", "web01", "a-b", "0abc", "x" * 63])

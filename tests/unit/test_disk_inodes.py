@@ -10,11 +10,12 @@ import pytest
 
 import quota
 from richc import config as cfg
-from richc import disk, settings
+from richc import reconfigure as settings
 from richc.context import Context
 from richc.errors import ConfigError, HostUnsupported, UsageError
+from richc.hostres import disk
 from richc.paths import HostPaths
-from richc.store import State
+from richc.state import State
 
 
 def test_disk_inodes_round_trip() -> None:
@@ -118,6 +119,7 @@ def test_inodes_on_btrfs_best_effort_keep_the_size_limit(
     disk.create_rootfs(ctx, cdir, config, state)
     assert fake.prepared == [(64 << 20, None)]
     assert "no inode limit (best-effort)" in caplog.text
-    recorded = state.extra["disk"]
-    assert recorded["backend"] == "btrfs" and recorded["limit_bytes"] == 64 << 20
-    assert recorded["limit_inodes"] is None and "cannot limit inodes" in recorded["unenforced"]
+    recorded = state.disk
+    assert recorded is not None
+    assert recorded.backend == "btrfs" and recorded.limit_bytes == 64 << 20
+    assert recorded.limit_inodes is None and "cannot limit inodes" in (recorded.unenforced or "")

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from richc.hookrun import oci
+from richc.hookrun import ocihooks as oci
 from richc.hookrun.model import MatchInfo, Source, Stage
 
 PODMAN_HOOK = {
@@ -129,7 +129,7 @@ def test_when_conditions_all_must_match(when: oci.When, info: MatchInfo, expecte
 
 
 def test_shipped_podman_style_example_is_valid() -> None:
-    from richc.resources import hooks_dir
+    from richc.datafiles import hooks_dir
 
     parsed = oci.load(hooks_dir() / "examples/podman-style.json")
     assert parsed.path.name == "log-lifecycle"

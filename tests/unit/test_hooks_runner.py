@@ -281,7 +281,7 @@ def test_oci_status_per_stage() -> None:
 
 
 def test_shipped_log_lifecycle_example(tmp_path: Path) -> None:
-    from richc.resources import hooks_dir
+    from richc.datafiles import hooks_dir
 
     example = hooks_dir() / "examples/log-lifecycle"
     (tmp_path / "var/log/richc").mkdir(parents=True)

@@ -16,7 +16,8 @@ from richc.hookrun import __main__ as callback
 from richc.hookrun import claim, ready, sources, stages
 from richc.hookrun.model import Stage
 from richc.paths import HostPaths
-from richc.store import ContainerDir, State
+from richc.state import InitRecord, State
+from richc.store import ContainerDir
 
 
 @pytest.fixture
@@ -190,7 +191,7 @@ def test_wait_claim_waits_for_a_live_runner_only(ctx: Context) -> None:
 def test_wait_poststop_refuses_while_the_init_lives(ctx: Context) -> None:
     cdir = make_container(ctx)
     state = cdir.load_state()
-    state.extra["pid_start_time"] = None
+    state.init_run = InitRecord(pid=os.getpid(), pid_start_time=None)
     assert not stages.wait_poststop(ctx, cdir, cdir.load_config(), state, None, os.getpid())
     assert not stages.wait_poststop(ctx, cdir, cdir.load_config(), state, None, None)
 

@@ -10,10 +10,11 @@ from typing import Any
 import pytest
 
 from richc import config as cfg
-from richc import limits as lim
+from richc import hostfacts, livewrites
+from richc.config import limits as climits
 from richc.errors import ConfigError
-from richc.oci import render_config
-from richc.spec import HostFacts, Paths, build_spec
+from richc.runtime.oci_config import render_config
+from richc.spec import HostFacts, Paths, build_spec, cgroupfiles
 
 M = 1 << 20
 
@@ -22,7 +23,7 @@ def parse(**limits: Any) -> cfg.Limits:
     return cfg.from_dict({"name": "c1", "limits": limits}).limits
 
 
-HOST = lim.HostLimits(
+HOST = hostfacts.HostLimits(
     cgroup_version=1,
     online_cpus=(0, 1, 2, 3),
     controllers=("cpu", "cpuacct", "cpuset", "memory", "pids", "blkio"),
@@ -93,7 +94,7 @@ def test_every_limit_parses_and_round_trips_through_config_yaml() -> None:
     assert limits.memory == 512 * M and limits.memory_swap == 1024 * M
     assert limits.device_write_bps == (("8:0", 2 * M), ("8:16", M))
     assert limits.ulimits == (
-        ("core", 0, lim.RLIM_INFINITY),
+        ("core", 0, climits.RLIM_INFINITY),
         ("nofile", 1024, 2048),
         ("nproc", 512, 512),
     )
@@ -103,12 +104,12 @@ def test_every_limit_parses_and_round_trips_through_config_yaml() -> None:
 
 
 def test_ulimit_flags() -> None:
-    assert lim.parse_ulimit_flags(["nofile=1024:2048", "nproc=10"]) == {
+    assert climits.parse_ulimit_flags(["nofile=1024:2048", "nproc=10"]) == {
         "nofile": "1024:2048",
         "nproc": "10",
     }
     with pytest.raises(ConfigError):
-        lim.parse_ulimit_flags(["nofile"])
+        climits.parse_ulimit_flags(["nofile"])
 
 
 @pytest.mark.parametrize(
@@ -121,25 +122,25 @@ def test_ulimit_flags() -> None:
 )
 def test_host_checks(limits: dict[str, Any], key: str, words: str, hint: str) -> None:
     with pytest.raises(ConfigError) as info:
-        lim.check_host(parse(**limits), HOST)
+        hostfacts.check_host(parse(**limits), HOST)
     assert info.value.key == key
     assert words in str(info.value)
     assert info.value.hint and hint in info.value.hint
 
 
 def test_host_checks_accept_what_the_host_has() -> None:
-    lim.check_host(parse(cpus=4, cpuset="0-3", memory="1G", memory_swap="2G", pids=5), HOST)
+    hostfacts.check_host(parse(cpus=4, cpuset="0-3", memory="1G", memory_swap="2G", pids=5), HOST)
 
 
 def test_host_without_swap_accounting_io_weight_or_controller() -> None:
-    bare = lim.HostLimits(1, (0,), ("memory",), swap_accounting=False, io_weight_file=None)
+    bare = hostfacts.HostLimits(1, (0,), ("memory",), swap_accounting=False, io_weight_file=None)
     with pytest.raises(ConfigError, match="does not account swap"):
-        lim.check_host(parse(memory="64M", memory_swap="128M"), bare)
+        hostfacts.check_host(parse(memory="64M", memory_swap="128M"), bare)
     with pytest.raises(ConfigError, match="no pids controller"):
-        lim.check_host(parse(pids=10), bare)
-    with_blkio = lim.HostLimits(1, (0,), ("blkio",), io_weight_file=None)
+        hostfacts.check_host(parse(pids=10), bare)
+    with_blkio = hostfacts.HostLimits(1, (0,), ("blkio",), io_weight_file=None)
     with pytest.raises(ConfigError, match="no IO weight"):
-        lim.check_host(parse(io_weight=100), with_blkio)
+        hostfacts.check_host(parse(io_weight=100), with_blkio)
 
 
 def _write(path: Path, text: str) -> None:
@@ -158,14 +159,14 @@ def test_read_host_from_an_injected_tree(tmp_path: Path) -> None:
     )
     _write(tmp_path / "sys/fs/cgroup/memory/memory.memsw.limit_in_bytes", "max")
     _write(tmp_path / "sys/block/sda/queue/scheduler", "[none] mq-deadline bfq\n")
-    host = lim.read_host(1, tmp_path)
+    host = hostfacts.read_host(1, tmp_path)
     assert host.online_cpus == (0, 1, 2, 3, 6)
     assert host.cpu_count == 5
     assert set(host.controllers) == {"cpu", "cpuacct", "memory"}
     assert host.swap_accounting is True
     assert host.io_weight_file == "blkio.bfq.weight"
     with pytest.raises(ConfigError, match="online: 4-5"):
-        lim.check_host(parse(cpuset="4-6"), host)
+        hostfacts.check_host(parse(cpuset="4-6"), host)
 
 
 def test_read_host_v2(tmp_path: Path) -> None:
@@ -173,12 +174,12 @@ def test_read_host_v2(tmp_path: Path) -> None:
     _write(tmp_path / "proc/self/mountinfo", "30 1 0:26 / /sys/fs/cgroup rw - cgroup2 cgroup2 rw\n")
     _write(tmp_path / "sys/fs/cgroup/cgroup.subtree_control", "cpu io memory pids\n")
     _write(tmp_path / "sys/fs/cgroup/init.scope/memory.swap.max", "max\n")
-    host = lim.read_host(2, tmp_path)
+    host = hostfacts.read_host(2, tmp_path)
     assert host.controllers == ("cpu", "io", "memory", "pids")
     assert host.swap_accounting is True
     assert host.io_weight_file is None
     with pytest.raises(ConfigError, match="no cpuset controller"):
-        lim.check_host(parse(cpuset="0"), host)
+        hostfacts.check_host(parse(cpuset="0"), host)
 
 
 ALL = {
@@ -196,7 +197,7 @@ ALL = {
 
 
 def test_cgroup_v1_files_for_every_limit() -> None:
-    assert lim.cgroup_files(parse(**ALL), 1) == (
+    assert cgroupfiles.cgroup_files(parse(**ALL), 1) == (
         ("cpu.cfs_period_us", "100000"),
         ("cpu.cfs_quota_us", "150000"),
         ("cpu.shares", "512"),
@@ -213,9 +214,9 @@ def test_cgroup_v1_files_for_every_limit() -> None:
 
 
 def test_cgroup_v2_files_for_every_limit() -> None:
-    assert lim.cgroup_files(parse(**ALL), 2, io_weight_file="io.weight") == (
+    assert cgroupfiles.cgroup_files(parse(**ALL), 2, io_weight_file="io.weight") == (
         ("cpu.max", "150000 100000"),
-        ("cpu.weight", str(lim.shares_to_weight(512))),
+        ("cpu.weight", str(cgroupfiles.shares_to_weight(512))),
         ("cpuset.cpus", "0-1"),
         ("pids.max", "100"),
         ("io.weight", "300"),
@@ -228,12 +229,12 @@ def test_cgroup_v2_files_for_every_limit() -> None:
 
 
 def test_shares_and_weight_convert_both_ways() -> None:
-    assert lim.shares_to_weight(2) == 1
-    assert lim.shares_to_weight(262144) == 10000
-    assert lim.shares_to_weight(1024) == 39  # the value runc and systemd use
-    assert lim.weight_to_shares(1) == 2
-    assert lim.weight_to_shares(10000) == 262144
-    assert ("cpu.shares", str(lim.weight_to_shares(200))) in lim.cgroup_files(
+    assert cgroupfiles.shares_to_weight(2) == 1
+    assert cgroupfiles.shares_to_weight(262144) == 10000
+    assert cgroupfiles.shares_to_weight(1024) == 39  # the value runc and systemd use
+    assert cgroupfiles.weight_to_shares(1) == 2
+    assert cgroupfiles.weight_to_shares(10000) == 262144
+    assert ("cpu.shares", str(cgroupfiles.weight_to_shares(200))) in cgroupfiles.cgroup_files(
         parse(cpu_weight=200), 1
     )
 
@@ -242,18 +243,18 @@ def test_spec_carries_cgroup_settings_and_rlimits() -> None:
     config = cfg.from_dict(
         {"name": "c1", "limits": {"memory": "64M", "ulimits": {"nofile": "1024:2048"}}}
     )
-    paths = Paths(Path("/r"), Path("/l"), Path("/b"))
+    paths = Paths(Path("/r"), Path("/l"))
     spec = build_spec(config, cfg.Init.busybox, paths, HostFacts(cgroup_version=2))
-    assert spec.cgroup == (("memory.max", str(64 * M)),)
+    assert cgroupfiles.cgroup_files(spec.limits, 2) == (("memory.max", str(64 * M)),)
     assert spec.rlimits == (("nofile", 1024, 2048),)
     spec1 = build_spec(config, cfg.Init.busybox, paths, HostFacts(cgroup_version=1))
-    assert spec1.cgroup == (("memory.limit_in_bytes", str(64 * M)),)
+    assert cgroupfiles.cgroup_files(spec1.limits, 1) == (("memory.limit_in_bytes", str(64 * M)),)
 
 
 def test_every_limit_reaches_the_oci_bundle() -> None:
     # Through the spec's cgroup files and rlimits, as the runc runtime renders config.json.
     config = cfg.from_dict({"name": "c1", "limits": {**ALL, "ulimits": {"nofile": "1024:2048"}}})
-    paths = Paths(Path("/r"), Path("/l"), Path("/b"))
+    paths = Paths(Path("/r"), Path("/l"))
     spec = build_spec(config, cfg.Init.busybox, paths, HostFacts(cgroup_version=1))
     bundle = render_config(spec, cgroups_path="/richc.payload.c1")
     resources = bundle["linux"]["resources"]
@@ -315,7 +316,7 @@ def test_live_plan_writes_only_changes_and_lifts_removed_limits() -> None:
     old = parse(memory="64M", memory_swap="128M", cpus=0.5, pids=50, device_read_bps=["8:0:1M"])
     new = parse(memory="64M", memory_swap="128M", pids=80)
     group = FakeCgroup(V1_FILES)
-    writes = lim.plan_writes(old, new, 1, group.read)
+    writes = livewrites.plan_writes(old, new, 1, group.read)
     assert [(w.filename, w.value) for w in writes] == [
         ("pids.max", "80"),
         ("cpu.cfs_period_us", "100000"),
@@ -329,12 +330,12 @@ def test_live_plan_writes_only_changes_and_lifts_removed_limits() -> None:
 def test_v1_memory_and_swap_rise_swap_first_and_fall_memory_first() -> None:
     old = parse(memory="64M", memory_swap="128M")
     group = FakeCgroup(V1_FILES)
-    rising = lim.plan_writes(old, parse(memory="256M", memory_swap="512M"), 1, group.read)
+    rising = livewrites.plan_writes(old, parse(memory="256M", memory_swap="512M"), 1, group.read)
     assert [w.filename for w in rising] == [
         "memory.memsw.limit_in_bytes",
         "memory.limit_in_bytes",
     ]
-    falling = lim.plan_writes(old, parse(memory="32M", memory_swap="64M"), 1, group.read)
+    falling = livewrites.plan_writes(old, parse(memory="32M", memory_swap="64M"), 1, group.read)
     assert [w.filename for w in falling] == [
         "memory.limit_in_bytes",
         "memory.memsw.limit_in_bytes",
@@ -345,9 +346,9 @@ def test_a_failed_write_undoes_the_earlier_ones() -> None:
     old = parse(memory="64M", pids=50, cpuset="0")
     new = parse(memory="16M", pids=80, cpuset="0-1")
     group = FakeCgroup(V1_FILES, fail_on="memory.limit_in_bytes")
-    writes = lim.plan_writes(old, new, 1, group.read)
-    with pytest.raises(lim.LiveApplyError) as info:
-        lim.apply_writes(writes, group.write)
+    writes = livewrites.plan_writes(old, new, 1, group.read)
+    with pytest.raises(livewrites.LiveApplyError) as info:
+        livewrites.apply_writes(writes, group.write)
     assert group.files == V1_FILES
     assert "Device or resource busy" in str(info.value)
     assert "nothing was changed" in str(info.value)
@@ -366,7 +367,7 @@ def test_v2_plan_resets_io_max_per_device() -> None:
     old = parse(device_read_bps=["8:0:1M"], memory="64M")
     new = parse(memory="64M")
     group = FakeCgroup({"io.max": "8:0 rbps=1048576 wbps=max riops=max wiops=max"})
-    writes = lim.plan_writes(old, new, 2, group.read)
+    writes = livewrites.plan_writes(old, new, 2, group.read)
     assert [(w.filename, w.value) for w in writes] == [
         ("io.max", "8:0 rbps=max wbps=max riops=max wiops=max")
     ]

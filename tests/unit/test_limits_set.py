@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from richc import config as cfg
-from richc import settings
+from richc import reconfigure as settings
 from richc.errors import ConfigError, UsageError
 
 BASE = cfg.from_dict(

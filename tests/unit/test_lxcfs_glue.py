@@ -9,13 +9,14 @@ from pathlib import Path
 import pytest
 
 import lxcfs_integration as li
-from richc import lxcfs
+from richc import lxcfs_ops
 from richc.config import ContainerConfig
 from richc.context import Context
 from richc.errors import ConfigError
+from richc.hostres import lxcfs
 from richc.paths import HostPaths
 from richc.spec import Mount
-from richc.store import State
+from richc.state import LxcfsRecord, State, ViewRecord
 
 
 def paths_with(tmp_path: Path, host_yaml: str | None) -> HostPaths:
@@ -68,22 +69,21 @@ def test_disabled_container_records_no_views_and_gets_no_mounts(tmp_path: Path) 
     state = State(name="c1")
     ctx = Context(paths=paths_with(tmp_path, None))
     lxcfs.prepare(ctx, ContainerConfig(name="c1", lxcfs=False), state)
-    assert state.extra["lxcfs"] == {"enabled": False}
+    assert state.lxcfs == LxcfsRecord(enabled=False)
     assert lxcfs.mounts(state) == ()
     assert lxcfs.quick_healthy(state, 1) is None
 
 
 def test_recorded_views_become_optional_bind_mounts() -> None:
     state = State(name="c1")
-    state.extra["lxcfs"] = {
-        "enabled": True,
-        "home": "/h",
-        "views": [
-            {"source": "/h/proc/meminfo", "target": "/proc/meminfo", "kind": "file"},
-            {"source": "/h/sys/devices/system/cpu", "target": "/sys/devices/system/cpu",
-             "kind": "dir"},
-        ],
-    }  # fmt: skip
+    state.lxcfs = LxcfsRecord(
+        enabled=True,
+        home="/h",
+        views=(
+            ViewRecord("/h/proc/meminfo", "/proc/meminfo", "file"),
+            ViewRecord("/h/sys/devices/system/cpu", "/sys/devices/system/cpu", "dir"),
+        ),
+    )
     assert lxcfs.mounts(state) == (
         Mount("/h/proc/meminfo", "/proc/meminfo", kind="file", optional=True),
         Mount("/h/sys/devices/system/cpu", "/sys/devices/system/cpu", kind="dir", optional=True),
@@ -92,7 +92,7 @@ def test_recorded_views_become_optional_bind_mounts() -> None:
 
 
 def test_enabled_without_views_is_unhealthy_while_running() -> None:
-    state = State(name="c1", extra={"lxcfs": {"enabled": True, "views": []}})
+    state = State(name="c1", lxcfs=LxcfsRecord(enabled=True))
     assert lxcfs.quick_healthy(state, 1) is False
 
 
@@ -143,10 +143,10 @@ def test_remount_attaches_on_runc_only_what_its_start_mounted(
         state = State(name=runtime, runtime=runtime)
         lxcfs.prepare(ctx, ContainerConfig(name=runtime), state)
         cdir.save_state(state)
-        targets.append(lxcfs.Target(cdir, state, pid))
-    monkeypatch.setattr(lxcfs, "running_targets", lambda ctx, names: targets)
+        targets.append(lxcfs_ops.Target(cdir, state, pid))
+    monkeypatch.setattr(lxcfs_ops, "running_targets", lambda ctx, names: targets)
 
-    result = lxcfs.remount(ctx)
+    result = lxcfs_ops.remount(ctx)
     assert dict(serving_lxcfs) == {101: OFFERED, 202: tuple(WITHOUT_PRESSURE)}
     views = {c["name"]: [v["target"] for v in c["views"]] for c in result["containers"]}
     assert views["runc"] == ["/proc/meminfo", "/sys/devices/system/cpu"]
@@ -161,7 +161,7 @@ def test_mounts_read_from_the_record_are_those_of_the_recorded_views() -> None:
         li.View(Path("/var/lib/lxcfs/proc/meminfo"), "/proc/meminfo", kind) for kind in li.ViewKind
     ]
     state = State(name="c1")
-    state.extra["lxcfs"] = {"enabled": True, "views": [lxcfs._view_to_dict(v) for v in views]}
+    state.lxcfs = LxcfsRecord(enabled=True, views=tuple(map(lxcfs.view_record, views)))
     assert lxcfs.mounts(state) == tuple(
         Mount(source=str(v.source), target=v.target, kind=v.kind.value, optional=True)
         for v in lxcfs.recorded_views(state)
@@ -182,10 +182,10 @@ def test_create_expects_what_the_last_start_recorded(
     started = State(name="c2", runtime=runtime)
     lxcfs.prepare(ctx, ContainerConfig(name="c2"), started)
     guess = lxcfs.expected_record(ctx, ContainerConfig(name="c2"), new)
-    assert guess == started.extra["lxcfs"]
-    assert lxcfs.recorded_views(State(name="c2", extra={"lxcfs": guess})) == tuple(expected)
+    assert guess == started.lxcfs
+    assert lxcfs.recorded_views(State(name="c2", lxcfs=guess)) == tuple(expected)
     off = lxcfs.expected_record(ctx, ContainerConfig(name="c2", lxcfs=False), new)
-    assert off == {"enabled": False}
+    assert off == LxcfsRecord(enabled=False)
 
 
 def test_no_guess_from_another_home_or_a_damaged_record(

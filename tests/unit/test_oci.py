@@ -18,9 +18,9 @@ import pytest
 
 from richc import config as cfg
 from richc.errors import HostUnsupported
-from richc.oci import ALL_CAPS, bounding_set, oci_signal, render_config
-from richc.spec import ContainerSpec, HostFacts, Mount, Paths, build_spec
-from richc.templating import render
+from richc.runtime.lxc import config_text
+from richc.runtime.oci_config import ALL_CAPS, bounding_set, oci_signal, render_config
+from richc.spec import ContainerSpec, HostFacts, Mount, Nic, Paths, build_spec
 
 GOLDEN = Path(__file__).parent / "golden"
 UPDATE = os.environ.get("RICHC_UPDATE_GOLDEN") == "1"
@@ -82,15 +82,14 @@ def make_spec(case: str) -> ContainerSpec:
     paths = Paths(
         rootfs=Path(f"/var/lib/richc/containers/{name}/rootfs"),
         log_dir=Path(f"/var/log/richc/{name}"),
-        bundle=Path(f"/var/lib/richc/containers/{name}"),
     )
     spec = build_spec(config, init, paths, host, mounts=mounts)
-    return replace(spec, extra={**spec.extra, "poststop_callback": CALLBACK})
+    return replace(spec, poststop_callback=CALLBACK)
 
 
 def render_lxc(spec: ContainerSpec) -> str:
     # The same arguments richc.runtime.lxc.LxcRuntime.render passes (less its cache marker).
-    return render("lxc/config.j2", spec=spec, init_cmd=" ".join(spec.argv))
+    return config_text(spec)
 
 
 def render_oci(spec: ContainerSpec) -> str:
@@ -139,7 +138,7 @@ def test_init_is_pid1_without_a_terminal_and_with_the_spec_env() -> None:
 
 def test_user_annotations_join_richcs_own_in_config_json() -> None:
     config = cfg.from_dict({"name": "db1", "annotations": {"com.example.role": "db"}})
-    paths = Paths(rootfs=Path("/r/rootfs"), log_dir=Path("/l"), bundle=Path("/r"))
+    paths = Paths(rootfs=Path("/r/rootfs"), log_dir=Path("/l"))
     spec = build_spec(config, cfg.Init.busybox, paths, HostFacts())
     annotations = render_config(spec, cgroups_path="/richc.payload.db1")["annotations"]
     assert annotations["com.example.role"] == "db"
@@ -165,12 +164,12 @@ def test_limits_map_to_oci_resources_on_v1_and_unified_on_v2() -> None:
 def test_v1_io_files_map_to_block_io() -> None:
     spec = replace(
         make_spec("busybox-default"),
-        cgroup=(
-            ("blkio.bfq.weight", "300"),
-            ("blkio.throttle.read_bps_device", "8:0 1048576"),
-            ("blkio.throttle.read_bps_device", "8:16 2048"),
-            ("memory.soft_limit_in_bytes", "1024"),
+        limits=cfg.Limits(
+            io_weight=300,
+            device_read_bps=(("8:0", 1048576), ("8:16", 2048)),
+            memory_reservation=1024,
         ),
+        io_weight_file="blkio.bfq.weight",
     )
     resources = render_config(spec, cgroups_path="/x")["linux"]["resources"]
     assert resources["blockIO"] == {
@@ -183,7 +182,13 @@ def test_v1_io_files_map_to_block_io() -> None:
     assert resources["memory"] == {"reservation": 1024}
     v2 = replace(
         make_spec("cgroup-v2"),
-        cgroup=(("io.max", "8:0 rbps=100 wiops=5"), ("io.max", "8:16 wbps=7"), ("io.weight", "50")),
+        limits=cfg.Limits(
+            device_read_bps=(("8:0", 100),),
+            device_write_iops=(("8:0", 5),),
+            device_write_bps=(("8:16", 7),),
+            io_weight=50,
+        ),
+        io_weight_file="io.weight",
     )
     resources = render_config(v2, cgroups_path="/x")["linux"]["resources"]
     assert resources["blockIO"] == {
@@ -275,10 +280,16 @@ def test_signals_by_name_number_and_realtime_offset() -> None:
         oci_signal("SIGNOPE")
 
 
-def test_bridge_networking_and_unmappable_v1_files_are_refused() -> None:
-    spec = replace(make_spec("busybox-default"), network="bridge", bridge="br0")
-    with pytest.raises(HostUnsupported, match="bridge"):
-        render_config(spec, cgroups_path="/x")
-    spec = replace(make_spec("busybox-default"), cgroup=(("hugetlb.2MB.limit_in_bytes", "1"),))
-    with pytest.raises(HostUnsupported, match="hugetlb"):
+def test_nics_stay_out_of_config_json_and_unmappable_v1_files_are_refused() -> None:
+    nic = Nic(0, "br0", "02:00:00:00:00:01", "rc01234567", "10.0.0.2/24", "10.0.0.1")
+    spec = replace(make_spec("busybox-default"), network="nics", nics=(nic,))
+    config = render_config(spec, cgroups_path="/x")
+    assert {"type": "network"} in config["linux"]["namespaces"]  # richc makes the veth
+    assert "10.0.0.2" not in json.dumps(config)
+    assert "lxc.net.0.ipv4.address = 10.0.0.2/24 10.0.0.255" in config_text(spec)
+    assert "lxc.net.0.veth.pair = rc01234567" in config_text(spec)
+    spec = replace(
+        make_spec("busybox-default"), limits=cfg.Limits(io_weight=100), io_weight_file="io.weight"
+    )
+    with pytest.raises(HostUnsupported, match=r"io\.weight"):
         render_config(spec, cgroups_path="/x")

@@ -7,9 +7,11 @@ from pathlib import Path
 
 import pytest
 
+from richc.mountinfo import mount_of
+from richc.mountinfo import parse as parse_mountinfo
 from richc.probe import probe_host
 from richc.probe.kernel import REQUIREMENTS, KernelVersion, has, release_from_proc_version
-from richc.probe.tree import HostTree, kconfig_flag, mount_of, parse_kconfig, parse_mountinfo
+from richc.probe.tree import HostTree, kconfig_flag, parse_kconfig
 from tests.fixtures.hosts.support import fake_tools
 
 

@@ -19,9 +19,9 @@ import pytest
 
 from richc import config as cfg
 from richc.hostfacts import probe_facts
-from richc.oci import render_config
+from richc.runtime.lxc import config_text
+from richc.runtime.oci_config import render_config
 from richc.spec import ContainerSpec, Paths, build_spec
-from richc.templating import render
 from tests.fixtures.hosts.support import FIXTURES, HOSTS, RECORDED_HOST
 
 MEMORY = 256 * 1024 * 1024
@@ -50,14 +50,13 @@ def spec_for(host: str) -> ContainerSpec:
     paths = Paths(
         rootfs=Path("/var/lib/richc/containers/c1/rootfs"),
         log_dir=Path("/var/log/richc/c1"),
-        bundle=Path("/var/lib/richc/containers/c1"),
     )
     return build_spec(config, cfg.Init.busybox, paths, probe_facts(str(HOSTS / host)))
 
 
 def lxc_lines(spec: ContainerSpec) -> list[str]:
     # The arguments richc.runtime.lxc.LxcRuntime.render passes, as in test_oci.py.
-    text = render("lxc/config.j2", spec=spec, init_cmd=" ".join(spec.argv))
+    text = config_text(spec)
     return [line for line in text.splitlines() if line and not line.startswith("#")]
 
 
@@ -131,7 +130,6 @@ def test_io_weight_renders_to_the_file_the_host_has(tmp_path: Path) -> None:
     paths = Paths(
         rootfs=Path("/var/lib/richc/containers/c1/rootfs"),
         log_dir=Path("/var/log/richc/c1"),
-        bundle=Path("/var/lib/richc/containers/c1"),
     )
     facts = probe_facts(str(tree))
     assert facts.io_weight_file == "io.weight"

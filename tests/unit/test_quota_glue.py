@@ -8,11 +8,11 @@ import pytest
 
 import quota
 from richc import config as cfg
-from richc import disk
 from richc.context import Context
 from richc.errors import Conflict, HostUnsupported, NotFound, RichcError, UsageError
+from richc.hostres import disk
 from richc.paths import HostPaths
-from richc.store import State
+from richc.state import State
 
 
 @pytest.mark.parametrize(
@@ -77,6 +77,6 @@ def test_best_effort_warns_and_records_why(
     disk.create_rootfs(ctx, cdir, config, state)
     assert cdir.rootfs.is_dir()
     assert "without a disk limit" in caplog.text
-    assert state.extra["disk"]["backend"] is None
-    assert "prjquota" in state.extra["disk"]["unenforced"]
+    assert state.disk is not None and state.disk.backend is None
+    assert "prjquota" in (state.disk.unenforced or "")
     assert disk.view(ctx, cdir, state)["limit_bytes"] is None

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from richc.config import ContainerConfig, Init, NetConfig
+from richc.config import ContainerConfig, Init, NetConfig, NicConfig
 from richc.errors import NotFound, UsageError
 from richc.rootfs import plan_edits, resolve_init
 from richc.rootfs import sources as src
@@ -249,7 +249,9 @@ def test_vm_plan_lists_each_fixup_and_applies_it(tmp_path: Path) -> None:
 
 def test_bridged_container_keeps_auto_for_its_nic(tmp_path: Path) -> None:
     root = vm_tree(tmp_path / "r")
-    for edit in plan(root, config(net=NetConfig(mode="bridge", bridge="br0")), Init.systemd):
+    for edit in plan(
+        root, config(net=NetConfig(mode="nics", nics=(NicConfig(bridge="br0"),))), Init.systemd
+    ):
         edit.run(root)
     assert "auto eth0\niface eth0 inet dhcp" in (root / "etc/network/interfaces").read_text()
 
@@ -298,7 +300,9 @@ def test_systemd_networkd_for_a_bridged_container(tmp_path: Path) -> None:
     root = usrmerged(tmp_path / "r")
     (root / "usr/lib/systemd/system").mkdir(parents=True)
     (root / "usr/lib/systemd/system/systemd-networkd.service").write_text("")
-    net = NetConfig(mode="bridge", bridge="br0", address="10.0.3.5/24", gateway="10.0.3.1")
+    net = NetConfig(
+        mode="nics", nics=(NicConfig(bridge="br0", ip="10.0.3.5/24", gateway="10.0.3.1"),)
+    )
     for edit in plan_edits(root, config(net=net), Init.systemd, fresh=True):
         edit.run(root)
     network = (root / "etc/systemd/network/80-richc-eth0.network").read_text()
@@ -401,14 +405,19 @@ def test_busybox_plan(tmp_path: Path) -> None:
     assert ("write", "/etc/inittab") in [(c.action, c.path) for c in changes]
 
 
-def test_busybox_rcs_configures_a_bridged_nic() -> None:
+def test_busybox_rcs_asks_dhcp_only_on_an_operators_bridge_without_an_address() -> None:
     from richc.templating import render
 
-    static = NetConfig(mode="bridge", bridge="br0", address="10.0.3.5/24", gateway="10.0.3.1")
-    text = render("rootfs/busybox/rcS.j2", name="c1", net=static)
-    assert "ip addr add 10.0.3.5/24 dev eth0" in text
-    assert "ip route add default via 10.0.3.1" in text
-    dhcp = render("rootfs/busybox/rcS.j2", name="c1", net=NetConfig(mode="bridge", bridge="b"))
+    # A static address (and a managed network's) is set by the runtime: no DHCP client.
+    static = NetConfig(
+        mode="nics", nics=(NicConfig(bridge="br0", ip="10.0.3.5/24", gateway="10.0.3.1"),)
+    )
+    assert "udhcpc" not in render("rootfs/busybox/rcS.j2", name="c1", net=static)
+    dhcp = render(
+        "rootfs/busybox/rcS.j2",
+        name="c1",
+        net=NetConfig(mode="nics", nics=(NicConfig(bridge="b"),)),
+    )
     assert "udhcpc -b -i eth0 -s /etc/udhcpc.script" in dhcp
     assert "eth0" not in render("rootfs/busybox/rcS.j2", name="c1", net=NetConfig())
 
@@ -436,7 +445,7 @@ def test_progress_counts_what_our_child_writes(tmp_path: Path) -> None:
 def test_a_vm_keeps_its_own_network_config_when_bridged(tmp_path: Path) -> None:
     root = vm_tree(tmp_path / "r")
     (root / "usr/lib/systemd/system/systemd-networkd.service").write_text("")
-    bridged = config(net=NetConfig(mode="bridge", bridge="br0"))
+    bridged = config(net=NetConfig(mode="nics", nics=(NicConfig(bridge="br0"),)))
     paths = [e.change.path for e in plan_edits(root, bridged, Init.systemd, fresh=False)]
     assert "/etc/systemd/network/80-richc-eth0.network" not in paths
     assert "/etc/network/interfaces" in paths  # renamed, not replaced

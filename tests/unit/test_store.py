@@ -9,7 +9,8 @@ import pytest
 from richc import config as cfg
 from richc.errors import Busy, Conflict
 from richc.paths import HostPaths
-from richc.store import State, Store
+from richc.state import State
+from richc.store import Store
 
 
 def make_store(tmp_path: Path) -> Store:
@@ -33,7 +34,7 @@ def test_state_and_config_round_trip(tmp_path: Path) -> None:
     cdir.save_state(State(name="web01", status="created", runtime="lxc"))
     assert cdir.load_config() == config
     data = json.loads(cdir.state_file.read_text())
-    assert data["schema"] == 1 and data["status"] == "created"
+    assert data["schema"] == 2 and data["status"] == "created"
     assert not list(cdir.path.glob(".*.tmp")), "atomic writes leave no temp files"
     assert store.names() == ["web01"]
 
@@ -121,3 +122,73 @@ def test_only_a_lock_holder_refreshes_the_cache(tmp_path: Path) -> None:
     with cdir.lock():
         cdir.load_config()
     assert cache.exists()
+
+
+SCHEMA_1 = {
+    "name": "web",
+    "status": "created",
+    "created_at": "2026-12-01T10:00:00Z",
+    "started_at": "2026-12-01T10:00:05Z",
+    "runtime": "lxc",
+    "init": "busybox",
+    "rootfs": "/var/lib/richc/containers/web/rootfs",
+    "applied": [{"path": "/etc/inittab", "action": "write", "reason": "busybox init system"}],
+    "extra": {
+        "pid": 4242,
+        "pid_start_time": 99,
+        "cgroup_scope": "lxc.payload.web",
+        "parent_pid": 4240,
+        "parent_start_time": 98,
+        "stop_requested": "2026-12-01T10:01:00Z",
+        "restarting": True,
+        "disk": {"backend": "loop", "limit_bytes": 1 << 26, "limit_inodes": None},
+        "rootfs": {"mode": "overlay", "image": "/i", "upper": "/u", "work": "/w"},
+        "lxcfs": {
+            "enabled": True,
+            "home": "/var/lib/lxcfs",
+            "views": [{"source": "/var/lib/lxcfs/proc/meminfo", "target": "/proc/meminfo",
+                       "kind": "file"}],
+        },
+        "unit": {"name": "richc@web.service", "files": ["/etc/a"], "enabled": True,
+                 "installed_at": "2026-12-01T10:02:00Z"},
+    },
+    "schema": 1,
+}  # fmt: skip
+
+
+def test_a_schema_1_state_file_is_migrated_and_saved_as_schema_2(tmp_path: Path) -> None:
+    from richc.state import (
+        DiskRecord,
+        InitRecord,
+        LxcfsRecord,
+        OverlayRecord,
+        UnitRecord,
+        ViewRecord,
+    )
+
+    store = Store(HostPaths(tmp_path))
+    cdir = store.reserve("web")
+    cdir.state_file.write_text(json.dumps(SCHEMA_1))
+    state = cdir.load_state()
+    assert state.init_run == InitRecord(4242, 99, "lxc.payload.web", 4240, 98)
+    assert state.stop_requested == "2026-12-01T10:01:00Z" and state.restarting
+    assert state.disk == DiskRecord("loop", 1 << 26, None)
+    assert state.overlay == OverlayRecord("/i", "/u", "/w")
+    assert state.lxcfs == LxcfsRecord(
+        True,
+        "/var/lib/lxcfs",
+        (ViewRecord("/var/lib/lxcfs/proc/meminfo", "/proc/meminfo", "file"),),
+    )
+    assert state.unit == UnitRecord("richc@web.service", ("/etc/a",), True, "2026-12-01T10:02:00Z")
+    assert state.applied == SCHEMA_1["applied"]
+    cdir.save_state(state)
+    saved = json.loads(cdir.state_file.read_text())
+    assert saved["schema"] == 2 and "extra" not in saved
+    assert Store(HostPaths(tmp_path)).get("web").load_state() == state  # round trip
+
+
+def test_a_stopped_schema_1_state_has_no_init_record(tmp_path: Path) -> None:
+    data = {"name": "web", "status": "created", "extra": {"lxcfs": {"enabled": False}}}
+    state = State.from_dict({**data, "schema": 1})
+    assert state.init_run is None and state.lxcfs is not None and not state.lxcfs.enabled
+    assert state.disk is None and state.overlay is None and not state.restarting

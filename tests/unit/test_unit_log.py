@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 
+from richc import journal as journald
 from richc import log
 
 
@@ -99,11 +100,11 @@ def test_stderr_is_journal_matches_journal_stream(monkeypatch: pytest.MonkeyPatc
 
     st = os.fstat(sys.stderr.fileno())
     monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino}")
-    assert log.stderr_is_journal()
+    assert journald.stderr_is_journal()
     monkeypatch.setenv("JOURNAL_STREAM", f"{st.st_dev}:{st.st_ino + 1}")
-    assert not log.stderr_is_journal()
+    assert not journald.stderr_is_journal()
     monkeypatch.delenv("JOURNAL_STREAM")
-    assert not log.stderr_is_journal()
+    assert not journald.stderr_is_journal()
 
 
 def test_journald_without_systemd_python_falls_back_with_one_warning(
@@ -115,7 +116,7 @@ def test_journald_without_systemd_python_falls_back_with_one_warning(
     for module in [m for m in sys.modules if m == "systemd" or m.startswith("systemd.")]:
         monkeypatch.delitem(sys.modules, module)
     monkeypatch.setitem(sys.modules, "systemd", None)
-    monkeypatch.setattr(log, "JOURNAL_SOCKET", tmp_path / "journal.socket")
+    monkeypatch.setattr(journald, "SOCKET", tmp_path / "journal.socket")
     (tmp_path / "journal.socket").touch()  # "journald runs"
     logs = tmp_path / "var/log/richc"
     (logs / "web01").mkdir(parents=True)

@@ -108,7 +108,7 @@ def test_timeouts_add_up_the_hooks_that_run(tmp_path: Path) -> None:
 
 
 def templates_root() -> Path:
-    from richc.resources import hooks_dir
+    from richc.datafiles import hooks_dir
 
     return hooks_dir().parent
 

@@ -1,7 +1,7 @@
 """Disk quotas for containers: the glue between richc and the standalone ``quota`` package.
 
-The backend chosen at create time is recorded in ``state.extra["disk"]`` *before* anything
-is made, so ``rm --force`` after a crash knows what to undo. Errors from ``quota`` (real
+The backend chosen at create time is recorded in ``state.disk`` *before* anything is
+made, so ``rm --force`` after a crash knows what to undo. Errors from ``quota`` (real
 OSErrors) become typed RichcErrors here, once.
 """
 
@@ -25,7 +25,9 @@ from richc.errors import (
     RichcError,
     UsageError,
 )
-from richc.store import ContainerDir, State
+from richc.hostres import BaseResource, Contribution
+from richc.state import DiskRecord, State
+from richc.store import ContainerDir
 
 if TYPE_CHECKING:  # imported where used: a start without --disk never needs the backends
     import quota
@@ -104,7 +106,7 @@ def create_rootfs(
     import quota
 
     inodes = config.disk.inodes
-    record: dict[str, Any] = {}
+    unenforced: str | None = None
     try:
         chosen = _select(ctx, config, inodes=inodes is not None)
     except quota.QuotaError as exc:
@@ -120,7 +122,7 @@ def create_rootfs(
                 exc.message,
                 config.name,
             )
-            state.extra["disk"] = {"backend": None, "limit_bytes": None, "unenforced": exc.message}
+            state.disk = DiskRecord(backend=None, unenforced=exc.message)
             cdir.rootfs.mkdir(mode=0o755)
             return
         log.warning(
@@ -128,16 +130,11 @@ def create_rootfs(
             exc.message,
             config.name,
         )
-        chosen, inodes, record["unenforced"] = fallback, None, exc.message
+        chosen, inodes, unenforced = fallback, None, exc.message
     log.debug(
         "disk: %s backend, %d bytes, %s inodes for %s", chosen.name, size, inodes, cdir.rootfs
     )
-    state.extra["disk"] = {
-        "backend": chosen.name,
-        "limit_bytes": size,
-        "limit_inodes": inodes,
-        **record,
-    }
+    state.disk = DiskRecord(chosen.name, size, inodes, unenforced)
     cdir.save_state(state)
     try:
         chosen.prepare(cdir.rootfs, size, inodes)
@@ -155,8 +152,7 @@ def _select(ctx: Context, config: cfg.ContainerConfig, *, inodes: bool) -> quota
 
 
 def _recorded(state: State) -> str | None:
-    name = (state.extra.get("disk") or {}).get("backend")
-    return name if isinstance(name, str) else None
+    return state.disk.backend if state.disk is not None else None
 
 
 def activate(ctx: Context, cdir: ContainerDir, state: State) -> None:
@@ -183,12 +179,12 @@ def release(ctx: Context, cdir: ContainerDir, state: State) -> None:
 
 def view(ctx: Context, cdir: ContainerDir, state: State) -> dict[str, Any]:
     """``disk`` as inspect shows it: the backend, and the limit and usage read live."""
-    info = state.extra.get("disk") or {}
+    info = state.disk or DiskRecord(backend=None)
     out: dict[str, Any] = {
-        "backend": info.get("backend"),
-        "limit_bytes": info.get("limit_bytes"),
+        "backend": info.backend,
+        "limit_bytes": info.limit_bytes,
         "used_bytes": None,
-        "limit_inodes": info.get("limit_inodes"),
+        "limit_inodes": info.limit_inodes,
         "used_inodes": None,
     }
     name = _recorded(state)
@@ -200,8 +196,8 @@ def view(ctx: Context, cdir: ContainerDir, state: State) -> dict[str, Any]:
         else:
             out["limit_bytes"], out["used_bytes"] = usage.limit_bytes, usage.used_bytes
             out["limit_inodes"], out["used_inodes"] = usage.limit_inodes, usage.used_inodes
-    if info.get("unenforced"):
-        out["unenforced"] = info["unenforced"]
+    if info.unenforced:
+        out["unenforced"] = info.unenforced
     return out
 
 
@@ -219,9 +215,9 @@ def set_size(
         state = cdir.load_state()
         config = cdir.load_config()
         recorded = _recorded(state)
-        info = state.extra.get("disk") or {}
+        info = state.disk or DiskRecord(backend=None)
         if size is None:
-            size = info.get("limit_bytes") if recorded is not None else None
+            size = info.limit_bytes if recorded is not None else None
             if not isinstance(size, int):
                 raise UsageError(
                     f"{name} has no disk limit for an inode limit to go with",
@@ -242,12 +238,8 @@ def set_size(
                 recorded = chosen.name
         except OSError as exc:
             raise wrap(exc) from None
-        limit_inodes = inodes if inodes is not None else info.get("limit_inodes")
-        state.extra["disk"] = {
-            "backend": recorded,
-            "limit_bytes": size,
-            "limit_inodes": limit_inodes,
-        }
+        limit_inodes = inodes if inodes is not None else info.limit_inodes
+        state.disk = DiskRecord(recorded, size, limit_inodes)
         cdir.save_state(state)
         disk = dataclasses.replace(
             config.disk, size=size, inodes=inodes if inodes is not None else config.disk.inodes
@@ -301,3 +293,29 @@ def fitting(
             f"more than the inode limit of {usage.limit_inodes}",
             hint="choose a larger --disk-inodes",
         )
+
+
+class DiskResource(BaseResource):
+    """The rootfs's disk quota: made at create (:func:`create_rootfs`), re-activated before
+    each start, removed at rm."""
+
+    name = "disk"
+
+    def prepare(
+        self, ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
+    ) -> None:
+        activate(ctx, cdir, state)
+
+    def contribute(self, config: cfg.ContainerConfig, state: State) -> Contribution:
+        return Contribution(cap_drop=cap_drop(config))
+
+    def release(self, ctx: Context, cdir: ContainerDir, state: State) -> None:
+        release(ctx, cdir, state)
+
+    def describe(
+        self, ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig | None, state: State
+    ) -> Any:
+        return view(ctx, cdir, state)
+
+
+RESOURCE = DiskResource()

@@ -3,7 +3,7 @@
 LXC's monitor is the parent of the container's init, holds the master side of its console
 pty, writes what the container prints there to ``console.log``, and runs the post-stop
 hook when the init exits. runc has no monitor once ``runc start`` returns, so the runc
-runtime starts this keeper (``python -m richc.console_keeper``) to play that part:
+runtime starts this keeper (``python -m richc.runtime.console_keeper``) to play that part:
 
 - it makes itself a child subreaper (``PR_SET_CHILD_SUBREAPER``, Linux 3.4) and runs
   ``runc create`` itself, so the init becomes its child when ``runc create`` exits and it
@@ -33,20 +33,12 @@ import shlex
 import sys
 from pathlib import Path
 
+from richc.pidwait import exited, open_pidfd
+
 LOG_LIMIT = 1 << 20  # bytes of console.log before it is rotated to console.log.1
 POLL_INTERVAL = 0.5  # seconds between /proc checks where pidfd_open is missing (< 5.3)
 CHUNK = 65536
 PR_SET_CHILD_SUBREAPER = 36  # <linux/prctl.h>, Linux 3.4
-
-
-def _exited(pid: int) -> bool:
-    """True once *pid* is gone or a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat") as handle:
-            data = handle.read()
-    except OSError:
-        return True
-    return data[data.rindex(")") + 2 :].split()[0] in ("Z", "X")
 
 
 def become_subreaper() -> bool:
@@ -107,12 +99,12 @@ def _drain(master: int, log: ConsoleLog) -> bool:
 def keep(master: int, pid: int, log: ConsoleLog) -> None:
     """Copy the console until the init *pid* exits, then reap it."""
     os.set_blocking(master, False)
-    pidfd = -1
-    with contextlib.suppress(OSError):  # ENOSYS before 5.3, ESRCH if it already exited
-        pidfd = os.pidfd_open(pid)
+    pidfd = open_pidfd(pid)
+    if pidfd is None:  # it exited already: drain and reap below
+        pidfd = -1
     reading = True
     while True:
-        if pidfd < 0 and _exited(pid):
+        if pidfd < 0 and exited(pid):
             break
         watch = ([master] if reading else []) + ([pidfd] if pidfd >= 0 else [])
         ready, _, _ = select.select(watch, [], [], None if pidfd >= 0 else POLL_INTERVAL)
@@ -132,7 +124,7 @@ def _report(status_fd: int, message: str) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="richc.console_keeper")
+    parser = argparse.ArgumentParser(prog="richc.runtime.console_keeper")
     parser.add_argument("--master", type=int, required=True, help="pty master descriptor")
     parser.add_argument(
         "--slave",

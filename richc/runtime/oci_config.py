@@ -21,8 +21,11 @@ from __future__ import annotations
 import signal
 from typing import Any
 
+from richc.config.limits import CPU_PERIOD_US, Limits
 from richc.errors import HostUnsupported
+from richc.sizes import format_cpuset
 from richc.spec import ContainerSpec
+from richc.spec.cgroupfiles import cgroup_files, cpu_quota_us, device_number, weight_to_shares
 
 OCI_VERSION = "1.0.2"
 
@@ -161,44 +164,16 @@ def _spec_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
     return out
 
 
-# cgroup files in spec.cgroup -> where the runtime-spec keeps them: (section, key, parse).
-_V1_RESOURCES: dict[str, tuple[str, str]] = {
-    "memory.limit_in_bytes": ("memory", "limit"),
-    "memory.soft_limit_in_bytes": ("memory", "reservation"),
-    "memory.memsw.limit_in_bytes": ("memory", "swap"),
-    "memory.swappiness": ("memory", "swappiness"),
-    "cpu.shares": ("cpu", "shares"),
-    "cpu.cfs_quota_us": ("cpu", "quota"),
-    "cpu.cfs_period_us": ("cpu", "period"),
-    "cpuset.cpus": ("cpu", "cpus"),
-    "cpuset.mems": ("cpu", "mems"),
-    "pids.max": ("pids", "limit"),
-    "blkio.weight": ("blockIO", "weight"),
-    "blkio.bfq.weight": ("blockIO", "weight"),  # runc writes whichever the kernel has
+# The limits' device throttles -> their lists under the runtime-spec's blockIO.
+_THROTTLES = {
+    "device_read_bps": "throttleReadBpsDevice",
+    "device_write_bps": "throttleWriteBpsDevice",
+    "device_read_iops": "throttleReadIOPSDevice",
+    "device_write_iops": "throttleWriteIOPSDevice",
 }
-# Per-device v1 files, one "MAJOR:MINOR RATE" line each -> lists under blockIO.
-_V1_THROTTLES = {
-    "blkio.throttle.read_bps_device": "throttleReadBpsDevice",
-    "blkio.throttle.write_bps_device": "throttleWriteBpsDevice",
-    "blkio.throttle.read_iops_device": "throttleReadIOPSDevice",
-    "blkio.throttle.write_iops_device": "throttleWriteIOPSDevice",
-}
-_V2_THROTTLES = {
-    "rbps": "throttleReadBpsDevice",
-    "wbps": "throttleWriteBpsDevice",
-    "riops": "throttleReadIOPSDevice",
-    "wiops": "throttleWriteIOPSDevice",
-}
-_STRING_KEYS = {("cpu", "cpus"), ("cpu", "mems")}
 
 
-def _add_throttle(resources: dict[str, Any], oci_key: str, device: str, rate: str) -> None:
-    major, _, minor = device.partition(":")
-    entry = {"major": int(major), "minor": int(minor), "rate": int(rate)}
-    resources.setdefault("blockIO", {}).setdefault(oci_key, []).append(entry)
-
-
-def _resources(spec: ContainerSpec) -> dict[str, Any]:
+def _devices(spec: ContainerSpec) -> list[dict[str, Any]]:
     devices: list[dict[str, Any]] = [{"allow": False, "access": "rwm"}]
     for kind, major, minor, access in spec.devices:
         rule: dict[str, Any] = {"allow": True, "type": kind, "major": major}
@@ -206,38 +181,64 @@ def _resources(spec: ContainerSpec) -> dict[str, Any]:
             rule["minor"] = minor
         rule["access"] = access
         devices.append(rule)
-    resources: dict[str, Any] = {"devices": devices}
-    unified: dict[str, str] = {}
-    for key, value in spec.cgroup:
-        if spec.cgroup_version == 2 and key == "io.max":
-            # One line per device: unified holds one value per file, blockIO a list.
-            dev, *fields = value.split()
-            for field_value in fields:
-                name, _, rate = field_value.partition("=")
-                _add_throttle(resources, _V2_THROTTLES[name], dev, rate)
-            continue
-        if spec.cgroup_version == 2:
-            # runc writes "unified" entries to the files of the same name, exactly as LXC's
-            # lxc.cgroup2.* keys do; no translation can lose a value.
-            unified[key] = value
-            continue
-        if key in _V1_THROTTLES:
-            dev, rate = value.split()
-            _add_throttle(resources, _V1_THROTTLES[key], dev, rate)
-            continue
-        where = _V1_RESOURCES.get(key)
-        if where is None:
+    return devices
+
+
+def _v1_resources(limits: Limits, io_weight_file: str | None) -> dict[str, Any]:
+    """The typed limits as the runtime-spec's v1 sections, field by field."""
+    memory: dict[str, int] = {}
+    if limits.memory is not None:
+        memory["limit"] = limits.memory
+    if limits.memory_swap is not None:
+        memory["swap"] = limits.memory_swap  # memory plus swap, as memsw and Docker
+    if limits.memory_reservation is not None:
+        memory["reservation"] = limits.memory_reservation
+    cpu: dict[str, Any] = {}
+    if limits.cpus is not None:
+        cpu["quota"] = cpu_quota_us(limits.cpus)
+        cpu["period"] = CPU_PERIOD_US
+    shares = limits.cpu_shares
+    if shares is None and limits.cpu_weight is not None:
+        shares = weight_to_shares(limits.cpu_weight)
+    if shares is not None:
+        cpu["shares"] = shares
+    if limits.cpuset is not None:
+        cpu["cpus"] = format_cpuset(limits.cpuset)
+    out: dict[str, Any] = {}
+    if memory:
+        out["memory"] = memory
+    if cpu:
+        out["cpu"] = cpu
+    if limits.pids is not None:
+        out["pids"] = {"limit": limits.pids}
+    if limits.io_weight is not None:
+        if io_weight_file not in (None, "blkio.weight", "blkio.bfq.weight"):
             raise HostUnsupported(
-                f"the runc runtime cannot set the cgroup v1 file {key}",
+                f"the runc runtime cannot set the cgroup v1 file {io_weight_file}",
                 hint="use the lxc runtime for this limit, or a cgroup v2 host",
             )
-        section, field = where
-        parsed: Any = value if (section, field) in _STRING_KEYS else int(value)
-        if section == "pids" and value == "max":
-            parsed = -1
-        resources.setdefault(section, {})[field] = parsed
-    if unified:
-        resources["unified"] = unified
+        out["blockIO"] = {"weight": limits.io_weight}  # runc writes whichever file exists
+    return out
+
+
+def _resources(spec: ContainerSpec) -> dict[str, Any]:
+    resources: dict[str, Any] = {"devices": _devices(spec)}
+    limits = spec.limits
+    if spec.cgroup_version == 2:
+        # runc writes "unified" entries to the files of the same name, exactly as LXC's
+        # lxc.cgroup2.* keys do; no translation can lose a value. io.max holds one line
+        # per device, unified one value per file: the throttles go as blockIO lists.
+        files = cgroup_files(limits, 2, io_weight_file=spec.io_weight_file)
+        unified = {key: value for key, value in files if key != "io.max"}
+        if unified:
+            resources["unified"] = unified
+    else:
+        resources.update(_v1_resources(limits, spec.io_weight_file))
+    for key, oci_key in _THROTTLES.items():
+        for device, rate in getattr(limits, key):
+            major, _, minor = device_number(device).partition(":")
+            entry = {"major": int(major), "minor": int(minor), "rate": rate}
+            resources.setdefault("blockIO", {}).setdefault(oci_key, []).append(entry)
     return resources
 
 
@@ -255,11 +256,8 @@ def render_config(
     capabilities richc itself holds: runc fails to start a container asked for more (LXC
     silently keeps what there is), so the others are left out.
     """
-    if spec.network == "bridge":
-        raise HostUnsupported(
-            f"{spec.name}: the runc runtime has no bridge networking",
-            hint="use net: none or net: host with runc, or the lxc runtime for a bridge",
-        )
+    # NICs (spec.nics) are not in config.json: runc has no veth support, so richc makes
+    # them in the container's network namespace between `runc create` and `runc start`.
     unknown = [ns for ns in spec.namespaces if ns not in NAMESPACES]
     if unknown:
         raise ValueError(f"namespaces the runtime-spec does not know: {unknown}")

@@ -18,12 +18,14 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from richc import config as cfg
-from richc import limits as lim
+from richc import livewrites
 from richc.context import Context
 from richc.errors import ConfigError, RichcError, UsageError
+from richc.hostfacts import validate_for_host
+from richc.state import State
 from richc.store import ContainerDir
 
-log = logging.getLogger("richc.settings")
+log = logging.getLogger("richc.reconfigure")
 
 # `set` keys for limits; ``-`` and ``_`` are interchangeable (memory-swap, memory_swap).
 LIMIT_SET_KEYS = tuple(sorted(cfg.LIMIT_KEYS - {"ulimits"}))
@@ -80,13 +82,13 @@ def parse_request(items: Sequence[str]) -> Request:
         elif norm == "disk":
             if not value:
                 raise ConfigError("disk", value, "a disk limit cannot be removed with set")
-            from richc.units import parse_size
+            from richc.sizes import parse_size
 
             request = dataclasses.replace(request, disk=parse_size("disk", value))
         elif norm == "disk.inodes":
             if not value:
                 raise ConfigError(key, value, "an inode limit cannot be removed with set")
-            from richc.units import parse_positive_int
+            from richc.sizes import parse_positive_int
 
             request = dataclasses.replace(
                 request, disk_inodes=parse_positive_int("disk.inodes", value)
@@ -138,7 +140,7 @@ def apply(ctx: Context, name: str, items: Sequence[str]) -> Outcome:
     # Validate before touching anything, the disk included.
     new_config = updated(cdir.load_config(), request)
     if new_config.limits != cdir.load_config().limits:
-        lim.validate_for_host(new_config.limits, ctx.paths.run)
+        validate_for_host(new_config.limits, ctx.paths.run)
     outcome = Outcome(name, running=False)
     old_disk = cdir.load_config().disk
     if request.touches_disk:
@@ -157,7 +159,7 @@ def apply(ctx: Context, name: str, items: Sequence[str]) -> Outcome:
 
 
 def _set_disk(ctx: Context, name: str, size: int | None, inodes: int | None) -> str:
-    from richc import disk
+    from richc.hostres import disk
 
     set_size: Callable[..., dict[str, Any]] | None = getattr(disk, "set_size", None)
     if set_size is None:
@@ -169,28 +171,27 @@ def _set_disk(ctx: Context, name: str, size: int | None, inodes: int | None) -> 
 
 
 def _apply_locked(ctx: Context, cdir: ContainerDir, request: Request, outcome: Outcome) -> None:
-    from richc.info import live_pid
+    from richc.procs import live_pid
 
     if not request.touches_config:
         return
     old = cdir.load_config()  # again, under the lock: the disk step or another set may have run
     new = updated(old, request)
     state = cdir.load_state()
-    pid = live_pid(cdir, state.extra)
+    pid = live_pid(state.init_run)
     outcome.running = pid is not None
     undo: Callable[[], None] | None = None
     if pid is not None and new.limits != old.limits:
-        undo = _apply_live(ctx, cdir, state.runtime, state.extra, pid, old.limits, new.limits)
+        undo = _apply_live(ctx, cdir, state, pid, old.limits, new.limits)
     try:
         if new.env != old.env:
-            from richc import disk
-            from richc.rootfs import share
+            from richc import hostres
             from richc.rootfs.identity import render_env
 
             # After a host reboot a stopped container's loop image or overlay is not
             # mounted: writing the env files then would land under the mount point.
-            disk.activate(ctx, cdir, state)
-            share.activate(cdir, state)
+            for resource in ("disk", "overlay"):
+                hostres.get(resource).prepare(ctx, cdir, old, state)
             render_env(new, cdir.rootfs)
         cdir.save_config(new)
     except BaseException:
@@ -227,8 +228,7 @@ def _rerender(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, sta
 def _apply_live(
     ctx: Context,
     cdir: ContainerDir,
-    runtime: str,
-    extra: dict[str, Any],
+    state: State,
     pid: int,
     old: cfg.Limits,
     new: cfg.Limits,
@@ -238,22 +238,31 @@ def _apply_live(
     from richc.stats import cgroup_of
 
     facts = host_facts(ctx.paths.run)
-    group = cgroup_of(ctx, cdir, extra, runtime, pid)
-    writes = lim.plan_writes(
+    group = cgroup_of(ctx, cdir, state, pid)
+    new = dataclasses.replace(new, **_resolved(new))
+    old = dataclasses.replace(old, **_resolved(old))
+    writes = livewrites.plan_writes(
         old,
         new,
         facts.cgroup_version,
         group.read,
         io_weight_file=facts.io_weight_file,
     )
-    lim.apply_writes(writes, group.write)
+    livewrites.apply_writes(writes, group.write)
 
     def undo() -> None:
-        reverse = [lim.Write(w.filename, w.undo, w.value) for w in reversed(writes)]
+        reverse = [livewrites.Write(w.filename, w.undo, w.value) for w in reversed(writes)]
         with contextlib.suppress(RichcError):
-            lim.apply_writes(reverse, group.write)
+            livewrites.apply_writes(reverse, group.write)
 
     return undo
+
+
+def _resolved(limits: cfg.Limits) -> dict[str, Any]:
+    from richc.hostfacts import resolve_devices
+
+    resolved = resolve_devices(limits)
+    return {key: getattr(resolved, key) for key in cfg.DEVICE_LIMIT_KEYS}
 
 
 def _describe(old: cfg.ContainerConfig, new: cfg.ContainerConfig, *, live: bool) -> list[str]:

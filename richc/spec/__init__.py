@@ -6,12 +6,12 @@ without root.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from ipaddress import IPv4Interface
 from pathlib import Path
 
-from richc import limits as limits_mod
 from richc.config import ContainerConfig, Init
-from richc.units import format_cpuset
+from richc.config.limits import Limits
 
 # The signal each init understands as "shut down cleanly", and as "reboot".
 # busybox init: SIGUSR2 is poweroff, SIGTERM reboot. SysV init: SIGPWR runs the inittab
@@ -62,12 +62,11 @@ class HostFacts:
     cgroup_version: int = 1
     apparmor: bool = False
     cgroup_namespace: bool = True
-    cpu_count: int = 1
     # The cgroup entry of lxc.mount.auto, or None where LXC cannot mount cgroups (pure v2
     # without a cgroup namespace); see richc.probe.decide.choose_cgroup_mount.
     cgroup_mount: str | None = "cgroup:mixed"
     # The IO weight file (blkio.bfq.weight, blkio.weight, io.bfq.weight, io.weight); None:
-    # the BFQ file of the cgroup version. richc.limits.read_host finds the host's.
+    # the BFQ file of the cgroup version. richc.hostfacts.read_host finds the host's.
     io_weight_file: str | None = None
 
 
@@ -82,10 +81,34 @@ class Mount:
 
 
 @dataclass(frozen=True)
+class Nic:
+    """A NIC as both runtimes make it: a veth pair, ``host_veth`` on ``bridge``, the other
+    end ``eth<index>`` inside with ``mac`` and, when set, ``address`` (A.B.C.D/N) and a
+    default route via ``gateway``."""
+
+    index: int
+    bridge: str
+    mac: str
+    host_veth: str
+    address: str | None = None
+    gateway: str | None = None
+
+    @property
+    def ifname(self) -> str:
+        return f"eth{self.index}"
+
+    @property
+    def broadcast(self) -> str | None:
+        # Given to LXC with the address: without it LXC sets a broadcast of 0.0.0.255.
+        if self.address is None:
+            return None
+        return str(IPv4Interface(self.address).network.broadcast_address)
+
+
+@dataclass(frozen=True)
 class Paths:
     rootfs: Path
     log_dir: Path
-    bundle: Path
 
 
 @dataclass(frozen=True)
@@ -101,11 +124,10 @@ class ContainerSpec:
     reboot_signal: str
     stop_timeout: int
     cgroup_version: int
-    cgroup: tuple[tuple[str, str], ...]  # controller file -> value, for this cgroup version
-    memory: int | None
-    cpus: float | None
-    cpuset: str | None
-    pids: int | None
+    # The limits with every device as MAJOR:MINOR; renderers turn them into cgroup files
+    # (richc.spec.cgroupfiles) or OCI linux.resources.
+    limits: Limits
+    io_weight_file: str | None  # the host's IO weight file; None: BFQ's of the version
     mounts: tuple[Mount, ...] = ()
     namespaces: tuple[str, ...] = ("mount", "pid", "uts", "ipc", "network", "cgroup")
     cap_drop: tuple[str, ...] = BASE_CAP_DROP
@@ -113,24 +135,12 @@ class ContainerSpec:
     rlimits: tuple[tuple[str, int, int], ...] = ()
     apparmor_profile: str | None = None
     cgroup_mount: str | None = "cgroup:mixed"
-    network: str = "none"
-    bridge: str | None = None
+    network: str = "none"  # none (loopback only), host (the host's namespace), or nics
+    nics: tuple[Nic, ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()  # the config's own (OCI config.json)
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-CPU_PERIOD_US = limits_mod.CPU_PERIOD_US
-
-
-def cgroup_settings(
-    config: ContainerConfig, version: int, *, io_weight_file: str | None = None
-) -> tuple[tuple[str, str], ...]:
-    """The cgroup files and values that realise the config's limits on *version*.
-
-    Every limit (memory, swap, reservation, CPU quota and weight, cpuset, pids, IO weight
-    and per-device throttles) has its v1 and v2 file; see richc.limits.cgroup_files.
-    """
-    return limits_mod.cgroup_files(config.limits, version, io_weight_file=io_weight_file)
+    # What the runtime runs when the container stops for any reason (poststop hooks): a
+    # shell command line, as LXC hook values are.
+    poststop_callback: str | None = None
 
 
 def build_spec(
@@ -139,10 +149,16 @@ def build_spec(
     paths: Paths,
     host: HostFacts,
     *,
+    limits: Limits | None = None,
     mounts: tuple[Mount, ...] = (),
     cap_drop_extra: tuple[str, ...] = (),
+    nics: tuple[Nic, ...] = (),
 ) -> ContainerSpec:
-    """Turn a validated config plus host facts into the spec both runtimes render."""
+    """Turn a validated config plus host facts into the spec both runtimes render.
+
+    *limits* are the config's with devices resolved to MAJOR:MINOR (by the caller, who may
+    read the host); by default the config's own, which must then name devices by number.
+    """
     if init is Init.auto:
         raise ValueError("the init must be resolved (detected from the rootfs) before the spec")
     argv = INIT_ARGV[init]
@@ -153,7 +169,7 @@ def build_spec(
     if host.cgroup_namespace:
         namespaces = (*namespaces, "cgroup")
     cap_drop = tuple(sorted({*BASE_CAP_DROP, *cap_drop_extra}))
-    limits = config.limits
+    limits = config.limits if limits is None else limits
     return ContainerSpec(
         name=config.name,
         hostname=config.hostname or config.name,
@@ -166,18 +182,15 @@ def build_spec(
         reboot_signal=REBOOT_SIGNALS[init],
         stop_timeout=config.stop_timeout,
         cgroup_version=host.cgroup_version,
-        cgroup=cgroup_settings(config, host.cgroup_version, io_weight_file=host.io_weight_file),
-        memory=limits.memory,
-        cpus=limits.cpus,
-        cpuset=None if limits.cpuset is None else format_cpuset(limits.cpuset),
-        pids=limits.pids,
+        limits=limits,
+        io_weight_file=host.io_weight_file,
         mounts=mounts,
         namespaces=namespaces,
         cap_drop=cap_drop,
-        rlimits=limits_mod.rlimits(limits),
+        rlimits=limits.ulimits,
         apparmor_profile="unconfined" if host.apparmor else None,
         cgroup_mount=host.cgroup_mount,
         network=config.net.mode,
-        bridge=config.net.bridge,
+        nics=nics,
         annotations=config.annotations,
     )

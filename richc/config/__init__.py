@@ -14,8 +14,16 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+# Re-exported: callers name them through the config model (cfg.Limits, cfg.LIMIT_KEYS).
+from richc.config.limits import DEVICE_LIMIT_KEYS as DEVICE_LIMIT_KEYS
+from richc.config.limits import LIMIT_KEYS as LIMIT_KEYS
+from richc.config.limits import Limits as Limits
+from richc.config.limits import parse_limits
+from richc.config.net import DEFAULT_NETWORK, parse_net
+from richc.config.net import NetConfig as NetConfig
+from richc.config.net import NicConfig as NicConfig
 from richc.errors import ConfigError, NotFound, UsageError
-from richc.units import format_cpuset, parse_cpus, parse_cpuset, parse_positive_int, parse_size
+from richc.sizes import parse_cpus, parse_positive_int, parse_size
 
 NAME_RE = re.compile(r"^[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?$")
 ENV_KEY_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -59,49 +67,6 @@ def validate_name(name: object, key: str = "name") -> str:
 
 
 @dataclass(frozen=True)
-class Limits:
-    """Resource limits; richc.limits validates them and maps them to cgroup files and OCI."""
-
-    memory: int | None = None
-    memory_swap: int | None = None  # memory plus swap, as Docker's --memory-swap
-    memory_reservation: int | None = None
-    cpus: float | None = None
-    cpu_shares: int | None = None  # cgroup v1 scale (2..262144); converted on v2
-    cpu_weight: int | None = None  # cgroup v2 scale (1..10000); converted on v1
-    cpuset: tuple[int, ...] | None = None
-    pids: int | None = None
-    io_weight: int | None = None  # 10..1000, BFQ's scale
-    device_read_bps: tuple[tuple[str, int], ...] = ()  # (device path or MAJ:MIN, rate)
-    device_write_bps: tuple[tuple[str, int], ...] = ()
-    device_read_iops: tuple[tuple[str, int], ...] = ()
-    device_write_iops: tuple[tuple[str, int], ...] = ()
-    ulimits: tuple[tuple[str, int, int], ...] = ()  # (name, soft, hard); 2**64-1 = unlimited
-
-    def to_dict(self) -> dict[str, Any]:
-        from richc.limits import format_rlimit
-
-        out: dict[str, Any] = {}
-        for key in ("memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares",
-                    "cpu_weight"):  # fmt: skip
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        if self.cpuset is not None:
-            out["cpuset"] = format_cpuset(self.cpuset)
-        for key in ("pids", "io_weight"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
-        for key in DEVICE_LIMIT_KEYS:
-            if getattr(self, key):
-                out[key] = dict(getattr(self, key))
-        if self.ulimits:
-            out["ulimits"] = {
-                name: f"{format_rlimit(soft)}:{format_rlimit(hard)}"
-                for name, soft, hard in self.ulimits
-            }
-        return out
-
-
-@dataclass(frozen=True)
 class DiskConfig:
     size: int | None = None
     backend: str = "auto"
@@ -135,23 +100,6 @@ class HookRef:
             out["on_failure"] = self.on_failure
         if self.env:
             out["env"] = dict(self.env)
-        return out
-
-
-@dataclass(frozen=True)
-class NetConfig:
-    """``none`` gives the container only a loopback; ``host`` shares the host's network."""
-
-    mode: str = "none"
-    bridge: str | None = None
-    address: str | None = None
-    gateway: str | None = None
-
-    def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {"mode": self.mode}
-        for key in ("bridge", "address", "gateway"):
-            if getattr(self, key) is not None:
-                out[key] = getattr(self, key)
         return out
 
 
@@ -213,11 +161,6 @@ KNOWN_KEYS = {
     "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
     "net", "restart", "stop_timeout", "stop_signal", "command", "annotations",
 }  # fmt: skip
-DEVICE_LIMIT_KEYS = ("device_read_bps", "device_write_bps", "device_read_iops", "device_write_iops")
-LIMIT_KEYS = {
-    "memory", "memory_swap", "memory_reservation", "cpus", "cpu_shares", "cpu_weight", "cpuset",
-    "pids", "io_weight", *DEVICE_LIMIT_KEYS, "ulimits",
-}  # fmt: skip
 
 
 def _enum(cls: type[enum.StrEnum], key: str, value: object) -> Any:
@@ -234,40 +177,6 @@ def _mapping(key: str, value: object) -> Mapping[str, Any]:
     if not isinstance(value, Mapping):
         raise ConfigError(key, value, "expected a mapping")
     return value
-
-
-def _parse_limits(raw: object) -> Limits:
-    data = _mapping("limits", raw)
-    unknown = set(data) - LIMIT_KEYS
-    if unknown:
-        bad = sorted(unknown)[0]
-        raise ConfigError(f"limits.{bad}", data[bad], "unknown limit")
-    from richc import limits as lim
-
-    def opt(key: str, parse: Any) -> Any:
-        value = data.get(key)
-        return None if value is None else parse(f"limits.{key}", value)
-
-    limits = Limits(
-        memory=opt("memory", parse_size),
-        memory_swap=opt("memory_swap", parse_size),
-        memory_reservation=opt("memory_reservation", parse_size),
-        cpus=opt("cpus", parse_cpus),
-        cpu_shares=opt("cpu_shares", parse_positive_int),
-        cpu_weight=opt("cpu_weight", parse_positive_int),
-        cpuset=opt("cpuset", parse_cpuset),
-        pids=opt("pids", parse_positive_int),
-        io_weight=opt("io_weight", parse_positive_int),
-        **{
-            key: lim.parse_device_rates(
-                f"limits.{key}", data.get(key), bytes_per_second=key.endswith("bps")
-            )
-            for key in DEVICE_LIMIT_KEYS
-        },
-        ulimits=lim.parse_ulimits("limits.ulimits", data.get("ulimits")),
-    )
-    lim.check(limits)
-    return limits
 
 
 def _parse_disk(raw: object) -> DiskConfig:
@@ -368,23 +277,6 @@ def _parse_hooks(raw: object) -> tuple[tuple[str, tuple[HookRef, ...]], ...]:
     return tuple(sorted(out, key=lambda item: HOOK_STAGES.index(item[0])))
 
 
-def _parse_net(raw: object) -> NetConfig:
-    if isinstance(raw, str):
-        raw = {"mode": raw} if raw in ("none", "host") else {"mode": "bridge", "bridge": raw}
-    data = _mapping("net", raw)
-    mode = str(data.get("mode", "bridge" if data.get("bridge") else "none"))
-    if mode not in ("none", "host", "bridge"):
-        raise ConfigError("net.mode", mode, "expected none, host or bridge")
-    if mode == "bridge" and not data.get("bridge"):
-        raise ConfigError("net.bridge", None, "bridge mode needs a bridge name")
-    return NetConfig(
-        mode=mode,
-        bridge=data.get("bridge"),
-        address=data.get("address"),
-        gateway=data.get("gateway"),
-    )
-
-
 def normalise_source(value: object) -> str:
     text = str(value or "busybox").strip()
     if text == "busybox" or text.startswith(("debian:", "dir:", "tar:", "oci:")):
@@ -400,6 +292,15 @@ def normalise_source(value: object) -> str:
         "unknown source",
         hint="use busybox, debian:SUITE, dir:PATH, tar:PATH or oci:PATH",
     )
+
+
+def default_net(source: str) -> NetConfig:
+    """A new container that says nothing of networking: images richc builds (busybox,
+    debian:SUITE) join the managed default network; a VM's own tree gets none, since its
+    network config names addresses only the operator can place (see --keep-ip)."""
+    if source == "busybox" or source.startswith("debian:"):
+        return NetConfig(mode="nics", nics=(NicConfig(network=DEFAULT_NETWORK),))
+    return NetConfig()
 
 
 def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
@@ -421,19 +322,20 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
     lxcfs = data.get("lxcfs", True)
     if not isinstance(lxcfs, bool):
         raise ConfigError("lxcfs", lxcfs, "expected true or false")
+    source = normalise_source(data.get("from"))
     return ContainerConfig(
         name=name,
-        source=normalise_source(data.get("from")),
+        source=source,
         init=_enum(Init, "init", data.get("init", "auto")),
         hostname=hostname,
-        limits=_parse_limits(data.get("limits")),
+        limits=parse_limits(data.get("limits")),
         disk=_parse_disk(data.get("disk")),
         lxcfs=lxcfs,
         runtime=_enum(RuntimeName, "runtime", data.get("runtime", "auto")),
         env=_parse_env(data.get("env")),
         annotations=_parse_annotations(data.get("annotations")),
         hooks=_parse_hooks(data.get("hooks")),
-        net=_parse_net(data.get("net")),
+        net=parse_net(data.get("net"), default=default_net(source)),
         restart=_enum(RestartPolicy, "restart", data.get("restart", "no")),
         stop_timeout=parse_positive_int("stop_timeout", stop_timeout),
         stop_signal=str(data["stop_signal"]) if data.get("stop_signal") else None,

@@ -11,29 +11,31 @@ The host settings live in ``/etc/richc/richc.yaml`` (under ``--root``)::
                                  # without them; false: it starts with a warning
     lxcfs_options: [-l]          # extra lxcfs flags when richc starts it
 
-What was bound at start is recorded in the container's state (``extra["lxcfs"]``), so
-health and remount work from the same list the runtime mounted.
+What was bound at start is recorded in the container's state (``state.lxcfs``), so
+health and remount (richc.lxcfs_ops) work from the same list the runtime mounted.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import logging
 import os
-import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from richc import config as cfg
 from richc.context import Context
-from richc.errors import ConfigError, HostUnsupported, NotFound, RichcError
+from richc.errors import ConfigError, HostUnsupported, RichcError
+from richc.hostres import BaseResource, Contribution
 from richc.lock import locked
 from richc.paths import HostPaths
 from richc.spec import Mount
-from richc.store import ContainerDir, State, write_atomic
+from richc.state import LxcfsRecord, State, ViewRecord, load
+from richc.store import ContainerDir, write_atomic
 
 if TYPE_CHECKING:  # imported where used: a stop only reads the views its start recorded
     import lxcfs_integration as li
@@ -96,7 +98,7 @@ def run_dir(paths: HostPaths) -> Path:
     return paths.run / "lxcfs"
 
 
-def _wrap(exc: li.LxcfsError | OSError) -> RichcError:
+def wrap_error(exc: li.LxcfsError | OSError) -> RichcError:
     import lxcfs_integration as li
 
     if isinstance(exc, li.LxcfsError):
@@ -115,20 +117,20 @@ def ensure_serving(paths: HostPaths) -> tuple[li.LxcfsProcess, bool]:
         try:
             return li.ensure(conf.home, rdir, options=conf.options)
         except (li.LxcfsError, OSError) as exc:
-            raise _wrap(exc) from exc
+            raise wrap_error(exc) from exc
 
 
 # -- at container start ---------------------------------------------------------------
 
 
-def _view_to_dict(view: li.View) -> dict[str, str]:
-    return {"source": str(view.source), "target": view.target, "kind": view.kind.value}
+def view_record(view: li.View) -> ViewRecord:
+    return ViewRecord(source=str(view.source), target=view.target, kind=view.kind.value)
 
 
-def _view_from_dict(data: dict[str, str]) -> li.View:
+def _view_from_record(data: ViewRecord) -> li.View:
     import lxcfs_integration as li
 
-    return li.View(Path(data["source"]), data["target"], li.ViewKind(data["kind"]))
+    return li.View(Path(data.source), data.target, li.ViewKind(data.kind))
 
 
 def views_for(runtime: str, views: Sequence[li.View]) -> tuple[li.View, ...]:
@@ -141,38 +143,35 @@ def views_for(runtime: str, views: Sequence[li.View]) -> tuple[li.View, ...]:
     return tuple(views)
 
 
-def expected_record(
-    ctx: Context, config: cfg.ContainerConfig, state: State
-) -> dict[str, Any] | None:
+def expected_record(ctx: Context, config: cfg.ContainerConfig, state: State) -> LxcfsRecord | None:
     """What :func:`prepare` will most likely record at the next start: the record of the
     views lxcfs served at the last start on this host (:data:`LAST_VIEWS`). None when no
     start has recorded any. Changes nothing, and checks no mount: asking lxcfs itself
     costs ~12 ms, and a wrong guess only costs the start a render (the caller's use)."""
     if not config.lxcfs:
-        return {"enabled": False}
+        return LxcfsRecord(enabled=False)
     try:
-        last = json.loads((run_dir(ctx.paths) / LAST_VIEWS).read_bytes())
-        served = last["views"] if last["home"] == str(settings(ctx.paths).home) else None
-    except (OSError, ValueError, KeyError, TypeError):
+        last = load(LxcfsRecord, json.loads((run_dir(ctx.paths) / LAST_VIEWS).read_bytes()))
+    except (OSError, ValueError, KeyError, TypeError, AttributeError):
         return None
-    if not isinstance(served, list) or not served:
+    if last.home != str(settings(ctx.paths).home) or not last.views:
         return None
     if state.runtime == "lxc":
-        return dict(last)  # lxc binds every view; the file is that record
+        return last  # lxc binds every view; the file is that record
     return _record(
-        Path(last["home"]), views_for(state.runtime, tuple(map(_view_from_dict, served)))
+        Path(last.home), views_for(state.runtime, tuple(map(_view_from_record, last.views)))
     )
 
 
-def _record(home: Path, views: Sequence[li.View]) -> dict[str, Any]:
-    """The ``lxcfs`` entry of a container's state: what :func:`prepare` bound."""
-    return {"enabled": True, "home": str(home), "views": [_view_to_dict(v) for v in views]}
+def _record(home: Path, views: Sequence[li.View]) -> LxcfsRecord:
+    """The ``lxcfs`` record of a container's state: what :func:`prepare` bound."""
+    return LxcfsRecord(enabled=True, home=str(home), views=tuple(map(view_record, views)))
 
 
-def _remember(paths: HostPaths, record: dict[str, Any]) -> None:
+def _remember(paths: HostPaths, record: LxcfsRecord) -> None:
     """Keep *record* of everything lxcfs serves, for :func:`expected_record`; rewritten only
     when it changed. Best effort: losing it only costs a create its render ahead."""
-    text = json.dumps(record)
+    text = json.dumps(dataclasses.asdict(record))
     path = run_dir(paths) / LAST_VIEWS
     with contextlib.suppress(OSError):
         if path.read_text() == text:
@@ -190,7 +189,7 @@ def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
     import lxcfs_integration as li
 
     if not config.lxcfs:
-        state.extra["lxcfs"] = {"enabled": False}
+        state.lxcfs = LxcfsRecord(enabled=False)
         return
     conf = settings(ctx.paths)
     try:
@@ -214,14 +213,14 @@ def prepare(ctx: Context, config: cfg.ContainerConfig, state: State) -> None:
             message,
             config.name,
         )
-        state.extra["lxcfs"] = _record(conf.home, ())
+        state.lxcfs = _record(conf.home, ())
         return
-    state.extra["lxcfs"] = _record(conf.home, views)
+    state.lxcfs = _record(conf.home, views)
 
 
 def recorded_views(state: State) -> tuple[li.View, ...]:
-    data = state.extra.get("lxcfs") or {}
-    return tuple(_view_from_dict(v) for v in data.get("views", []))
+    views = state.lxcfs.views if state.lxcfs is not None else ()
+    return tuple(_view_from_record(v) for v in views)
 
 
 def mounts(state: State) -> tuple[Mount, ...]:
@@ -229,11 +228,8 @@ def mounts(state: State) -> tuple[Mount, ...]:
 
     Read straight from the record, not through :func:`recorded_views`: every stop builds
     the spec, and this keeps lxcfs_integration out of it."""
-    data = state.extra.get("lxcfs") or {}
-    return tuple(
-        Mount(source=str(Path(v["source"])), target=v["target"], kind=v["kind"], optional=True)
-        for v in data.get("views", [])
-    )
+    views = state.lxcfs.views if state.lxcfs is not None else ()
+    return tuple(Mount(source=v.source, target=v.target, kind=v.kind) for v in views)
 
 
 # -- health ------------------------------------------------------------------------------
@@ -246,8 +242,7 @@ def quick_healthy(state: State, pid: int | None) -> bool | None:
     from lxcfs_integration import health as li_health
     from lxcfs_integration import mountinfo as li_mountinfo
 
-    data = state.extra.get("lxcfs") or {}
-    if pid is None or not data.get("enabled"):
+    if pid is None or state.lxcfs is None or not state.lxcfs.enabled:
         return None
     views = recorded_views(state)
     if not views:
@@ -268,186 +263,6 @@ def quick_healthy(state: State, pid: int | None) -> bool | None:
     return error is None
 
 
-@dataclass(frozen=True)
-class Target:
-    """A running container that uses lxcfs: what remount and status work on."""
-
-    cdir: ContainerDir
-    state: State
-    pid: int
-
-
-def running_targets(ctx: Context, names: Sequence[str] = ()) -> list[Target]:
-    """Running containers with lxcfs enabled; named ones must exist, run and use lxcfs."""
-    from richc.info import live_pid
-
-    store = ctx.store
-    chosen = list(names) or store.names()
-    out: list[Target] = []
-    for name in chosen:
-        cdir = store.get(name) if names else store.container(name)
-        try:
-            state = cdir.load_state()
-            config = cdir.load_config()
-        except (RichcError, OSError):
-            if names:
-                raise
-            continue
-        pid = live_pid(cdir, state.extra)
-        if not config.lxcfs:
-            if names:
-                raise NotFound(f"{name} does not use lxcfs (created with --no-lxcfs)")
-            continue
-        if pid is None:
-            if names:
-                raise NotFound(f"{name} is not running", hint=f"start it: richc start {name}")
-            continue
-        out.append(Target(cdir, state, pid))
-    return out
-
-
-def host_status(ctx: Context) -> dict[str, Any]:
-    import lxcfs_integration as li
-
-    conf = settings(ctx.paths)
-    status = li.home_status(conf.home)
-    current = li.current(conf.home, run_dir(ctx.paths)) if status.state.serving() else None
-    views: list[str] = []
-    if status.state.serving():
-        with contextlib.suppress(li.LxcfsError):
-            views = [v.target for v in li.compute_views(conf.home)]
-    return {
-        "home": str(conf.home),
-        "state": status.state.value,
-        "healthy": status.state.serving(),
-        "error": status.error,
-        "pid": current.pid if current else None,
-        "managed_by": current.manager.value if current else None,
-        "required": conf.required,
-        "views": views,
-    }
-
-
-def container_status(target: Target) -> dict[str, Any]:
-    import lxcfs_integration as li
-
-    views = recorded_views(target.state)
-    health = li.container_health(target.pid, views)
-    return {
-        "name": target.cdir.name,
-        "pid": target.pid,
-        "healthy": health.healthy,
-        "error": health.error
-        or (None if views else "started without views (lxcfs was unavailable)"),
-        "views": [
-            {"target": v.target, "mounted": v.mounted, "readable": v.readable, "error": v.error}
-            for v in health.views
-        ],
-    }
-
-
-def status(ctx: Context) -> dict[str, Any]:
-    return {
-        "host": host_status(ctx),
-        "containers": [container_status(t) for t in running_targets(ctx)],
-    }
-
-
-# -- recovery ----------------------------------------------------------------------------
-
-
-def remount(ctx: Context, names: Sequence[str] = ()) -> dict[str, Any]:
-    """Restart lxcfs if it is dead, then re-attach the views inside every running container
-    that uses lxcfs (or the named ones), in place: init keeps running."""
-    import lxcfs_integration as li
-
-    targets = running_targets(ctx, names)
-    process, started = ensure_serving(ctx.paths)
-    conf = settings(ctx.paths)
-    try:
-        views = li.compute_views(conf.home)
-    except li.LxcfsError as exc:
-        raise _wrap(exc) from exc
-    results = [_remount_one(t, views_for(t.state.runtime, views)) for t in targets]
-    return {
-        "host": {"home": str(conf.home), "pid": process.pid, "restarted": started},
-        "containers": results,
-    }
-
-
-def _remount_one(target: Target, views: Sequence[li.View]) -> dict[str, Any]:
-    import lxcfs_integration as li
-
-    report = li.remount_views(target.pid, views)
-    if report.ok and recorded_views(target.state) != tuple(views):
-        # Record what is bound now, so health and the next remount use the same list
-        # (only when it changed: the state write fsyncs, ~15 ms a container).
-        with target.cdir.lock():
-            state = target.cdir.load_state()
-            state.extra["lxcfs"] = {
-                **(state.extra.get("lxcfs") or {}),
-                "enabled": True,
-                "views": [_view_to_dict(v) for v in views],
-            }
-            target.cdir.save_state(state)
-    return {
-        "name": target.cdir.name,
-        "pid": target.pid,
-        "ok": report.ok,
-        "method": report.method.value,
-        "error": report.error,
-        "views": [
-            {"target": r.target, "outcome": r.outcome.value, "error": r.error}
-            for r in report.results
-        ],
-    }
-
-
-EventSink = Callable[[dict[str, Any]], None]
-
-
-def watch(
-    ctx: Context,
-    *,
-    interval: float = 2.0,
-    stop: threading.Event | None = None,
-    on_event: EventSink | None = None,
-) -> None:
-    """Keep lxcfs serving and the views attached until *stop* is set.
-
-    Every *interval* seconds: if the home is not serving, restart lxcfs and remount every
-    container; otherwise remount only containers whose views are unhealthy (one started
-    while lxcfs was down, or one whose views someone unmounted).
-    """
-    import lxcfs_integration as li
-
-    stop = stop or threading.Event()
-    conf = settings(ctx.paths)
-    while not stop.is_set():
-        try:
-            home = li.home_status(conf.home).state
-            targets = running_targets(ctx)
-            if not home.serving():
-                # An absent lxcfs that no running container wants is left alone.
-                if home.needs_unmount() or targets:
-                    _report_event(on_event, remount(ctx))
-            else:
-                sick = [t.cdir.name for t in targets if quick_healthy(t.state, t.pid) is False]
-                if sick:
-                    _report_event(on_event, remount(ctx, sick))
-        except RichcError as exc:
-            log.warning("warning: lxcfs watch: %s", exc.message)
-        stop.wait(interval)
-
-
-def _report_event(on_event: EventSink | None, result: dict[str, Any]) -> None:
-    for item in result["containers"]:
-        state = "re-attached" if item["ok"] else f"failed: {item['error'] or item['views']}"
-        log.info("lxcfs: %s (pid %s): views %s", item["name"], item["pid"], state)
-    if on_event is not None:
-        on_event(result)
-
-
 def stop_started(paths: HostPaths) -> bool:
     """Stop the lxcfs richc started for this root (found by its pid file); True if one was."""
     import lxcfs_integration as li
@@ -463,7 +278,7 @@ def stop_started(paths: HostPaths) -> bool:
         try:
             li.stop(process)
         except (li.LxcfsError, OSError) as exc:
-            raise _wrap(exc) from exc
+            raise wrap_error(exc) from exc
     return True
 
 
@@ -478,3 +293,29 @@ def release_if_unused(ctx: Context) -> None:
             log.debug("lxcfs: stopped, no container is left")
     except RichcError as exc:
         log.warning("warning: could not stop lxcfs: %s", exc.message)
+
+
+class LxcfsResource(BaseResource):
+    """lxcfs's /proc views: lxcfs made to serve before each start, the views bound by the
+    runtime from the record, the lxcfs richc started stopped with the last container."""
+
+    name = "lxcfs"
+
+    def prepare(
+        self, ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state: State
+    ) -> None:
+        prepare(ctx, config, state)
+
+    def contribute(self, config: cfg.ContainerConfig, state: State) -> Contribution:
+        return Contribution(mounts=mounts(state))
+
+    def describe(
+        self, ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig | None, state: State
+    ) -> Any:
+        from richc.procs import live_pid
+
+        enabled = config.lxcfs if config is not None else False
+        return {"enabled": enabled, "healthy": quick_healthy(state, live_pid(state.init_run))}
+
+
+RESOURCE = LxcfsResource()
