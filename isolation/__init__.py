@@ -15,6 +15,9 @@ from richc.
 - :mod:`isolation.masked`: masked and read-only /proc and /sys paths for both runtimes.
 - :mod:`isolation.apparmor`: detection, richc's profile text, loading.
 - :mod:`isolation.probes`: the static escape probe (C source in ``probe/``).
+- :mod:`isolation.policy`: one container's choices rendered for LXC or merged into a
+  config.json in one call (what richc's renderers use).
+- :mod:`isolation.hostcheck`: what the host offers, for ``richc doctor``.
 """
 
 from isolation.errors import (

@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from isolation import idmap, idmount, masked, overlay, probes, seccomp
+from isolation import idmap, idmount, overlay, policy, probes, seccomp
 
 pytestmark = pytest.mark.integration
 
@@ -111,7 +111,6 @@ def test_lxc_start_accepts_the_renderings(world: Path, layout: tuple[Path, bool]
     keys = [
         ("lxc.uts.name", name),
         ("lxc.rootfs.path", f"dir:{rootfs}"),
-        *([("lxc.rootfs.options", "idmap=container")] if needs_idmap else []),
         ("lxc.init.cmd", "/sbin/init"),
         ("lxc.mount.auto", "proc:mixed sys:ro cgroup:mixed"),
         ("lxc.autodev", "1"),
@@ -119,9 +118,7 @@ def test_lxc_start_accepts_the_renderings(world: Path, layout: tuple[Path, bool]
         ("lxc.net.0.type", "empty"),
         ("lxc.log.file", str(world / "lxc.log")),
         ("lxc.log.level", "WARN"),
-        *idmap.lxc_idmap_keys(IDMAP),
-        *seccomp.lxc_seccomp_keys(profile),
-        *masked.lxc_mount_entries(),
+        *policy.lxc_keys(policy.default_policy(IDMAP, runtime_idmaps_rootfs=needs_idmap), profile),
     ]
     (world / "lxc" / name).mkdir(parents=True)
     (world / "lxc" / name / "config").write_text("".join(f"{k} = {v}\n" for k, v in keys))
@@ -162,11 +159,8 @@ def test_runc_accepts_the_renderings(world: Path, layout: tuple[Path, bool]) -> 
     config["process"]["args"] = ["/probe", "--tmp", "/tmp"]
     root = bundle / "rootfs" if needs_idmap else rootfs
     config["root"] = {"path": str(root), "readonly": False}
-    linux = config["linux"]
-    linux["namespaces"] += [{"type": "user"}, {"type": "cgroup"}]
-    linux.update(idmap.oci_id_mappings(IDMAP))
-    linux.update(masked.oci_paths())
-    linux["seccomp"] = seccomp.render_oci(seccomp.default_profile())
+    config["linux"]["namespaces"].append({"type": "cgroup"})
+    policy.apply_oci(config, policy.default_policy(IDMAP))
     (bundle / "config.json").write_text(json.dumps(config))
     cid = f"richc-test-{secrets.token_hex(4)}"
     with contextlib.ExitStack() as stack:
