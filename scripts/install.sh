@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 # python3-venv + python3-dev: Debian's interpreter for .venv, and its headers for the bindings.
 # Networking (netctl): nftables for NAT and published ports (nft -j), dnsmasq-base for each
 # managed network's DHCP and DNS, iperf3 for bench/bench_net.py's throughput runs.
+# gcc + libc6-dev (glibc's static libc.a): the tests build isolation's escape probe static, so
+# it runs inside busybox containers, which have no python and no shared glibc.
 APT_PACKAGES=(
     python3-venv python3-dev
     lxc lxc-dev lxcfs runc crun busybox-static debootstrap tini
@@ -20,6 +22,7 @@ APT_PACKAGES=(
     qemu-system-x86 linux-image-amd64
     tar zstd xz-utils gzip rsync util-linux iproute2 procps
     nftables dnsmasq-base iperf3
+    gcc libc6-dev
 )
 
 missing=()
