@@ -22,6 +22,8 @@ from richc.config.limits import parse_limits
 from richc.config.net import DEFAULT_NETWORK, parse_net
 from richc.config.net import NetConfig as NetConfig
 from richc.config.net import NicConfig as NicConfig
+from richc.config.security import SecurityConfig as SecurityConfig
+from richc.config.security import parse_security
 from richc.errors import ConfigError, NotFound, UsageError
 from richc.sizes import parse_cpus, parse_positive_int, parse_size
 
@@ -121,6 +123,7 @@ class ContainerConfig:
     stop_timeout: int = 10
     stop_signal: str | None = None
     command: tuple[str, ...] = ()
+    security: SecurityConfig = field(default_factory=SecurityConfig)
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -151,6 +154,8 @@ class ContainerConfig:
             out["command"] = list(self.command)
         if self.annotations:
             out["annotations"] = dict(self.annotations)
+        if self.security != SecurityConfig():
+            out["security"] = self.security.to_dict()
         return out
 
     def with_changes(self, **changes: Any) -> ContainerConfig:
@@ -159,7 +164,7 @@ class ContainerConfig:
 
 KNOWN_KEYS = {
     "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
-    "net", "restart", "stop_timeout", "stop_signal", "command", "annotations",
+    "net", "restart", "stop_timeout", "stop_signal", "command", "annotations", "security",
 }  # fmt: skip
 
 
@@ -340,6 +345,7 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
         stop_timeout=parse_positive_int("stop_timeout", stop_timeout),
         stop_signal=str(data["stop_signal"]) if data.get("stop_signal") else None,
         command=tuple(str(c) for c in command),
+        security=parse_security(data.get("security")),
     )
 
 

@@ -11,7 +11,10 @@ the same on both (tests/integration/test_parity.py checks it):
   container's own subtree), read-only without one;
 - every capability except the spec's ``cap_drop``, and the spec's device allow-list;
 - a ``/dev/console`` when the runtime has one to give (a pty that richc's console keeper
-  holds, as LXC's monitor holds its console pty).
+  holds, as LXC's monitor holds its console pty);
+- the spec's security policy (user namespace, seccomp, masked paths, AppArmor) merged by
+  isolation.policy; a rootfs that needs an idmapped mount is read from
+  ``spec.idmapped_rootfs``, where the runtime binds it at start.
 
 Nothing here reads the host: golden-file tests in tests/unit/golden/oci/ pin the output.
 """
@@ -299,10 +302,13 @@ def render_config(
             }
         )
     mounts += _spec_mounts(spec)
-    return {
+    root = spec.rootfs
+    if spec.security is not None and spec.security.runtime_idmaps_rootfs:
+        root = spec.idmapped_rootfs  # runc 1.1 cannot idmap it: the runtime binds it there
+    config: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,
-        "root": {"path": str(spec.rootfs), "readonly": False},
+        "root": {"path": str(root), "readonly": False},
         "hostname": spec.hostname,
         "mounts": mounts,
         "annotations": {
@@ -321,3 +327,10 @@ def render_config(
             "maskedPaths": [],
         },
     }
+    if spec.security is not None:
+        from isolation.policy import apply_oci
+
+        # The user namespace and its maps, the seccomp filter, the masked and read-only
+        # paths and the AppArmor profile, as the LXC config gets them.
+        apply_oci(config, spec.security)
+    return config

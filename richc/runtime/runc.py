@@ -152,6 +152,7 @@ class RuncRuntime:
         self._retire_keeper(cdir)
         cdir.run_dir.mkdir(parents=True, exist_ok=True)
         spec.log_dir.mkdir(parents=True, exist_ok=True)
+        bind_idmapped_rootfs(spec)
         pid = self._create(spec, cdir)
         try:
             # The init waits in runc's create until `runc start`: its network namespace is
@@ -284,6 +285,7 @@ class RuncRuntime:
         self._retire_keeper(cdir)
         (cdir.bundle / "config.json").unlink(missing_ok=True)
         self._console_link(cdir).unlink(missing_ok=True)
+        unbind_idmapped_rootfs(cdir.rootfs.with_name(cdir.rootfs.name + ".idmapped"))
 
 
 def _missing(stderr: str) -> bool:
@@ -352,3 +354,36 @@ def attach_nics(spec: ContainerSpec, pid: int) -> None:
             veth.attach(wanted, pid)
         except NetError as exc:
             raise RuntimeFailure(f"{spec.name}: {exc.message}", hint=exc.hint) from None
+
+
+def bind_idmapped_rootfs(spec: ContainerSpec) -> None:
+    """Where the spec asks for it, bind the rootfs idmapped at ``spec.idmapped_rootfs``
+    (config.json's root.path): runc 1.1 has no idmapped mounts of its own. Made afresh at
+    every start, after the prestart hooks, so their bind mounts below the rootfs (a host
+    directory) are part of it; recursive, so they are idmapped with it."""
+    policy = spec.security
+    if policy is None or policy.idmap is None or not policy.runtime_idmaps_rootfs:
+        return
+    from isolation import idmount
+    from isolation.errors import IsolationError
+
+    target = spec.idmapped_rootfs
+    unbind_idmapped_rootfs(target)
+    target.mkdir(mode=0o755, exist_ok=True)
+    try:
+        idmount.idmapped_bind(spec.rootfs, target, policy.idmap)
+    except IsolationError as exc:
+        raise RuntimeFailure(
+            f"cannot bind {spec.name}'s rootfs idmapped for runc: {exc}",
+            hint=exc.hint or "re-create the container with --privileged",
+        ) from None
+
+
+def unbind_idmapped_rootfs(target: Path) -> None:
+    """Remove the idmapped bind (and what a hook mounted below it); absent is fine."""
+    from isolation import idmount
+
+    while idmount.is_mount_point(target):
+        idmount.unmount(target)
+    with contextlib.suppress(OSError):
+        target.rmdir()
