@@ -21,6 +21,8 @@ and no masked paths, exactly as it was created; ``inspect`` says so.
 from __future__ import annotations
 
 import logging
+import os
+import stat
 import sys
 from typing import TYPE_CHECKING, Any
 
@@ -97,6 +99,9 @@ def reserve(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state
         privileged=False, id_start=reserved.host_uid_start, id_count=reserved.count
     )
     cdir.save_state(state)
+    # The runtimes set up the rootfs as the container's root: it must be able to walk into
+    # the container's directory (0750), and no other container's root may.
+    os.chown(cdir.path, -1, reserved.host_gid_start)
     log.debug("%s: host ids %d-%d", cdir.name, reserved.host_uid_start, reserved.uid_range.end - 1)
 
 
@@ -186,6 +191,30 @@ def describe(config: cfg.ContainerConfig | None, state: State) -> dict[str, Any]
     return out
 
 
+def check_path(cdir: ContainerDir, state: State) -> None:
+    """Refuse a start LXC or runc would fail obscurely: the container's root must be able
+    to walk down to its rootfs (LXC: "Could not access DIR")."""
+    idmap = idmap_of(state)
+    if idmap is None:
+        return
+    path = cdir.path.resolve()
+    for parent in [*reversed(path.parents)]:
+        st = os.stat(parent)
+        if st.st_mode & 0o001 or (st.st_gid == idmap.host_gid_start and st.st_mode & 0o010):
+            continue
+        try:
+            if "system.posix_acl_access" in os.listxattr(parent):
+                continue  # an ACL may grant it: let the runtime judge
+        except OSError:
+            pass
+        raise HostUnsupported(
+            f"the container's root (host uid {idmap.host_uid_start}) cannot reach its rootfs: "
+            f"{parent} is mode {stat.S_IMODE(st.st_mode):o} and has no execute bit for others",
+            hint=f"`chmod o+x {parent}` or `setfacl -m u:{idmap.host_uid_start}:x {parent}`, "
+            "or keep richc's root below directories others may traverse",
+        )
+
+
 class SecurityResource(BaseResource):
     name = "security"
 
@@ -194,6 +223,7 @@ class SecurityResource(BaseResource):
     ) -> None:
         if state.security is None:
             return
+        check_path(cdir, state)
         from isolation import apparmor
 
         if apparmor.status():  # not on hosts without AppArmor (this project's)

@@ -8,6 +8,7 @@ import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -71,6 +72,15 @@ def richc_root(tmp_path: Path, image_cache: Path) -> Path:
     """A private root whose images/ is the session's shared image cache."""
     root = tmp_path / "root"
     (root / "var/lib/richc").mkdir(parents=True)
+    # An unprivileged container's root must walk down to its rootfs (LXC and runc set it
+    # up as that user): pytest's temporary directories are 0700, so they get o+x (never
+    # o+r: nothing becomes listable). richc's own directories are 0755 or group-owned.
+    for directory in (tmp_path, *tmp_path.parents):
+        if directory == Path(tempfile.gettempdir()):
+            break
+        mode = directory.stat().st_mode
+        if not mode & 0o001:
+            directory.chmod(mode & 0o7777 | 0o001)
     (root / "var/lib/richc/images").symlink_to(image_cache)
     return root
 
