@@ -68,21 +68,25 @@ def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture
-def richc_root(tmp_path: Path, image_cache: Path) -> Path:
-    """A private root whose images/ is the session's shared image cache."""
-    root = tmp_path / "root"
+def richc_root(image_cache: Path) -> Iterator[Path]:
+    """A private root whose images/ is the session's shared image cache.
+
+    It lives directly below /tmp (mode 0711), not in pytest's tmp_path: an unprivileged
+    container's root must walk down to its rootfs (LXC and runc set it up as that user),
+    and pytest makes its base directory 0700 again whenever a session starts.
+    """
+    top = Path(tempfile.mkdtemp(prefix="richc-test-root-"))
+    top.chmod(0o711)
+    root = top / "root"
     (root / "var/lib/richc").mkdir(parents=True)
-    # An unprivileged container's root must walk down to its rootfs (LXC and runc set it
-    # up as that user): pytest's temporary directories are 0700, so they get o+x (never
-    # o+r: nothing becomes listable). richc's own directories are 0755 or group-owned.
-    for directory in (tmp_path, *tmp_path.parents):
-        if directory == Path(tempfile.gettempdir()):
-            break
-        mode = directory.stat().st_mode
-        if not mode & 0o001:
-            directory.chmod(mode & 0o7777 | 0o001)
     (root / "var/lib/richc/images").symlink_to(image_cache)
-    return root
+    yield root
+    # Removed only when nothing is mounted below it any more (the richc fixture's rm
+    # --force ran first): never delete through a leftover mount.
+    with open("/proc/self/mountinfo") as handle:
+        mounted = any(f" {top}/" in line for line in handle)
+    if not mounted:
+        shutil.rmtree(top, ignore_errors=True)
 
 
 @pytest.fixture
