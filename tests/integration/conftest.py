@@ -3,6 +3,7 @@ removes every container it saw when the test ends, pass or fail."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
@@ -67,8 +68,8 @@ def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(cache, ignore_errors=True)
 
 
-@pytest.fixture
-def richc_root(image_cache: Path) -> Iterator[Path]:
+@contextlib.contextmanager
+def private_root(image_cache: Path) -> Iterator[Path]:
     """A private root whose images/ is the session's shared image cache.
 
     It lives directly below /tmp (mode 0711), not in pytest's tmp_path: an unprivileged
@@ -87,6 +88,12 @@ def richc_root(image_cache: Path) -> Iterator[Path]:
         mounted = any(f" {top}/" in line for line in handle)
     if not mounted:
         shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def richc_root(image_cache: Path) -> Iterator[Path]:
+    with private_root(image_cache) as root:
+        yield root
 
 
 @pytest.fixture

@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import RichcRunner
+from tests.integration.conftest import RichcRunner, private_root
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def richc_root(tmp_path: Path, image_cache: Path) -> Path:
+def richc_root(image_cache: Path) -> Iterator[Path]:
     if shutil.which("debootstrap") is None:
         pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
-    root = tmp_path / "root"
-    (root / "var/lib/richc").mkdir(parents=True)
-    (root / "var/lib/richc/images").symlink_to(image_cache)
-    return root
+    with private_root(image_cache) as root:
+        yield root
 
 
 @pytest.mark.parametrize("runtime", ["lxc", "runc"])

@@ -75,26 +75,40 @@ def test_escape_probe(
     if runtime == "runc" and shutil.which("runc") is None:
         pytest.skip("runc is not installed")
     extra = ["--privileged"] if privileged else []
+    # Two of the four get a copied rootfs under a quota (its own block device, for the
+    # mknod and host-disk probes, which skip an overlay root; unprivileged, an idmapped
+    # mount of the copy), the other two the shared busybox image (an idmapped lower view).
+    copied = (runtime == "lxc") == privileged
+    if copied:
+        extra += ["--disk", "64M"]
     richc("create", name, "--net", "none", "--runtime", runtime, *extra)
     richc("start", name)
     info = inspect(richc, name)
     security = info["security"]
     assert security["privileged"] is privileged
     report = run_probe(richc, name, probe_binary)
-    mode = f"{runtime}, {'privileged' if privileged else 'unprivileged'}"
+    layout = "copied rootfs (--disk)" if copied else "shared image"
+    mode = f"{runtime}, {'privileged' if privileged else 'unprivileged'}, {layout}"
     print(f"\n=== escape probe: {mode} ===\n{probes.format_table(report)}")
 
-    # A file the container's root creates, as the host sees it.
+    # A file the container's root creates, as the host sees it: in a shared image's upper
+    # layer with the container's host uid; in a copied tree behind an idmapped mount as
+    # uid 0 on disk (the mount maps it; the tree is never chowned), which only the host's
+    # root and the container (the directory is 0750, its group the container's) can reach.
     richc("exec", name, "--", "touch", "/root/made-inside")
     owner = os.stat(Path(info["rootfs"]) / "root/made-inside").st_uid
     uid_map = report.info.get("uid_map", "").split()
     if privileged:
         assert report.root_host_uid == 0 and owner == 0
     else:
+        assert security["ownership"] == ("idmap" if copied else "overlay")
         first = int(security["host_ids"].split("-")[0])
         assert first >= 100000
         assert uid_map[:3] == ["0", str(first), "65536"]
-        assert report.root_host_uid == first and owner == first
+        assert report.root_host_uid == first and owner == (0 if copied else first)
+        if copied and runtime == "runc":  # runc's idmapped bind shows the mapped owner
+            idmapped = Path(info["rootfs"] + ".idmapped") / "root/made-inside"
+            assert os.stat(idmapped).st_uid == first
         assert f"richc:{first}:65536" in subuid_entries(richc_root)
 
     assert report.seccomp_mode == 2  # the default filter, in both modes
@@ -109,6 +123,9 @@ def test_escape_probe(
             print(f"--privileged weak spots (documented): {', '.join(r.name for r in weak)}")
     else:
         assert weak == []
+    if copied:  # the probe had a block device to try: no node, so no disk to read
+        assert report["mknod_block_device"].result == "denied", report["mknod_block_device"]
+        assert report["read_host_disk"].result in ("denied", "skipped")
 
     richc("stop", name, "--timeout", "10")
     richc("rm", name)

@@ -27,15 +27,6 @@ pytestmark = pytest.mark.integration
 BOOT_DEADLINE = 30.0  # the issue's "within 30 s"
 
 
-@pytest.fixture
-def richc_root(tmp_path: Path, image_cache: Path) -> Path:
-    """A private root whose images/ is the session's shared image cache."""
-    root = tmp_path / "root"
-    (root / "var/lib/richc").mkdir(parents=True)
-    (root / "var/lib/richc/images").symlink_to(image_cache)
-    return root
-
-
 def _need_debootstrap() -> None:
     if shutil.which("debootstrap") is None:
         pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
