@@ -43,7 +43,7 @@ def security_plan(ctx: Context, config: ContainerConfig, *, shared: bool) -> dic
     if config.security.privileged:
         why = (
             "asked for (--privileged / security.privileged): container root is host root; "
-            f"{filtered} and the masked /proc and /sys paths still apply"
+            f"{filtered}; the masked and read-only /proc and /sys paths still apply"
         )
         return {"privileged": True, "why": why, "ownership": None, "notes": notes}
     if shared:

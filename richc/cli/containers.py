@@ -255,6 +255,8 @@ def _print_plan(rctx: Any, config: Any, output: Format) -> None:
     security = result["security"]
     mode = "privileged" if security["privileged"] else "unprivileged"
     print(f"security: {mode}: {security['why']}")
+    if security["ownership"]:
+        print(f"  rootfs ids: {security['ownership']}")
     for note in security["notes"]:
         print(f"  note: {note}")
 
