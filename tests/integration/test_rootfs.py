@@ -93,6 +93,10 @@ def check_systemd_boots_and_stops(
     check_console_getty(richc, name)
     while_running()
     info = inspect(richc, name)
+    # Unprivileged by default: container root is a host uid of the container's own range.
+    assert info["security"]["privileged"] is False, info["security"]
+    uid_map = richc("exec", name, "--", "cat", "/proc/self/uid_map").stdout.split()
+    assert uid_map[:2] == ["0", info["security"]["host_ids"].split("-")[0]], uid_map
     stop = richc("stop", name, "--timeout", "10")
     assert "killed" not in stop.stderr, stop.stderr
     text = journal(Path(info["rootfs"]))
