@@ -375,7 +375,9 @@ def remove(ctx: Context, name: str, *, force: bool = False) -> None:
 def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:
     """Undo everything create made, in reverse; each step tolerates its part being gone."""
     from richc import hostres
+    from richc.rootfs import importer
 
+    importer.cleanup(cdir)  # what a killed disk import left mounted and attached
     resources = hostres.all_resources()
     # The unit first (it would start a ghost at boot), then the runtime's files, then the
     # overlay mount, the quota (subvolume, image + loop device): start order reversed.

@@ -151,6 +151,7 @@ class State:
     created_at: str = ""
     started_at: str | None = None
     stopped_at: str | None = None
+    synced_at: str | None = None  # the last `richc migrate sync` from a live host
     runtime: str = ""
     init: str = ""
     rootfs: str = ""

@@ -21,8 +21,16 @@ APT_PACKAGES=(
     systemd libsystemd-dev pkg-config
     qemu-system-x86 linux-image-amd64
     tar zstd xz-utils gzip rsync util-linux iproute2 procps
+    # managed networks (issue 16): nftables for NAT and ports, dnsmasq for DHCP and DNS;
+    # iperf3 for bench/bench_net.py
     nftables dnsmasq-base iperf3
+    # isolation (issue 17): gcc and glibc's static library build the escape probe
     gcc libc6-dev
+    # vmimport (issue 18): qemu-img/qemu-nbd read VM disk images; sfdisk/sgdisk/parted make
+    # the test images; cryptsetup-bin makes the LUKS test image; lvm2 lists (and, with
+    # device-mapper, activates) a guest's volume groups; sshd/ssh/rsync for the live-host
+    # tests, which run sshd in a network namespace.
+    qemu-utils fdisk gdisk parted cryptsetup-bin lvm2 openssh-server openssh-client
 )
 
 missing=()

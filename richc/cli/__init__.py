@@ -34,6 +34,7 @@ COMMAND_MODULES = {
     "set": "set_cmd",
     "network": "network_cmd",
     "port": "network_cmd",
+    "migrate": "migrate_cmd",
 }
 # Global options that take a value, so the word after them is not the command.
 _VALUED_GLOBALS = ("--root",)

@@ -136,6 +136,17 @@ def create(
             help="[HOSTIP:]HOSTPORT:CONTAINERPORT[/tcp|udp], to the first NIC; repeatable.",
         ),
     ] = None,
+    root_partition: Annotated[
+        str | None,
+        typer.Option(help="With --from disk:IMAGE: the root partition (N, 0, or VG/LV)."),
+    ] = None,
+    ssh_key: Annotated[
+        Path | None, typer.Option(help="With --from ssh://...: the identity file to log in.")
+    ] = None,
+    known_hosts: Annotated[
+        Path | None,
+        typer.Option(help="With --from ssh://...: accept only host keys in this file."),
+    ] = None,
     keep_ip: Annotated[
         bool,
         typer.Option(
@@ -181,6 +192,10 @@ def create(
 
       richc create legacy --from tar:/srv/vm.tar.gz --keep-ip
 
+      richc create web03 --from disk:/srv/vms/web03.qcow2 --keep-ip
+
+      richc create db01 --from ssh://root@db01.example.internal --ssh-key ~/.ssh/migrate
+
       richc create oldvm --from tar:/srv/vm.tar.gz --privileged --seccomp unconfined
     """
     from richc import config as cfg
@@ -224,6 +239,16 @@ def create(
         "net": cfg_net.from_flags(net or [], ip or [], mac or [], publish or [], keep_ip),
         "restart": restart,
         "security": {"privileged": True if privileged else None, "seccomp": seccomp},
+        "migrate": {
+            k: v
+            for k, v in (
+                ("root_partition", root_partition),
+                ("ssh_key", ssh_key and str(ssh_key)),
+                ("known_hosts", known_hosts and str(known_hosts)),
+            )
+            if v is not None
+        }
+        or None,
     }
     merged = cfg.merge(file_data, flags)
     if not merged.get("name"):
@@ -237,6 +262,12 @@ def create(
         return
     state = lifecycle.create(rctx, config)
     print(f"created {config.name} ({state.init} init, {state.runtime} runtime)", file=sys.stderr)
+    if not config.source.startswith(("busybox", "debian:")):
+        print(
+            f"hint: after its first start, `richc migrate report {config.name}` lists failed"
+            " units, what was masked or dropped and whether its address was kept",
+            file=sys.stderr,
+        )
     if start:
         lifecycle.start(rctx, config.name)
         print(f"started {config.name}", file=sys.stderr)

@@ -19,6 +19,8 @@ from richc.config.limits import DEVICE_LIMIT_KEYS as DEVICE_LIMIT_KEYS
 from richc.config.limits import LIMIT_KEYS as LIMIT_KEYS
 from richc.config.limits import Limits as Limits
 from richc.config.limits import parse_limits
+from richc.config.migrate import MigrateConfig as MigrateConfig
+from richc.config.migrate import parse_migrate
 from richc.config.net import DEFAULT_NETWORK, parse_net
 from richc.config.net import NetConfig as NetConfig
 from richc.config.net import NicConfig as NicConfig
@@ -124,6 +126,7 @@ class ContainerConfig:
     stop_signal: str | None = None
     command: tuple[str, ...] = ()
     security: SecurityConfig = field(default_factory=SecurityConfig)
+    migrate: MigrateConfig = field(default_factory=MigrateConfig)
 
     @property
     def env_dict(self) -> dict[str, str]:
@@ -156,6 +159,8 @@ class ContainerConfig:
             out["annotations"] = dict(self.annotations)
         if self.security != SecurityConfig():
             out["security"] = self.security.to_dict()
+        if self.migrate.to_dict():
+            out["migrate"] = self.migrate.to_dict()
         return out
 
     def with_changes(self, **changes: Any) -> ContainerConfig:
@@ -165,6 +170,7 @@ class ContainerConfig:
 KNOWN_KEYS = {
     "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
     "net", "restart", "stop_timeout", "stop_signal", "command", "annotations", "security",
+    "migrate",
 }  # fmt: skip
 
 
@@ -284,7 +290,9 @@ def _parse_hooks(raw: object) -> tuple[tuple[str, tuple[HookRef, ...]], ...]:
 
 def normalise_source(value: object) -> str:
     text = str(value or "busybox").strip()
-    if text == "busybox" or text.startswith(("debian:", "dir:", "tar:", "oci:")):
+    if text == "busybox" or text.startswith(("debian:", "dir:", "tar:", "oci:", "disk:")):
+        return text
+    if text.startswith("ssh://"):
         return text
     if text.startswith(("/", ".")):
         path = Path(text).expanduser().absolute()
@@ -295,7 +303,7 @@ def normalise_source(value: object) -> str:
         "from",
         value,
         "unknown source",
-        hint="use busybox, debian:SUITE, dir:PATH, tar:PATH or oci:PATH",
+        hint="use busybox, debian:SUITE, dir:PATH, tar:PATH, disk:IMAGE or ssh://USER@HOST",
     )
 
 
@@ -346,6 +354,7 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
         stop_signal=str(data["stop_signal"]) if data.get("stop_signal") else None,
         command=tuple(str(c) for c in command),
         security=parse_security(data.get("security")),
+        migrate=parse_migrate(data.get("migrate")),
     )
 
 

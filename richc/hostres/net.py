@@ -161,8 +161,10 @@ def keep_ip(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig) -> tu
     if plan.network is None:
         raise UsageError(f"--keep-ip: {plan.message}")
     log.info("%s", plan.message)
+    # The kept address is eth0's, on the network that holds it, in place of a first NIC
+    # the config (or richc's default) put on a managed network.
     first = NicConfig(network=plan.network.name, ip=str(address.address))
-    return (first, *[n for n in nics if n.network != plan.network.name][: max(len(nics) - 1, 0)])
+    return (first, *nics[1:])
 
 
 def resolv_conf(cdir: ContainerDir, state: State) -> None:

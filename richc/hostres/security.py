@@ -20,10 +20,12 @@ and no masked paths, exactly as it was created; ``inspect`` says so.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import stat
 import sys
+from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
 from richc.errors import HostUnsupported, RichcError, UsageError
@@ -153,6 +155,29 @@ def own_rootfs(ctx: Context, cdir: ContainerDir, state: State) -> None:
         False, record.id_start, record.id_count, ownership=method, ownership_reason=reason
     )
     cdir.save_state(state)
+
+
+@contextlib.contextmanager
+def host_writes(cdir: ContainerDir, state: State) -> Iterator[None]:
+    """Around writes that must keep the source's own ids in a container's tree (a live
+    host's sync, `richc migrate sync`): a shifted tree is shifted back first and shifted
+    again after; a tree behind an idmapped mount or a privileged one needs nothing."""
+    record = state.security
+    idmap = idmap_of(state)
+    if record is None or idmap is None or record.ownership != SHIFT:
+        yield
+        return
+    from isolation import shift
+
+    try:
+        shift.unshift_tree(cdir.rootfs)
+    except OSError as exc:
+        raise wrap(exc) from None
+    yield
+    try:
+        shift.shift_tree(cdir.rootfs, idmap.host_uid_start, count=idmap.count)
+    except OSError as exc:
+        raise wrap(exc) from None
 
 
 def policy(config: cfg.ContainerConfig, state: State) -> SecurityPolicy | None:

@@ -78,6 +78,14 @@ def populate(
         sources.check_outside(source, paths.containers)
         copy.copy_tree(source.path, target)
         steps.append(Change(str(target), "copy", f"a copy of {source.path}"))
+    elif source.kind is Kind.disk:
+        from richc.rootfs import importer
+
+        steps += importer.from_disk(source.path, target, cdir, config)
+    elif source.kind is Kind.ssh:
+        from richc.rootfs import importer
+
+        steps += importer.from_host(source.value, target, config)
     else:
         copy.extract_tar(source.path, target)
         steps.append(Change(str(target), "extract", f"the tarball {source.path}"))

@@ -8,6 +8,7 @@ from the fix-ups a fresh debootstrap tree is known to need.
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from pathlib import Path
 
@@ -70,6 +71,68 @@ def _plan_uncached_debian(suite: str, config: ContainerConfig, paths: HostPaths,
     return init, changes + [edit.change for edit in edits]
 
 
+def _plan_disk(image: Path, config: ContainerConfig, paths: HostPaths) -> tuple[Init, list[Change]]:
+    """Assemble the image's tree read-only in a private scratch directory, plan it there,
+    and release it all again."""
+    import vmimport as vi
+    from richc.rootfs.importer import wrap
+
+    scratch = Path(
+        tempfile.mkdtemp(prefix="richc-plan-", dir=paths.run if paths.run.is_dir() else None)
+    )
+    try:
+        with vi.mounted_tree(image, scratch, config.migrate.root_partition) as tree:
+            init, changes = _plan_tree(tree.path, config, fresh=False)
+            plan = tree.plan
+            steps = [Change("/", "copy", f"the guest tree of {image} ({tree.image.format})")]
+            steps += [
+                Change(m.target, "merge", f"the guest's {m.fstype} filesystem for {m.target}")
+                for m in plan.mounts
+                if m.target != "/"
+            ]
+            steps += [
+                Change(d.target, "drop", f"{d.spec} ({d.fstype}): {d.reason}") for d in plan.dropped
+            ]
+            return init, [*steps, *changes]
+    except vi.VmImportError as exc:
+        raise wrap(exc) from None
+    finally:
+        import shutil
+
+        with contextlib.suppress(OSError):
+            vi.cleanup(scratch)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+# What the fix-ups read of a live host, fetched for a dry run (the copy itself is all of it).
+LIVE_PLAN_PATHS = ("/etc/", "/sbin/", "/usr/sbin/", "/lib/systemd/", "/usr/lib/systemd/")
+
+
+def _plan_live_host(url: str, config: ContainerConfig, rootfs: Path) -> tuple[Init, list[Change]]:
+    import vmimport as vi
+    from richc.rootfs.importer import ssh_options, wrap
+    from richc.run import run
+
+    source = vi.parse_source(url)
+    with tempfile.TemporaryDirectory(prefix="richc-plan-") as tmp:
+        argv = vi.rsync_argv(source, tmp, ssh_options(config), [])
+        # Only what the fix-ups read: the top-level links (usr-merge), then those paths.
+        wanted: list[str] = []
+        for path in LIVE_PLAN_PATHS:
+            parts = path.strip("/").split("/")
+            wanted += [f"--include=/{'/'.join(parts[:i])}/" for i in range(1, len(parts))]
+            wanted.append(f"--include={path}***")
+        filters = [*wanted, "--include=/*", "--exclude=/*/**"]
+        argv = [*argv[:-2], *filters, *argv[-2:]]
+        try:
+            run(argv, hint="check that the host answers ssh with the key given (--ssh-key)")
+        except vi.VmImportError as exc:
+            raise wrap(exc) from None
+        init, changes = _plan_tree(Path(tmp), config, fresh=False)
+    step = Change(str(rootfs), "sync", f"rsync of {source} over ssh")
+    return init, [step, *changes]
+
+
 def plan(config: ContainerConfig, paths: HostPaths, rootfs: Path) -> tuple[Init, list[Change]]:
     """The init a create would use and every change it would make, touching nothing."""
     from richc.rootfs import debian, sources
@@ -89,6 +152,10 @@ def plan(config: ContainerConfig, paths: HostPaths, rootfs: Path) -> tuple[Init,
         step = Change(str(rootfs), "extract", f"the tarball {source.path}")
         init, changes = _plan_tarball(source.path, config)
         return init, [step, *changes]
+    if source.kind is Kind.disk:
+        return _plan_disk(source.path, config, paths)
+    if source.kind is Kind.ssh:
+        return _plan_live_host(source.value, config, rootfs)
     image = debian.cached(paths, source.value, config.init)
     if image is None:
         init, changes = _plan_uncached_debian(source.value, config, paths)

@@ -14,7 +14,7 @@ import os
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 INTERVAL = 0.25
@@ -110,3 +110,21 @@ def progress(
         thread.join()
         sys.stderr.write("\r\x1b[K")
         sys.stderr.flush()
+
+
+def callback(label: str) -> Callable[[int, int | None, str], None] | None:
+    """A progress callback ``(done, total, what)`` redrawing one line on a terminal (for
+    work that reports its own progress, such as a disk image's conversion or rsync's);
+    None elsewhere, so the work does not even parse its tool's progress."""
+    if not wanted():
+        return None
+    started = time.monotonic()
+
+    def report(done: int, total: int | None, what: str) -> None:
+        line = format_line(what or label, done, total, time.monotonic() - started)
+        sys.stderr.write("\r\x1b[K" + line)
+        if total is not None and done >= total:
+            sys.stderr.write("\r\x1b[K")
+        sys.stderr.flush()
+
+    return report

@@ -19,6 +19,13 @@ class Kind(enum.StrEnum):
     debian = "debian"
     dir = "dir"
     tar = "tar"
+    disk = "disk"  # a VM disk image: raw, qcow2, vmdk, vdi, vhd(x)
+    ssh = "ssh"  # a live host, copied with rsync over ssh
+
+    @property
+    def migrated(self) -> bool:
+        """A VM's own tree (not an image richc builds): it keeps what it has."""
+        return self not in (Kind.busybox, Kind.debian)
 
 
 @dataclass(frozen=True)
@@ -36,6 +43,8 @@ class Source:
         return self.kind in (Kind.busybox, Kind.debian)
 
     def __str__(self) -> str:
+        if self.kind is Kind.ssh:
+            return self.value
         return "busybox" if self.kind is Kind.busybox else f"{self.kind.value}:{self.value}"
 
 
@@ -57,15 +66,23 @@ def parse(text: str) -> Source:
                 f" (see {DEBOOTSTRAP_SCRIPTS})",
             )
         return Source(Kind.debian, suite)
+    if text.startswith("ssh://"):
+        from vmimport import InvalidSource, parse_source
+
+        try:
+            return Source(Kind.ssh, str(parse_source(text)))
+        except InvalidSource as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
     kind: Kind | None = None
     raw = text
-    for prefix, prefixed in (("dir:", Kind.dir), ("tar:", Kind.tar)):
+    for prefix, prefixed in (("dir:", Kind.dir), ("tar:", Kind.tar), ("disk:", Kind.disk)):
         if text.startswith(prefix):
             kind, raw = prefixed, text.removeprefix(prefix)
     if kind is None and ":" in text.split("/", 1)[0]:
         raise UsageError(
             f"unknown source {text!r}",
-            hint="use busybox, debian:SUITE, dir:PATH, tar:PATH or a path",
+            hint="use busybox, debian:SUITE, dir:PATH, tar:PATH, disk:IMAGE, ssh://USER@HOST"
+            " or a path",
         )
     path = Path(raw).expanduser().absolute()
     if not path.exists():
@@ -77,6 +94,10 @@ def parse(text: str) -> Source:
         kind = Kind.dir if path.is_dir() else Kind.tar
     if kind is Kind.dir and not path.is_dir():
         raise UsageError(f"source {raw} is not a directory", hint=f"use tar:{raw} for a tarball")
+    if kind is Kind.disk and path.is_dir():
+        raise UsageError(
+            f"source {raw} is a directory, not a disk image", hint=f"use dir:{raw} for a tree"
+        )
     if kind is Kind.tar and not path.is_file():
         raise UsageError(f"source {raw} is not a file", hint=f"use dir:{raw} for a directory")
     return Source(kind, str(path))

@@ -35,6 +35,7 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     ("richc.hostres", "richc.systemd_unit"),
     # operations
     ("richc.lifecycle", "richc.reconfigure", "richc.info", "richc.stats", "richc.execute",
+     "richc.migrate",
      "richc.supervise", "richc.plan", "richc.lxcfs_ops"),
     # the command line
     ("richc.cli", "richc.entry"),

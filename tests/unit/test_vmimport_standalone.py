@@ -1,0 +1,17 @@
+"""vmimport is a standalone package (issue 18): it imports the standard library and itself
+only, in its source (lazy imports included) and on a fresh interpreter."""
+
+from __future__ import annotations
+
+from tests.unit.standalone import REPO, foreign_imports, loaded_after_import
+
+MODULES = sorted(p.stem for p in (REPO / "vmimport").glob("*.py"))
+
+
+def test_every_module_imports_only_the_stdlib_and_itself() -> None:
+    assert foreign_imports("vmimport") == {}
+
+
+def test_importing_every_module_loads_no_richc_module() -> None:
+    modules = [f"vmimport.{m}" if m != "__init__" else "vmimport" for m in MODULES]
+    assert loaded_after_import(modules, ("richc", "quota", "lxcfs_integration", "yaml")) == []
