@@ -155,6 +155,8 @@ class RuncRuntime:
         bind_idmapped_rootfs(spec)
         pid = self._create(spec, cdir)
         try:
+            if spec.security is not None and spec.security.idmap is not None:
+                delegate_cgroups(pid, spec.security.idmap.host_uid_start)
             # The init waits in runc's create until `runc start`: its network namespace is
             # there to give NICs to before anything inside runs.
             attach_nics(spec, pid)
@@ -172,6 +174,11 @@ class RuncRuntime:
         """``runc create`` run by a new console keeper (see :mod:`richc.runtime.console_keeper`);
         returns the init's pid."""
         master, slave = os.openpty()
+        idmap = spec.security.idmap if spec.security is not None else None
+        if idmap is not None:
+            # As LXC does for its console: the container's root owns it. systemd reopens
+            # /dev/console, and a host-root pty is no one's in the user namespace (EACCES).
+            os.fchown(slave, idmap.host_uid_start, idmap.host_gid_start)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         try:
             link = self._console_link(cdir)
@@ -387,3 +394,52 @@ def unbind_idmapped_rootfs(target: Path) -> None:
         idmount.unmount(target)
     with contextlib.suppress(OSError):
         target.rmdir()
+
+
+# The files of a cgroup a delegated (unprivileged) owner may write, as LXC chowns them:
+# v1's task lists, and v2's from /sys/kernel/cgroup/delegate (read at run time). Never the
+# limit files: the container must not raise its own limits.
+DELEGATED_V1 = ("tasks", "cgroup.procs", "cgroup.clone_children")
+DELEGATE_LIST = "/sys/kernel/cgroup/delegate"
+
+
+def delegate_cgroups(pid: int, host_root: int) -> None:
+    """Give the cgroups of the init *pid* (still waiting in ``runc create``) to the
+    container's root (host uid and gid *host_root*), as LXC does for an unprivileged
+    container: systemd makes its init.scope and units below them. runc 1.1 leaves them to
+    host root, and systemd then fails "Failed to create /init.scope control group"."""
+    from richc import mountinfo
+
+    try:
+        with open(DELEGATE_LIST) as handle:
+            delegate_v2 = tuple(handle.read().split())
+    except OSError:
+        delegate_v2 = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
+    mounts = [m for m in mountinfo.read() if m.fstype in ("cgroup", "cgroup2")]
+    with open(f"/proc/{pid}/cgroup") as handle:
+        lines = handle.read().splitlines()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for mount in mounts:
+            if controllers == "":
+                if mount.fstype != "cgroup2":
+                    continue
+                files = delegate_v2
+            elif mount.fstype == "cgroup" and set(controllers.split(",")) <= set(
+                mount.super_options
+            ):
+                files = DELEGATED_V1
+            else:
+                continue
+            # The hierarchy's mount may be of a subtree (its root field); richc's own are /.
+            if mount.root != "/" and not path.startswith(mount.root):
+                continue
+            relative = path[len(mount.root) :] if mount.root != "/" else path
+            directory = Path(mount.mountpoint + relative)
+            if not directory.is_dir() or relative in ("", "/"):
+                continue  # never a hierarchy's root
+            os.chown(directory, host_root, host_root)
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(directory / name, host_root, host_root)
+            break
