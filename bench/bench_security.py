@@ -39,7 +39,7 @@ def main() -> None:
     if args.disk:
         extra += ["--disk", args.disk]
     shape = f"{args.runtime} runtime, " + (f"--disk {args.disk}" if args.disk else "shared image")
-    report = Report(f"busybox, {shape}: unprivileged (default) vs --privileged")
+    report = Report(f"busybox, {shape}: unprivileged (default) vs --privileged", "default", "priv")
     steps: dict[str, tuple[list[float], list[float]]] = {
         s: ([], []) for s in ("create", "start", "exec -- true", "stop", "rm")
     }
