@@ -270,6 +270,10 @@ def render_config(
         # "host" networking shares the host's network namespace, as lxc.net.0.type = none.
         if not (ns == "network" and spec.network == "host")
     ]
+    if spec.security is not None and spec.security.idmap is not None:
+        # A new user namespace starts with a full bounding set (the kernel resets it), as
+        # LXC's unprivileged containers show: only the spec's drops apply.
+        bounding = None
     caps = [
         f"CAP_{c.upper()}"
         for c in ALL_CAPS
