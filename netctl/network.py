@@ -14,7 +14,6 @@ from typing import Any
 from netctl import bridge, dnsmasq, ipam, netlink, nft, sysctl
 from netctl.errors import InvalidSubnet, NetError, SubnetOverlap
 from netctl.guestcfg import StaticAddress
-from netctl.netlink import iproute, lookup
 from netctl.ports import PublishedPort
 
 
@@ -232,8 +231,9 @@ def apply_rules(
     loopback (and clear it elsewhere). The rules first: their guard chain must stand
     before route_localnet lets 127.0.0.0/8 through the bridge."""
     nft.apply([n.rule_net for n in networks], ports, table)
-    with iproute() as ipr:
-        present = [n.bridge for n in networks if lookup(ipr, n.bridge) is not None]
+    # sysfs, not netlink: apply_rules runs at every start with ports, and pyroute2 costs
+    # 100-250 ms to import.
+    present = [n.bridge for n in networks if Path(f"/sys/class/net/{n.bridge}").exists()]
     for name in present:
         sysctl.set_link(name, "route_localnet", "1" if _wants_localnet(ports, name) else "0")
 

@@ -263,6 +263,13 @@ def stop(
     `start --foreground` supervisor sees "stopped by request", not "init died", and never
     restarts it. The supervisor's own clean-up after an init died passes requested=False.
     """
+    if timeout is not None and not 0 <= timeout <= cfg.MAX_STOP_TIMEOUT:  # also nan, inf
+        from richc.errors import UsageError
+
+        raise UsageError(
+            f"--timeout {timeout}: expected 0 to {cfg.MAX_STOP_TIMEOUT} seconds",
+            hint=f"e.g. richc stop {name} --timeout 30",
+        )
     cdir = ctx.store.get(name)
     with cdir.lock():
         state = cdir.load_state()
@@ -389,6 +396,9 @@ def _destroy(ctx: Context, cdir: ContainerDir, state: State) -> None:
         if resource.name != "unit":
             resource.release(ctx, cdir, state)
     ctx.store.remove(cdir)
+    # The lock file too (held now, so no other richc is inside; one still waiting finds
+    # the container gone), or the locks directory grows by one file per name ever used.
+    cdir.lock_file.unlink(missing_ok=True)
 
 
 def _refuse_broken(state: State) -> None:

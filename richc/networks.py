@@ -38,6 +38,7 @@ log = logging.getLogger("richc.net")
 
 DEFINITION = "network.json"
 HOST_PICK_LOCK = Path("/run/lock/richc-subnet-pick.lock")
+IFF_UP = 0x1  # <linux/if.h>
 
 
 @dataclass(frozen=True)
@@ -259,11 +260,13 @@ def is_up(paths: HostPaths, network: Network) -> bool:
     from netctl import dnsmasq
     from netctl.network import paths as dns_paths
 
+    # The administrative UP flag, not operstate: a bridge with no running port (the first
+    # container on the network not started yet) has no carrier and reads "down".
     try:
-        state = Path(f"/sys/class/net/{network.bridge}/operstate").read_text().strip()
-    except OSError:
+        flags = int(Path(f"/sys/class/net/{network.bridge}/flags").read_text(), 16)
+    except (OSError, ValueError):
         return False
-    if state == "down":
+    if not flags & IFF_UP:
         return False
     files = dns_paths(network.definition(), _dir(paths, network.name), run_dir(paths))
     return dnsmasq.status(files).running

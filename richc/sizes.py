@@ -8,6 +8,11 @@ from richc.errors import ConfigError
 
 _SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmMgGtTpP]?)(i?[bB])?\s*$")
 _SIZE_FACTORS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50}
+# The kernel keeps limits in signed 64-bit counters (memory.limit_in_bytes clamps anything
+# bigger to "no limit"): a larger size would be accepted and silently not applied.
+MAX_SIZE = (1 << 63) - 1
+# PID_MAX_LIMIT on 64-bit (<linux/threads.h>): no pids.max can count past it.
+MAX_PIDS = 4 * 1024 * 1024
 
 
 def parse_size(key: str, value: object) -> int:
@@ -25,10 +30,17 @@ def parse_size(key: str, value: object) -> int:
                 "not a size",
                 hint="use a positive number of bytes or a suffix K, M, G, T: 512M, 1.5G, 1048576",
             )
-        number, unit = float(match.group(1)), match.group(2).lower()
+        digits, unit = match.group(1), match.group(2).lower()
+        if len(digits) > 30:  # float() of hundreds of digits overflows; none is a real size
+            raise ConfigError(key, value, "too large", hint="at most 8E (2**63 - 1 bytes)")
+        number = float(digits)
     size = int(number * _SIZE_FACTORS[unit])
     if size <= 0:
         raise ConfigError(key, value, "must be greater than zero")
+    if size > MAX_SIZE:
+        raise ConfigError(
+            key, value, "too large: the kernel cannot hold a limit above 2**63 - 1 bytes"
+        )
     return size
 
 
@@ -37,7 +49,7 @@ def parse_cpus(key: str, value: object) -> float:
         cpus = float(str(value)) if not isinstance(value, bool) else -1.0
     except ValueError:
         cpus = -1.0
-    if not cpus > 0:
+    if not 0 < cpus < 1 << 20:  # also refuses nan and inf
         raise ConfigError(key, value, "expected a positive number of CPUs such as 1, 0.5 or 1.5")
     return cpus
 

@@ -158,9 +158,13 @@ class ContainerDir:
     def save_state(self, state: State) -> None:
         write_atomic(self.state_file, json.dumps(state.to_dict(), indent=2, sort_keys=True) + "\n")
 
+    @property
+    def lock_file(self) -> Path:
+        return self.store.paths.run / "locks" / f"{self.name}.lock"
+
     @contextlib.contextmanager
     def lock(self, wait: float = 30.0) -> Iterator[None]:
-        with locked(self.store.paths.run / "locks" / f"{self.name}.lock", self.name, wait=wait):
+        with locked(self.lock_file, self.name, wait=wait):
             held, self._holds_lock = self._holds_lock, True
             try:
                 yield

@@ -320,7 +320,7 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
     """Validate a merged settings mapping (file keys, with flags already applied)."""
     unknown = set(data) - KNOWN_KEYS
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         raise ConfigError(
             bad, data[bad], "unknown setting", hint=f"known: {', '.join(sorted(KNOWN_KEYS))}"
         )
@@ -350,12 +350,22 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
         hooks=_parse_hooks(data.get("hooks")),
         net=parse_net(data.get("net"), default=default_net(source)),
         restart=_enum(RestartPolicy, "restart", data.get("restart", "no")),
-        stop_timeout=parse_positive_int("stop_timeout", stop_timeout),
+        stop_timeout=parse_stop_timeout("stop_timeout", stop_timeout),
         stop_signal=str(data["stop_signal"]) if data.get("stop_signal") else None,
         command=tuple(str(c) for c in command),
         security=parse_security(data.get("security")),
         migrate=parse_migrate(data.get("migrate")),
     )
+
+
+MAX_STOP_TIMEOUT = 86_400  # a day; LXC and runc take the wait as a C int
+
+
+def parse_stop_timeout(key: str, value: object) -> int:
+    seconds = parse_positive_int(key, value)
+    if seconds > MAX_STOP_TIMEOUT:
+        raise ConfigError(key, value, f"at most {MAX_STOP_TIMEOUT} seconds (a day)")
+    return seconds
 
 
 def load_yaml(path: Path) -> dict[str, Any]:
@@ -365,6 +375,10 @@ def load_yaml(path: Path) -> dict[str, Any]:
         text = path.read_text()
     except FileNotFoundError:
         raise NotFound(f"config file {path} does not exist") from None
+    except UnicodeDecodeError as exc:
+        raise UsageError(
+            f"{path}: not UTF-8 text (byte {exc.start})", hint="save it as UTF-8"
+        ) from None
     try:
         data = yaml.safe_load(text)
     except yaml.YAMLError as exc:

@@ -14,6 +14,7 @@ from typing import Any
 
 from richc.errors import ConfigError
 from richc.sizes import (
+    MAX_PIDS,
     format_cpuset,
     format_size,
     parse_cpus,
@@ -261,6 +262,10 @@ def check(limits: Limits) -> None:
     _in_range("limits.cpu_shares", limits.cpu_shares, SHARES_MIN, SHARES_MAX)
     _in_range("limits.cpu_weight", limits.cpu_weight, WEIGHT_MIN, WEIGHT_MAX)
     _in_range("limits.io_weight", limits.io_weight, IO_WEIGHT_MIN, IO_WEIGHT_MAX)
+    if limits.pids is not None and limits.pids > MAX_PIDS:
+        raise ConfigError(
+            "limits.pids", limits.pids, f"above the kernel's maximum of {MAX_PIDS} processes"
+        )
     if limits.cpuset is not None and not limits.cpuset:
         raise ConfigError("limits.cpuset", "", "names no CPU", hint="e.g. 0 or 0-1")
 
@@ -278,7 +283,7 @@ def parse_limits(raw: object) -> Limits:
     data = raw
     unknown = set(data) - LIMIT_KEYS
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         raise ConfigError(f"limits.{bad}", data[bad], "unknown limit")
 
     def opt(key: str, parse: Any) -> Any:

@@ -35,7 +35,7 @@ def parse_migrate(raw: object) -> MigrateConfig:
         raise ConfigError("migrate", raw, "expected a mapping")
     unknown = set(raw) - {"root_partition", "ssh_key", "known_hosts"}
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         raise ConfigError(f"migrate.{bad}", raw[bad], "unknown migrate setting")
     part = raw.get("root_partition")
     if part is not None:

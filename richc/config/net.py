@@ -101,7 +101,7 @@ def _nic(raw: object, key: str) -> NicConfig:
         raise ConfigError(key, raw, "expected a network name or a mapping")
     unknown = set(raw) - {"network", "bridge", "ip", "gateway", "mac"}
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         raise ConfigError(f"{key}.{bad}", raw[bad], "unknown NIC setting")
     network, bridge = raw.get("network"), raw.get("bridge")
     if (network is None) == (bridge is None):
@@ -201,7 +201,7 @@ def parse_net(raw: object, *, default: NetConfig) -> NetConfig:
         raw = {"nics": [nic]}
     unknown = set(raw) - {"nics", "publish", "keep_ip", "mode"}
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         raise ConfigError(f"net.{bad}", raw[bad], "unknown net setting")
     if raw.get("mode") not in (None, "nics"):
         raise ConfigError("net.mode", raw.get("mode"), "expected none, host, bridge or nics")

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
 
 from richc.config import ContainerConfig, Init
-from richc.errors import HostUnsupported, UsageError
+from richc.errors import HostUnsupported, RichcError, UsageError
 from richc.lock import locked
 from richc.paths import HostPaths
 from richc.rootfs.edit import Edit, write_edit
@@ -71,7 +72,17 @@ def ensure_image(paths: HostPaths) -> Path:
     image.parent.mkdir(parents=True, exist_ok=True)
     with locked(paths.run / "locks" / "image-busybox.lock", "the busybox image"):
         if not image.is_dir():
-            _build_image(image)
+            try:
+                _build_image(image)
+            except OSError as exc:
+                shutil.rmtree(image.with_name(image.name + ".tmp"), ignore_errors=True)
+                if exc.errno not in (errno.ENOSPC, errno.EDQUOT):
+                    raise
+                raise RichcError(
+                    f"{os.strerror(exc.errno)}: the filesystem of {paths.images} has no room"
+                    " for the busybox image",
+                    hint=f"free some space there (df {paths.images})",
+                ) from None
     return image
 
 

@@ -97,7 +97,22 @@ def test_table_has_one_line_per_check(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["CHECK", "VALUE", "USE", "WHY"]
-    assert [line.split()[0] for line in lines[1:]] == CHECKS
+    probe = [line for line in lines[1:] if not line.startswith(("net: ", "isolation: "))]
+    assert [line.split()[0] for line in probe] == CHECKS
+    # The secure defaults on this host (isolation.hostcheck).
+    isolation = [
+        line.split("  ")[0].strip() for line in lines[1:] if line.startswith("isolation: ")
+    ]
+    assert isolation == [
+        "isolation: user namespaces", "isolation: rootfs ownership", "isolation: seccomp",
+        "isolation: apparmor",
+    ]  # fmt: skip
+    # Then managed networking, checked live on this machine.
+    net = [line.split("  ")[0].strip() for line in lines[1:] if line.startswith("net: ")]
+    assert net == [
+        "net: ip forwarding", "net: nftables", "net: forwarding not blocked", "net: dnsmasq",
+        "net: pyroute2",
+    ]  # fmt: skip
     kernel = lines[1].split()
     assert kernel[1] == os.uname().release
 
@@ -107,6 +122,10 @@ def test_json_matches_the_host(tmp_path: Path) -> None:
     assert data["schema_version"] == 1
     assert data["kernel"]["release"] == os.uname().release
     assert [c["check"] for c in data["checks"]] == CHECKS
+    assert {c["name"] for c in data["network"]} >= {"nftables", "dnsmasq"}
+    isolation = {c["name"]: c for c in data["isolation"]}
+    assert set(isolation) == {"user namespaces", "rootfs ownership", "seccomp", "apparmor"}
+    assert isolation["apparmor"]["ok"] == os.path.exists("/sys/module/apparmor")
 
     # The cgroup layout, from the filesystem types the kernel reports.
     top = fs_type("/sys/fs/cgroup")
