@@ -137,6 +137,9 @@ def own_rootfs(ctx: Context, cdir: ContainerDir, state: State) -> None:
             # Everything in the upper layer now was written by richc as host root.
             upper = state.overlay.upper
             shift.shift_tree(upper, idmap.host_uid_start, count=idmap.count)
+            from richc.rootfs import share
+
+            share.remount(cdir, state)  # overlayfs cached the attributes from before
             method, reason = OVERLAY, "the shared image through an idmapped read-only view"
         else:
             plan = overlay.plan_ownership(cdir.rootfs)

@@ -114,6 +114,11 @@ def _mount(info: OverlayRecord, target: Path, state: State) -> None:
     upper.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
     upper.chmod(0o755)
+    idmap = _idmap(state)
+    if idmap is not None and info.lower is not None:
+        from isolation import overlay
+
+        overlay.own_upper(upper, idmap)  # the merged tree's / is the upper root
     lower = _mount_view(info, state)
     options = f"lowerdir={lower},upperdir={upper},workdir={work}"
     try:
@@ -150,6 +155,17 @@ def try_mount(state: State, image: Path, cdir: ContainerDir) -> bool:
         shutil.rmtree(cdir.path / "overlay", ignore_errors=True)
         return False
     return True
+
+
+def remount(cdir: ContainerDir, state: State) -> None:
+    """Mount the overlay afresh: after its upper layer was changed behind its back (the
+    shift at create), overlayfs would keep serving the attributes it cached, the pinned
+    root's above all (a root owned by host root is no one's in the container: EACCES on
+    every create in /)."""
+    if state.overlay is None:
+        return
+    _unmount_overlay(cdir)
+    _mount(state.overlay, cdir.rootfs, state)
 
 
 def activate(cdir: ContainerDir, state: State) -> None:

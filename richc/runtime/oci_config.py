@@ -115,12 +115,7 @@ def _base_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
             "source": "mqueue",
             "options": list(_NOSUID_NOEXEC_NODEV),
         },
-        {
-            "destination": "/sys",
-            "type": "sysfs",
-            "source": "sysfs",
-            "options": [*_NOSUID_NOEXEC_NODEV, "ro"],
-        },
+        _sys_mount(spec),
     ]
     if _mount_cgroup(spec):
         # In a cgroup namespace the container sees only its own subtree, which it may
@@ -135,6 +130,25 @@ def _base_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
             }
         )
     return mounts
+
+
+def _sys_mount(spec: ContainerSpec) -> dict[str, Any]:
+    """/sys, read-only. A user namespace may mount sysfs only over a network namespace of
+    its own; sharing the host's (``--net host``), the host's /sys is bound instead, as
+    rootless runc and Podman do (still read-only, and masked like the rest)."""
+    if spec.network == "host" and spec.security is not None and spec.security.idmap is not None:
+        return {
+            "destination": "/sys",
+            "type": "bind",
+            "source": "/sys",
+            "options": ["rbind", "rprivate", *_NOSUID_NOEXEC_NODEV, "ro"],
+        }
+    return {
+        "destination": "/sys",
+        "type": "sysfs",
+        "source": "sysfs",
+        "options": [*_NOSUID_NOEXEC_NODEV, "ro"],
+    }
 
 
 def _mount_cgroup(spec: ContainerSpec) -> bool:

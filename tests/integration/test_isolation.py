@@ -96,6 +96,7 @@ def test_escape_probe(
     # uid 0 on disk (the mount maps it; the tree is never chowned), which only the host's
     # root and the container (the directory is 0750, its group the container's) can reach.
     richc("exec", name, "--", "touch", "/root/made-inside")
+    richc("exec", name, "--", "mkdir", "/made-in-root")  # the tree's own root is root's
     owner = os.stat(Path(info["rootfs"]) / "root/made-inside").st_uid
     uid_map = report.info.get("uid_map", "").split()
     if privileged:
