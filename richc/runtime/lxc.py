@@ -155,10 +155,16 @@ def config_text(spec: ContainerSpec) -> str:
 
     cgroup = cgroup_files(spec.limits, spec.cgroup_version, io_weight_file=spec.io_weight_file)
     security: list[tuple[str, str]] = []
+    sys_bind = spec.network == "host" and not spec.privileged
     if spec.security is not None:
         from isolation.policy import lxc_keys
 
         security = lxc_keys(spec.security, spec.seccomp_file)
     return render(
-        "lxc/config.j2", spec=spec, cgroup=cgroup, init_cmd=" ".join(spec.argv), security=security
+        "lxc/config.j2",
+        spec=spec,
+        cgroup=cgroup,
+        init_cmd=" ".join(spec.argv),
+        security=security,
+        sys_bind=sys_bind,
     )
