@@ -5,7 +5,7 @@
 set -eu
 cd "$(dirname "$0")/.."
 python=.venv/bin/python
-for bench in lifecycle hooks stats runc lxcfs quota rootfs netctl vmimport net; do
+for bench in lifecycle security hooks stats runc lxcfs quota rootfs netctl vmimport net; do
     echo "### bench/bench_$bench.py"
     "$python" "bench/bench_$bench.py" "$@"
     echo

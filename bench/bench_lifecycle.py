@@ -32,6 +32,10 @@ def raw_config(richc_config: Path, raw_dir: Path, raw_name: str) -> str:
     for line in text.splitlines():
         if line.startswith("lxc.hook."):
             continue  # richc's poststop callback belongs to richc's containers, not raw ones
+        if line.startswith(("lxc.idmap", "lxc.rootfs.options", "lxc.seccomp.profile")):
+            # The raw container is a plain privileged copy, as before richc's secure
+            # defaults (bench_security.py measures what they cost against --privileged).
+            continue
         if line.startswith("lxc.rootfs.path"):
             line = f"lxc.rootfs.path = dir:{raw_dir / 'rootfs'}"
         elif line.startswith(("lxc.console.logfile", "lxc.log.file")):
@@ -59,6 +63,7 @@ def main() -> None:
     args = parser.parse_args()
 
     base = Path(tempfile.mkdtemp(prefix="richc-bench-"))
+    base.chmod(0o711)  # an unprivileged container's root must walk down to its rootfs
     root = base / "root"
     env = richc_env(root)
     lxcpath = base / "raw"

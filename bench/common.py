@@ -42,16 +42,18 @@ def median_ms(samples: Sequence[float]) -> float:
 
 
 class Report:
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, left: str = "richc", right: str = "raw") -> None:
         self.title = title
+        self.left, self.right = left, right  # the two sides' names in the header
         self.rows: list[tuple[str, float, str, float]] = []
 
     def add(self, step: str, richc: Sequence[float], raw_name: str, raw: Sequence[float]) -> None:
         self.rows.append((step, median_ms(richc), raw_name, median_ms(raw)))
 
     def print(self) -> None:
-        print(f"\n== {self.title} (medians; ratio = richc / raw, overhead = richc - raw)")
-        header = f"{'step':<28}{'richc ms':>10}  {'raw tool':<30}{'raw ms':>9}"
+        left, right = self.left, self.right
+        print(f"\n== {self.title} (medians; ratio = {left} / {right}, overhead = {left} - {right})")
+        header = f"{'step':<28}{left + ' ms':>10}  {right + ' tool':<30}{right + ' ms':>9}"
         print(f"{header}{'ratio':>8}{'overhead ms':>13}")
         for step, richc_ms, raw_name, raw_ms in self.rows:
             ratio = richc_ms / raw_ms if raw_ms else float("inf")

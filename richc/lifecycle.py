@@ -53,12 +53,14 @@ def new_config(ctx: Context, data: dict[str, Any]) -> cfg.ContainerConfig:
     """The config of a new container from merged file and flag *data*: richc.yaml's host
     defaults filled in, then the limits checked against this host (its CPUs, controllers
     and devices), so create and its dry run refuse the same things."""
+    from richc.config.security import check_profile
     from richc.hostfacts import validate_for_host
     from richc.hostres import net
     from richc.hostres.lxcfs import with_host_default
 
     config = cfg.from_dict(net.with_host_default(ctx.paths, with_host_default(ctx.paths, data)))
     validate_for_host(config.limits, ctx.paths.run)
+    check_profile(config.security)
     return config
 
 
@@ -78,7 +80,10 @@ def make_spec(
         mounts=tuple(m for p in parts for m in p.mounts),
         cap_drop_extra=tuple(c for p in parts for c in p.cap_drop),
         nics=tuple(n for p in parts for n in p.nics),
+        security=next((p.security for p in parts if p.security is not None), None),
     )
+    if spec.security is not None and spec.security.seccomp is not None:
+        spec = dataclasses.replace(spec, seccomp_file=cdir.seccomp_file)
     # What the runtime runs when the container stops for any reason (poststop hooks).
     callback = claim.callback_command(ctx.paths.root, cdir.run_dir)
     return dataclasses.replace(spec, poststop_callback=callback)
@@ -99,8 +104,11 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
         try:
             cdir.save_state(state)
             cdir.save_config(config)
-            from richc.hostres import disk, net
+            from richc.hostres import disk, net, security
 
+            # The id range before anything is made: the overlay's view and the rootfs's
+            # ownership need it, and a crash from here on leaves it for `rm --force`.
+            security.reserve(ctx, cdir, config, state)
             if not config.net.keep_ip:  # addresses first: a clash refuses before any copy
                 net.allocate(ctx, cdir, config, state)
             disk.create_rootfs(ctx, cdir, config, state)  # under a quota when --disk is set
@@ -118,6 +126,7 @@ def create(ctx: Context, config: cfg.ContainerConfig) -> State:
                 net.allocate(ctx, cdir, config, state)
             if config.source == "busybox" or config.source.startswith("debian:"):
                 net.resolv_conf(cdir, state)
+            security.own_rootfs(ctx, cdir, state)  # after every write richc makes in it
             state.status = "created"
             cdir.save_state(state)
             _prerender(ctx, cdir, config, state)

@@ -59,12 +59,14 @@ def sync(ctx: Context, name: str) -> dict[str, Any]:
         for resource in ("disk", "overlay"):  # a loop image is unmounted after a reboot
             hostres.get(resource).prepare(ctx, cdir, config, state)
         started = time.monotonic()
-        steps: list[Change] = importer.from_host(source.value, cdir.rootfs, config)
         from richc.config import Init
+        from richc.hostres.security import host_writes
 
-        edits = plan_edits(cdir.rootfs, config, Init(state.init), fresh=False)
-        for edit in edits:
-            edit.run(cdir.rootfs)
+        with host_writes(cdir, state):  # a shifted tree takes the host's own ids meanwhile
+            steps: list[Change] = importer.from_host(source.value, cdir.rootfs, config)
+            edits = plan_edits(cdir.rootfs, config, Init(state.init), fresh=False)
+            for edit in edits:
+                edit.run(cdir.rootfs)
         changes = steps + [edit.change for edit in edits]
         state.applied = [c.to_dict() for c in changes]
         state.synced_at = _now()

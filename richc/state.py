@@ -67,6 +67,9 @@ class OverlayRecord:
     image: str
     upper: str
     work: str
+    # The idmapped read-only view of the image an unprivileged container's overlay uses as
+    # its lower layer (isolation.overlay); None: the image itself (privileged).
+    lower: str | None = None
 
 
 @dataclass(frozen=True)
@@ -120,6 +123,25 @@ class NetRecord:
     kept_ip: str | None = None  # what --keep-ip found and kept (or why not), for the report
 
 
+@dataclass(frozen=True)
+class SecurityRecord:
+    """How a container created since secure defaults is isolated. ``privileged``: no user
+    namespace (container root is host root). Otherwise ``id_start`` is the first host id
+    of its 65536-id range (the same for users and groups), reserved in ROOT/etc/subuid
+    and /etc/subgid before anything is made, and ``ownership`` how its rootfs shows the
+    container's ids: ``overlay`` (a shared image through an idmapped read-only lower
+    view, the upper layer shifted), ``idmap`` (the runtime gets an idmapped mount of the
+    tree), ``shift`` (the tree was chowned once); None until the rootfs is made.
+    A state without this record (made before) is privileged, with no seccomp filter or
+    masked paths, exactly as it was created."""
+
+    privileged: bool
+    id_start: int | None = None
+    id_count: int = 65536
+    ownership: str | None = None
+    ownership_reason: str = ""
+
+
 @dataclass
 class State:
     """What richc recorded about a container. Runtime facts (running, pid) are read live."""
@@ -143,6 +165,7 @@ class State:
     lxcfs: LxcfsRecord | None = None
     unit: UnitRecord | None = None
     net: NetRecord | None = None
+    security: SecurityRecord | None = None  # None: made before secure defaults (privileged)
     schema: int = STATE_SCHEMA
 
     @property

@@ -83,6 +83,11 @@ class ContainerDir:
         return self.path / ".config.key"
 
     @property
+    def seccomp_file(self) -> Path:
+        """The seccomp profile LXC reads (``lxc.seccomp.profile``), rendered by richc."""
+        return self.path / "seccomp.lxc"
+
+    @property
     def bundle(self) -> Path:
         """The OCI bundle directory (runc runtime)."""
         return self.path

@@ -12,6 +12,8 @@ cd "$(dirname "$0")/.."
 # python3-venv + python3-dev: Debian's interpreter for .venv, and its headers for the bindings.
 # Networking (netctl): nftables for NAT and published ports (nft -j), dnsmasq-base for each
 # managed network's DHCP and DNS, iperf3 for bench/bench_net.py's throughput runs.
+# gcc + libc6-dev (glibc's static libc.a): the tests build isolation's escape probe static, so
+# it runs inside busybox containers, which have no python and no shared glibc.
 APT_PACKAGES=(
     python3-venv python3-dev
     lxc lxc-dev lxcfs runc crun busybox-static debootstrap tini
@@ -22,6 +24,8 @@ APT_PACKAGES=(
     # managed networks (issue 16): nftables for NAT and ports, dnsmasq for DHCP and DNS;
     # iperf3 for bench/bench_net.py
     nftables dnsmasq-base iperf3
+    # isolation (issue 17): gcc and glibc's static library build the escape probe
+    gcc libc6-dev
     # vmimport (issue 18): qemu-img/qemu-nbd read VM disk images; sfdisk/sgdisk/parted make
     # the test images; cryptsetup-bin makes the LUKS test image; lvm2 lists (and, with
     # device-mapper, activates) a guest's volume groups; sshd/ssh/rsync for the live-host

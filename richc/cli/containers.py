@@ -154,6 +154,21 @@ def create(
         ),
     ] = False,
     restart: Annotated[str | None, typer.Option(help="no, on-failure or always.")] = None,
+    privileged: Annotated[
+        bool,
+        typer.Option(
+            "--privileged",
+            help="No user namespace: container root is host root (for VMs that need it).",
+        ),
+    ] = False,
+    seccomp: Annotated[
+        str | None,
+        typer.Option(
+            "--seccomp",
+            help="default (a deny list), unconfined (no filter), or a profile PATH"
+            " (LXC seccomp text or OCI JSON).",
+        ),
+    ] = None,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with the same settings.")
     ] = None,
@@ -180,6 +195,8 @@ def create(
       richc create web03 --from disk:/srv/vms/web03.qcow2 --keep-ip
 
       richc create db01 --from ssh://root@db01.example.internal --ssh-key ~/.ssh/migrate
+
+      richc create oldvm --from tar:/srv/vm.tar.gz --privileged --seccomp unconfined
     """
     from richc import config as cfg
     from richc import lifecycle
@@ -221,6 +238,7 @@ def create(
         "annotations": cfg.parse_key_values("--annotation", annotation or []) or None,
         "net": cfg_net.from_flags(net or [], ip or [], mac or [], publish or [], keep_ip),
         "restart": restart,
+        "security": {"privileged": True if privileged else None, "seccomp": seccomp},
         "migrate": {
             k: v
             for k, v in (
@@ -265,6 +283,13 @@ def _print_plan(rctx: Any, config: Any, output: Format) -> None:
     print(f"would create {config.name} from {config.source}")
     for change in result["changes"]:
         print(f"  {change['action']:<8} {change['path']:<40} {change['reason']}")
+    security = result["security"]
+    mode = "privileged" if security["privileged"] else "unprivileged"
+    print(f"security: {mode}: {security['why']}")
+    if security["ownership"]:
+        print(f"  rootfs ids: {security['ownership']}")
+    for note in security["notes"]:
+        print(f"  note: {note}")
 
 
 @app.command()

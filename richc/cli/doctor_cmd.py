@@ -51,6 +51,28 @@ def _network_checks(paths: HostPaths) -> list[dict[str, object]]:
     return [dataclasses.asdict(c) for c in host_checks(table_for(paths))]
 
 
+def _isolation_checks(paths: HostPaths, host_root: Path) -> list[dict[str, object]]:
+    """The secure defaults on this host (isolation.hostcheck): user namespaces, whether a
+    rootfs in the store gets an idmapped mount or a one-time shift, seccomp, AppArmor."""
+    from isolation.hostcheck import host_support
+
+    store = paths.containers
+    while not store.exists() and store != store.parent:
+        store = store.parent
+    found = host_support(store, host_root)
+    checks = [
+        ("user namespaces", bool(found.user_namespaces), found.user_namespaces.detail),
+        (
+            "rootfs ownership",
+            True,
+            f"{found.ownership.method.value} ({found.ownership.fstype}): {found.ownership.reason}",
+        ),
+        ("seccomp", bool(found.seccomp), found.seccomp.detail),
+        ("apparmor", bool(found.apparmor), found.apparmor.reason),
+    ]
+    return [{"name": name, "ok": ok, "detail": detail} for name, ok, detail in checks]
+
+
 @app.command()
 def doctor(
     ctx: typer.Context,
@@ -97,10 +119,14 @@ def doctor(
         store = "/" + str(paths.lib.relative_to(paths.root))
     report = HostReport.of(probe_host(host_root, store_path=store), quota)
     network = _network_checks(paths) if host_root == Path("/") else []
+    isolation = _isolation_checks(paths, host_root)
     if output is Format.json:
-        emit_json({**report.to_json(), "network": network})
+        emit_json({**report.to_json(), "network": network, "isolation": isolation})
     else:
         rows = list(report.rows())
+        for check in isolation:
+            use = "yes" if check["ok"] else "no"
+            rows.append((f"isolation: {check['name']}", str(check["detail"]), use, ""))
         for check in network:
             use = "yes" if check["ok"] else "no"
             hint = str(check["hint"] or "")

@@ -24,6 +24,8 @@ from richc.config.migrate import parse_migrate
 from richc.config.net import DEFAULT_NETWORK, parse_net
 from richc.config.net import NetConfig as NetConfig
 from richc.config.net import NicConfig as NicConfig
+from richc.config.security import SecurityConfig as SecurityConfig
+from richc.config.security import parse_security
 from richc.errors import ConfigError, NotFound, UsageError
 from richc.sizes import parse_cpus, parse_positive_int, parse_size
 
@@ -123,6 +125,7 @@ class ContainerConfig:
     stop_timeout: int = 10
     stop_signal: str | None = None
     command: tuple[str, ...] = ()
+    security: SecurityConfig = field(default_factory=SecurityConfig)
     migrate: MigrateConfig = field(default_factory=MigrateConfig)
 
     @property
@@ -154,6 +157,8 @@ class ContainerConfig:
             out["command"] = list(self.command)
         if self.annotations:
             out["annotations"] = dict(self.annotations)
+        if self.security != SecurityConfig():
+            out["security"] = self.security.to_dict()
         if self.migrate.to_dict():
             out["migrate"] = self.migrate.to_dict()
         return out
@@ -164,7 +169,8 @@ class ContainerConfig:
 
 KNOWN_KEYS = {
     "name", "from", "init", "hostname", "limits", "disk", "lxcfs", "runtime", "env", "hooks",
-    "net", "restart", "stop_timeout", "stop_signal", "command", "annotations", "migrate",
+    "net", "restart", "stop_timeout", "stop_signal", "command", "annotations", "security",
+    "migrate",
 }  # fmt: skip
 
 
@@ -347,6 +353,7 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
         stop_timeout=parse_stop_timeout("stop_timeout", stop_timeout),
         stop_signal=str(data["stop_signal"]) if data.get("stop_signal") else None,
         command=tuple(str(c) for c in command),
+        security=parse_security(data.get("security")),
         migrate=parse_migrate(data.get("migrate")),
     )
 

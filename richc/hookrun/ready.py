@@ -59,8 +59,20 @@ def _alive(pid: int) -> bool:
 NSENTER_FLAGS = {"mnt": "-m", "uts": "-u", "ipc": "-i", "net": "-n", "pid": "-p", "cgroup": "-C"}
 
 
+def _own_userns(pid: int) -> bool:
+    """Whether *pid* lives in a user namespace other than richc's."""
+    try:
+        return os.stat(f"/proc/{pid}/ns/user").st_ino != os.stat("/proc/self/ns/user").st_ino
+    except OSError:
+        return False
+
+
 def _systemd(pid: int, timeout: float) -> tuple[bool, str]:
     flags = [f for ns, f in NSENTER_FLAGS.items() if os.path.exists(f"/proc/{pid}/ns/{ns}")]
+    if _own_userns(pid):
+        # An unprivileged container: systemd denies a query from host root, who is no one
+        # in its user namespace, so systemctl must enter that namespace too.
+        flags.insert(0, "-U")
     argv = ["nsenter", "-t", str(pid), *flags, "-r", "-w"]
     argv += ["systemctl", "is-system-running", "--wait"]
     # systemctl talks to systemd over /run/systemd/private, which a just-started systemd

@@ -2,7 +2,7 @@
 
 A host resource is something richc makes on the host for a container and must undo: a
 disk quota, the overlay mount of a shared image, lxcfs's views, a systemd unit (and
-networking and id maps next). Each keeps a typed record in the container's
+networking, id maps). Each keeps a typed record in the container's
 :class:`~richc.state.State`, written before the thing itself is made, so a crash at any
 point leaves a record that :meth:`HostResource.release` can undo.
 
@@ -33,14 +33,16 @@ from typing import TYPE_CHECKING, Any, Protocol
 from richc.spec import Mount, Nic
 
 if TYPE_CHECKING:
+    from isolation.policy import SecurityPolicy
     from richc import config as cfg
     from richc.context import Context
     from richc.state import State
     from richc.store import ContainerDir
 
-# Start order; stop and release go in reverse. The disk comes first (the rootfs lives on
-# it), the overlay is mounted on the rootfs directory, lxcfs views are bound into it.
-ORDER = ("disk", "overlay", "lxcfs", "net", "unit")
+# Start order; stop and release go in reverse. The id range comes first (the overlay's
+# idmapped lower view and the rootfs's ownership need it), then the disk (the rootfs lives
+# on it), the overlay is mounted on the rootfs directory, lxcfs views are bound into it.
+ORDER = ("security", "disk", "overlay", "lxcfs", "net", "unit")
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class Contribution:
     mounts: tuple[Mount, ...] = ()
     cap_drop: tuple[str, ...] = ()
     nics: tuple[Nic, ...] = ()
+    security: SecurityPolicy | None = None  # the security resource's alone
 
 
 class HostResource(Protocol):

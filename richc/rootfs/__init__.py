@@ -69,8 +69,7 @@ def populate(
     if source.kind is Kind.debian:
         debian.image_flavour(config.init)  # refuses --init busybox before a debootstrap
         image = debian.ensure_image(paths, source.value, config.init)
-        if config.disk.size is None and share.overlay_supported():
-            share.mount(state, image, cdir)
+        if config.disk.size is None and share.try_mount(state, image, cdir):
             steps.append(Change(str(target), "overlay", f"shares the image {image} read-only"))
         else:
             copy.copy_tree(image, target, f"copying {image.parent.name}")

@@ -54,10 +54,21 @@ class LxcRuntime:
         # hashed: hashlib loads OpenSSL (~3 ms), and it is a few kilobytes.
         key = repr(spec) + "\n" + (templates_dir() / "lxc/config.j2").read_text()
         try:
-            if cdir.lxc_config_key.read_text() == key and cdir.lxc_config.is_file():
+            if (
+                cdir.lxc_config_key.read_text() == key
+                and cdir.lxc_config.is_file()
+                and (spec.seccomp_file is None or spec.seccomp_file.is_file())
+            ):
                 return
         except FileNotFoundError:
             pass
+        if spec.security is not None and spec.security.seccomp is not None:
+            from isolation.seccomp import render_lxc
+
+            # The profile LXC reads at start (lxc.seccomp.profile), beside its config.
+            if spec.seccomp_file is None:
+                raise ValueError("a seccomp profile needs the spec's seccomp_file")
+            write_atomic(spec.seccomp_file, render_lxc(spec.security.seccomp), 0o600)
         write_atomic(cdir.lxc_config, config_text(spec))
         # After the config, and not fsynced: a key lost in a crash only costs a render.
         write_atomic(cdir.lxc_config_key, key, durable=False)
@@ -143,6 +154,7 @@ class LxcRuntime:
         # LXC keeps nothing outside the container directory and the log directory.
         Path(cdir.lxc_config).unlink(missing_ok=True)
         cdir.lxc_config_key.unlink(missing_ok=True)
+        cdir.seccomp_file.unlink(missing_ok=True)
 
 
 def config_text(spec: ContainerSpec) -> str:
@@ -151,4 +163,17 @@ def config_text(spec: ContainerSpec) -> str:
     from richc.templating import render
 
     cgroup = cgroup_files(spec.limits, spec.cgroup_version, io_weight_file=spec.io_weight_file)
-    return render("lxc/config.j2", spec=spec, cgroup=cgroup, init_cmd=" ".join(spec.argv))
+    security: list[tuple[str, str]] = []
+    sys_bind = spec.network == "host" and not spec.privileged
+    if spec.security is not None:
+        from isolation.policy import lxc_keys
+
+        security = lxc_keys(spec.security, spec.seccomp_file)
+    return render(
+        "lxc/config.j2",
+        spec=spec,
+        cgroup=cgroup,
+        init_cmd=" ".join(spec.argv),
+        security=security,
+        sys_bind=sys_bind,
+    )

@@ -11,7 +11,10 @@ the same on both (tests/integration/test_parity.py checks it):
   container's own subtree), read-only without one;
 - every capability except the spec's ``cap_drop``, and the spec's device allow-list;
 - a ``/dev/console`` when the runtime has one to give (a pty that richc's console keeper
-  holds, as LXC's monitor holds its console pty).
+  holds, as LXC's monitor holds its console pty);
+- the spec's security policy (user namespace, seccomp, masked paths, AppArmor) merged by
+  isolation.policy; a rootfs that needs an idmapped mount is read from
+  ``spec.idmapped_rootfs``, where the runtime binds it at start.
 
 Nothing here reads the host: golden-file tests in tests/unit/golden/oci/ pin the output.
 """
@@ -112,12 +115,7 @@ def _base_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
             "source": "mqueue",
             "options": list(_NOSUID_NOEXEC_NODEV),
         },
-        {
-            "destination": "/sys",
-            "type": "sysfs",
-            "source": "sysfs",
-            "options": [*_NOSUID_NOEXEC_NODEV, "ro"],
-        },
+        _sys_mount(spec),
     ]
     if _mount_cgroup(spec):
         # In a cgroup namespace the container sees only its own subtree, which it may
@@ -132,6 +130,25 @@ def _base_mounts(spec: ContainerSpec) -> list[dict[str, Any]]:
             }
         )
     return mounts
+
+
+def _sys_mount(spec: ContainerSpec) -> dict[str, Any]:
+    """/sys, read-only. A user namespace may mount sysfs only over a network namespace of
+    its own; sharing the host's (``--net host``), the host's /sys is bound instead, as
+    rootless runc and Podman do (still read-only, and masked like the rest)."""
+    if spec.network == "host" and spec.security is not None and spec.security.idmap is not None:
+        return {
+            "destination": "/sys",
+            "type": "bind",
+            "source": "/sys",
+            "options": ["rbind", "rprivate", *_NOSUID_NOEXEC_NODEV, "ro"],
+        }
+    return {
+        "destination": "/sys",
+        "type": "sysfs",
+        "source": "sysfs",
+        "options": [*_NOSUID_NOEXEC_NODEV, "ro"],
+    }
 
 
 def _mount_cgroup(spec: ContainerSpec) -> bool:
@@ -267,6 +284,10 @@ def render_config(
         # "host" networking shares the host's network namespace, as lxc.net.0.type = none.
         if not (ns == "network" and spec.network == "host")
     ]
+    if spec.security is not None and spec.security.idmap is not None:
+        # A new user namespace starts with a full bounding set (the kernel resets it), as
+        # LXC's unprivileged containers show: only the spec's drops apply.
+        bounding = None
     caps = [
         f"CAP_{c.upper()}"
         for c in ALL_CAPS
@@ -299,10 +320,13 @@ def render_config(
             }
         )
     mounts += _spec_mounts(spec)
-    return {
+    root = spec.rootfs
+    if spec.security is not None and spec.security.runtime_idmaps_rootfs:
+        root = spec.idmapped_rootfs  # runc 1.1 cannot idmap it: the runtime binds it there
+    config: dict[str, Any] = {
         "ociVersion": OCI_VERSION,
         "process": process,
-        "root": {"path": str(spec.rootfs), "readonly": False},
+        "root": {"path": str(root), "readonly": False},
         "hostname": spec.hostname,
         "mounts": mounts,
         "annotations": {
@@ -321,3 +345,10 @@ def render_config(
             "maskedPaths": [],
         },
     }
+    if spec.security is not None:
+        from isolation.policy import apply_oci
+
+        # The user namespace and its maps, the seccomp filter, the masked and read-only
+        # paths and the AppArmor profile, as the LXC config gets them.
+        apply_oci(config, spec.security)
+    return config

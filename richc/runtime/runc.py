@@ -152,8 +152,11 @@ class RuncRuntime:
         self._retire_keeper(cdir)
         cdir.run_dir.mkdir(parents=True, exist_ok=True)
         spec.log_dir.mkdir(parents=True, exist_ok=True)
+        bind_idmapped_rootfs(spec)
         pid = self._create(spec, cdir)
         try:
+            if spec.security is not None and spec.security.idmap is not None:
+                delegate_cgroups(pid, spec.security.idmap.host_uid_start)
             # The init waits in runc's create until `runc start`: its network namespace is
             # there to give NICs to before anything inside runs.
             attach_nics(spec, pid)
@@ -171,6 +174,11 @@ class RuncRuntime:
         """``runc create`` run by a new console keeper (see :mod:`richc.runtime.console_keeper`);
         returns the init's pid."""
         master, slave = os.openpty()
+        idmap = spec.security.idmap if spec.security is not None else None
+        if idmap is not None:
+            # As LXC does for its console: the container's root owns it. systemd reopens
+            # /dev/console, and a host-root pty is no one's in the user namespace (EACCES).
+            os.fchown(slave, idmap.host_uid_start, idmap.host_gid_start)
         status_r, status_w = os.pipe2(os.O_CLOEXEC)
         try:
             link = self._console_link(cdir)
@@ -284,6 +292,7 @@ class RuncRuntime:
         self._retire_keeper(cdir)
         (cdir.bundle / "config.json").unlink(missing_ok=True)
         self._console_link(cdir).unlink(missing_ok=True)
+        unbind_idmapped_rootfs(cdir.rootfs.with_name(cdir.rootfs.name + ".idmapped"))
 
 
 def _missing(stderr: str) -> bool:
@@ -352,3 +361,85 @@ def attach_nics(spec: ContainerSpec, pid: int) -> None:
             veth.attach(wanted, pid)
         except NetError as exc:
             raise RuntimeFailure(f"{spec.name}: {exc.message}", hint=exc.hint) from None
+
+
+def bind_idmapped_rootfs(spec: ContainerSpec) -> None:
+    """Where the spec asks for it, bind the rootfs idmapped at ``spec.idmapped_rootfs``
+    (config.json's root.path): runc 1.1 has no idmapped mounts of its own. Made afresh at
+    every start, after the prestart hooks, so their bind mounts below the rootfs (a host
+    directory) are part of it; recursive, so they are idmapped with it."""
+    policy = spec.security
+    if policy is None or policy.idmap is None or not policy.runtime_idmaps_rootfs:
+        return
+    from isolation import idmount
+    from isolation.errors import IsolationError
+
+    target = spec.idmapped_rootfs
+    unbind_idmapped_rootfs(target)
+    target.mkdir(mode=0o755, exist_ok=True)
+    try:
+        idmount.idmapped_bind(spec.rootfs, target, policy.idmap)
+    except IsolationError as exc:
+        raise RuntimeFailure(
+            f"cannot bind {spec.name}'s rootfs idmapped for runc: {exc}",
+            hint=exc.hint or "re-create the container with --privileged",
+        ) from None
+
+
+def unbind_idmapped_rootfs(target: Path) -> None:
+    """Remove the idmapped bind (and what a hook mounted below it); absent is fine."""
+    from isolation import idmount
+
+    while idmount.is_mount_point(target):
+        idmount.unmount(target)
+    with contextlib.suppress(OSError):
+        target.rmdir()
+
+
+# The files of a cgroup a delegated (unprivileged) owner may write, as LXC chowns them:
+# v1's task lists, and v2's from /sys/kernel/cgroup/delegate (read at run time). Never the
+# limit files: the container must not raise its own limits.
+DELEGATED_V1 = ("tasks", "cgroup.procs", "cgroup.clone_children")
+DELEGATE_LIST = "/sys/kernel/cgroup/delegate"
+
+
+def delegate_cgroups(pid: int, host_root: int) -> None:
+    """Give the cgroups of the init *pid* (still waiting in ``runc create``) to the
+    container's root (host uid and gid *host_root*), as LXC does for an unprivileged
+    container: systemd makes its init.scope and units below them. runc 1.1 leaves them to
+    host root, and systemd then fails "Failed to create /init.scope control group"."""
+    from richc import mountinfo
+
+    try:
+        with open(DELEGATE_LIST) as handle:
+            delegate_v2 = tuple(handle.read().split())
+    except OSError:
+        delegate_v2 = ("cgroup.procs", "cgroup.threads", "cgroup.subtree_control")
+    mounts = [m for m in mountinfo.read() if m.fstype in ("cgroup", "cgroup2")]
+    with open(f"/proc/{pid}/cgroup") as handle:
+        lines = handle.read().splitlines()
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        for mount in mounts:
+            if controllers == "":
+                if mount.fstype != "cgroup2":
+                    continue
+                files = delegate_v2
+            elif mount.fstype == "cgroup" and set(controllers.split(",")) <= set(
+                mount.super_options
+            ):
+                files = DELEGATED_V1
+            else:
+                continue
+            # The hierarchy's mount may be of a subtree (its root field); richc's own are /.
+            if mount.root != "/" and not path.startswith(mount.root):
+                continue
+            relative = path[len(mount.root) :] if mount.root != "/" else path
+            directory = Path(mount.mountpoint + relative)
+            if not directory.is_dir() or relative in ("", "/"):
+                continue  # never a hierarchy's root
+            os.chown(directory, host_root, host_root)
+            for name in files:
+                with contextlib.suppress(FileNotFoundError):
+                    os.chown(directory / name, host_root, host_root)
+            break

@@ -6,10 +6,11 @@ without root.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from ipaddress import IPv4Interface
 from pathlib import Path
 
+from isolation.policy import SecurityPolicy
 from richc.config import ContainerConfig, Init
 from richc.config.limits import Limits
 
@@ -141,6 +142,23 @@ class ContainerSpec:
     # What the runtime runs when the container stops for any reason (poststop hooks): a
     # shell command line, as LXC hook values are.
     poststop_callback: str | None = None
+    # The user namespace, seccomp filter, masked and read-only paths and AppArmor profile
+    # (isolation.policy renders them for either runtime); None: a container made before
+    # richc's secure defaults, rendered exactly as then (privileged, no filter, no masks).
+    security: SecurityPolicy | None = None
+    # Where the LXC runtime writes the seccomp profile's text (beside its config).
+    seccomp_file: Path | None = None
+
+    @property
+    def privileged(self) -> bool:
+        """Container root is host root (``--privileged``, or a container from before)."""
+        return self.security is None or self.security.privileged
+
+    @property
+    def idmapped_rootfs(self) -> Path:
+        """Where runc's config.json points when the rootfs needs an idmapped mount: runc
+        1.1 cannot make one, so the runtime binds the tree there, idmapped, at each start."""
+        return self.rootfs.with_name(self.rootfs.name + ".idmapped")
 
 
 def build_spec(
@@ -153,6 +171,7 @@ def build_spec(
     mounts: tuple[Mount, ...] = (),
     cap_drop_extra: tuple[str, ...] = (),
     nics: tuple[Nic, ...] = (),
+    security: SecurityPolicy | None = None,
 ) -> ContainerSpec:
     """Turn a validated config plus host facts into the spec both runtimes render.
 
@@ -170,6 +189,14 @@ def build_spec(
         namespaces = (*namespaces, "cgroup")
     cap_drop = tuple(sorted({*BASE_CAP_DROP, *cap_drop_extra}))
     limits = config.limits if limits is None else limits
+    apparmor_profile = "unconfined" if host.apparmor else None
+    if security is not None:
+        # The policy renders the AppArmor line itself: richc's profile where AppArmor
+        # confines processes, else none (lxc.apparmor.profile = unconfined).
+        from isolation.apparmor import PROFILE_NAME
+
+        security = replace(security, apparmor=PROFILE_NAME if host.apparmor else None)
+        apparmor_profile = None
     return ContainerSpec(
         name=config.name,
         hostname=config.hostname or config.name,
@@ -188,9 +215,10 @@ def build_spec(
         namespaces=namespaces,
         cap_drop=cap_drop,
         rlimits=limits.ulimits,
-        apparmor_profile="unconfined" if host.apparmor else None,
+        apparmor_profile=apparmor_profile,
         cgroup_mount=host.cgroup_mount,
         network=config.net.mode,
         nics=nics,
         annotations=config.annotations,
+        security=security,
     )

@@ -3,11 +3,13 @@ removes every container it saw when the test ends, pass or fail."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import secrets
 import shutil
 import subprocess
 import sys
+import tempfile
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -66,10 +68,17 @@ def image_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     shutil.rmtree(cache, ignore_errors=True)
 
 
-@pytest.fixture
-def richc_root(tmp_path: Path, image_cache: Path) -> Path:
-    """A private root whose images/ is the session's shared image cache."""
-    root = tmp_path / "root"
+@contextlib.contextmanager
+def private_root(image_cache: Path) -> Iterator[Path]:
+    """A private root whose images/ is the session's shared image cache.
+
+    It lives directly below /tmp (mode 0711), not in pytest's tmp_path: an unprivileged
+    container's root must walk down to its rootfs (LXC and runc set it up as that user),
+    and pytest makes its base directory 0700 again whenever a session starts.
+    """
+    top = Path(tempfile.mkdtemp(prefix="richc-test-root-"))
+    top.chmod(0o711)
+    root = top / "root"
     (root / "var/lib/richc").mkdir(parents=True)
     (root / "var/lib/richc/images").symlink_to(image_cache)
     # The VM tests' guests set this: their suites test limits and quotas, not networks,
@@ -78,7 +87,19 @@ def richc_root(tmp_path: Path, image_cache: Path) -> Path:
     if default_net:
         (root / "etc/richc").mkdir(parents=True)
         (root / "etc/richc/richc.yaml").write_text(f"network: {default_net}\n")
-    return root
+    yield root
+    # Removed only when nothing is mounted below it any more (the richc fixture's rm
+    # --force ran first): never delete through a leftover mount.
+    with open("/proc/self/mountinfo") as handle:
+        mounted = any(f" {top}/" in line for line in handle)
+    if not mounted:
+        shutil.rmtree(top, ignore_errors=True)
+
+
+@pytest.fixture
+def richc_root(image_cache: Path) -> Iterator[Path]:
+    with private_root(image_cache) as root:
+        yield root
 
 
 @pytest.fixture

@@ -97,8 +97,16 @@ def test_table_has_one_line_per_check(tmp_path: Path) -> None:
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.splitlines()
     assert lines[0].split() == ["CHECK", "VALUE", "USE", "WHY"]
-    probe = [line for line in lines[1:] if not line.startswith("net: ")]
+    probe = [line for line in lines[1:] if not line.startswith(("net: ", "isolation: "))]
     assert [line.split()[0] for line in probe] == CHECKS
+    # The secure defaults on this host (isolation.hostcheck).
+    isolation = [
+        line.split("  ")[0].strip() for line in lines[1:] if line.startswith("isolation: ")
+    ]
+    assert isolation == [
+        "isolation: user namespaces", "isolation: rootfs ownership", "isolation: seccomp",
+        "isolation: apparmor",
+    ]  # fmt: skip
     # Then managed networking, checked live on this machine.
     net = [line.split("  ")[0].strip() for line in lines[1:] if line.startswith("net: ")]
     assert net == [
@@ -115,6 +123,10 @@ def test_json_matches_the_host(tmp_path: Path) -> None:
     assert data["kernel"]["release"] == os.uname().release
     assert [c["check"] for c in data["checks"]] == CHECKS
     assert {c["name"] for c in data["network"]} >= {"nftables", "dnsmasq"}
+    isolation = {c["name"]: c for c in data["isolation"]}
+    assert set(isolation) == {"user namespaces", "rootfs ownership", "seccomp", "apparmor"}
+    if not os.path.exists("/sys/module/apparmor"):  # this project's host: doctor says why
+        assert not isolation["apparmor"]["ok"] and "no AppArmor" in isolation["apparmor"]["detail"]
 
     # The cgroup layout, from the filesystem types the kernel reports.
     top = fs_type("/sys/fs/cgroup")

@@ -277,14 +277,17 @@ def test_timeout_kills_a_sleep_600_hook(
 
 
 def _mounts_under(path: Path) -> list[str]:
-    """Mounts below a container directory, but for its rootfs overlay on the shared image,
-    which stays mounted from create to rm (richc.rootfs.share)."""
+    """Mounts below a container directory, but for its rootfs overlay on the shared image
+    and (unprivileged) the image's idmapped view below it, which stay mounted from create
+    to rm (richc.rootfs.share)."""
     prefix = str(path) + "/"
     out = []
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         fields = line.split()
         target, fstype = fields[4], fields[fields.index("-") + 1]
         if target == str(path / "rootfs") and fstype == "overlay":
+            continue
+        if target == str(path / "overlay/lower") and "idmapped" in fields[5].split(","):
             continue
         if target.startswith(prefix):
             out.append(target)

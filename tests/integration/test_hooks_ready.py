@@ -8,24 +8,23 @@ from __future__ import annotations
 
 import json
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from tests.integration.conftest import RichcRunner
+from tests.integration.conftest import RichcRunner, private_root
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture
-def richc_root(tmp_path: Path, image_cache: Path) -> Path:
+def richc_root(image_cache: Path) -> Iterator[Path]:
     if shutil.which("debootstrap") is None:
         pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
-    root = tmp_path / "root"
-    (root / "var/lib/richc").mkdir(parents=True)
-    (root / "var/lib/richc/images").symlink_to(image_cache)
-    return root
+    with private_root(image_cache) as root:
+        yield root
 
 
 @pytest.mark.parametrize("runtime", ["lxc", "runc"])
@@ -36,10 +35,15 @@ def test_poststart_runs_once_systemd_is_running(
         pytest.skip("runc is not installed")
     seen = tmp_path / "seen"
     hook = tmp_path / "state"
-    # The hook asks systemd itself, inside the container, without waiting.
+    # The hook asks systemd itself, inside the container, without waiting. It enters the
+    # container's user namespace too (-U, when it has its own: unprivileged), or systemd
+    # sees host root as no one of its own and refuses the query.
     hook.write_text(
         "#!/bin/sh\n"
-        "nsenter -t $RICHC_PID -m -u -i -n -p -r -w systemctl is-system-running"
+        'userns=""\n'
+        '[ "$(readlink /proc/$RICHC_PID/ns/user)" = "$(readlink /proc/self/ns/user)" ]'
+        " || userns=-U\n"
+        "nsenter -t $RICHC_PID $userns -m -u -i -n -p -r -w systemctl is-system-running"
         f" > {seen} 2>&1\n"
         "exit 0\n"
     )

@@ -89,12 +89,18 @@ def test_full_lifecycle_with_busybox_init_as_pid1(richc: RichcRunner, name: str)
 
 
 def _mount_at(path: Path) -> dict[str, str] | None:
-    """The mount at *path* as ``{fstype, options}`` from this process's mountinfo."""
+    """The mount at *path* as ``{fstype, options, mount_options, root}`` from this
+    process's mountinfo (options: the filesystem's; mount_options: the mount's own)."""
     for line in Path("/proc/self/mountinfo").read_text().splitlines():
         fields = line.split()
         if fields[4] == str(path):
             after = fields[fields.index("-") + 1 :]
-            return {"fstype": after[0], "options": after[2]}
+            return {
+                "fstype": after[0],
+                "options": after[2],
+                "mount_options": fields[5],
+                "root": fields[3],
+            }
     return None
 
 
@@ -108,7 +114,12 @@ def test_busybox_rootfs_shares_the_image_until_rm(
     image = richc_root / "var/lib/richc/images/busybox/rootfs"
     mount = _mount_at(containers / name / "rootfs")
     assert mount is not None and mount["fstype"] == "overlay"
-    assert f"lowerdir={image}" in mount["options"]
+    # Unprivileged: the lower layer is the image through an idmapped read-only view.
+    view = containers / name / "overlay/lower"
+    assert f"lowerdir={view}," in mount["options"]
+    lower = _mount_at(view)
+    assert lower is not None and {"ro", "idmapped"} <= set(lower["mount_options"].split(","))
+    assert lower["root"].endswith("/busybox/rootfs")
     assert ("/", "overlay") in [(c["path"], c["action"]) for c in inspect(richc, name)["applied"]]
     richc("start", name)
     richc("exec", name, "--", "sh", "-c", "echo mine > /bin/added")
@@ -116,15 +127,17 @@ def test_busybox_rootfs_shares_the_image_until_rm(
     assert (containers / name / "overlay/upper/bin/added").read_text() == "mine\n"
     assert not (image / "bin/added").exists()
     assert not (containers / other / "rootfs/bin/added").exists()
-    # After a host reboot the overlay is gone; start mounts it again.
+    # After a host reboot the overlay and the view are gone; start mounts both again.
     richc("stop", name)
     subprocess.run(["umount", str(containers / name / "rootfs")], check=True)
+    subprocess.run(["umount", str(view)], check=True)
     richc("start", name)
     assert richc("exec", name, "--", "cat", "/bin/added").stdout == "mine\n"
     richc("rm", "--force", name)
     richc("rm", other)
     assert _mount_at(containers / name / "rootfs") is None
     assert _mount_at(containers / other / "rootfs") is None
+    assert _mount_at(view) is None and _mount_at(containers / other / "overlay/lower") is None
     assert (image / "bin/busybox").is_file()
 
 

@@ -26,10 +26,12 @@ MiB = 1024 * 1024
 
 
 @pytest.fixture
-def lxcfs_home(richc_root: Path, tmp_path: Path) -> Path:
+def lxcfs_home(richc_root: Path) -> Path:
     if not Path("/dev/fuse").exists():
         pytest.skip("no /dev/fuse: lxcfs cannot run")
-    home = tmp_path / "lxcfs-home"
+    # Beside the root (below /tmp, 0711), not in pytest's 0700 tmp_path: an unprivileged
+    # container's root binds the views and must be able to walk to them.
+    home = richc_root.parent / "lxcfs-home"
     write_host_config(richc_root, f"lxcfs_home: {home}\n")
     return home
 

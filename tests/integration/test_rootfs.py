@@ -27,15 +27,6 @@ pytestmark = pytest.mark.integration
 BOOT_DEADLINE = 30.0  # the issue's "within 30 s"
 
 
-@pytest.fixture
-def richc_root(tmp_path: Path, image_cache: Path) -> Path:
-    """A private root whose images/ is the session's shared image cache."""
-    root = tmp_path / "root"
-    (root / "var/lib/richc").mkdir(parents=True)
-    (root / "var/lib/richc/images").symlink_to(image_cache)
-    return root
-
-
 def _need_debootstrap() -> None:
     if shutil.which("debootstrap") is None:
         pytest.skip("debootstrap is not installed (apt-get install debootstrap)")
@@ -102,6 +93,10 @@ def check_systemd_boots_and_stops(
     check_console_getty(richc, name)
     while_running()
     info = inspect(richc, name)
+    # Unprivileged by default: container root is a host uid of the container's own range.
+    assert info["security"]["privileged"] is False, info["security"]
+    uid_map = richc("exec", name, "--", "cat", "/proc/self/uid_map").stdout.split()
+    assert uid_map[:2] == ["0", info["security"]["host_ids"].split("-")[0]], uid_map
     stop = richc("stop", name, "--timeout", "10")
     assert "killed" not in stop.stderr, stop.stderr
     text = journal(Path(info["rootfs"]))

@@ -1,0 +1,89 @@
+"""A container's security settings in its config: privileged or not, and its seccomp filter.
+
+Forms the ``security:`` key accepts (the create flags ``--privileged`` and ``--seccomp``
+build the same)::
+
+    security:
+      privileged: false        # the default: a user namespace with its own id range
+      seccomp: default         # richc's deny list; ``unconfined``: no filter; or a PATH
+                               # to a profile (LXC seccomp text or OCI JSON)
+
+A custom profile is validated at create (:func:`check_profile`), where an error names the
+file and the line; it is read again at each start, so an edit takes effect then.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from richc.errors import ConfigError
+
+DEFAULT = "default"
+UNCONFINED = "unconfined"
+
+
+@dataclass(frozen=True)
+class SecurityConfig:
+    privileged: bool = False
+    seccomp: str = DEFAULT  # default, unconfined or an absolute path
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"privileged": self.privileged, "seccomp": self.seccomp}
+
+    @property
+    def custom_profile(self) -> Path | None:
+        if self.seccomp in (DEFAULT, UNCONFINED):
+            return None
+        return Path(self.seccomp)
+
+
+def parse_security(raw: object) -> SecurityConfig:
+    if raw is None:
+        return SecurityConfig()
+    if not isinstance(raw, Mapping):
+        raise ConfigError("security", raw, "expected a mapping (privileged, seccomp)")
+    unknown = set(raw) - {"privileged", "seccomp"}
+    if unknown:
+        bad = sorted(unknown)[0]
+        raise ConfigError(
+            f"security.{bad}", raw[bad], "unknown setting", hint="known: privileged, seccomp"
+        )
+    privileged = raw.get("privileged", False)
+    if not isinstance(privileged, bool):
+        raise ConfigError("security.privileged", privileged, "expected true or false")
+    return SecurityConfig(privileged=privileged, seccomp=parse_seccomp(raw.get("seccomp")))
+
+
+def parse_seccomp(value: object, key: str = "security.seccomp") -> str:
+    """``default``, ``unconfined`` or a profile path, made absolute."""
+    if value is None or value == "":
+        return DEFAULT
+    text = str(value).strip()
+    if text in (DEFAULT, UNCONFINED):
+        return text
+    if "/" not in text and not text.endswith((".json", ".seccomp")):
+        raise ConfigError(
+            key, value, "expected default, unconfined or a profile path",
+            hint="a path to LXC seccomp text or an OCI JSON profile, e.g. ./my.seccomp",
+        )  # fmt: skip
+    return str(Path(text).expanduser().absolute())
+
+
+def check_profile(security: SecurityConfig) -> None:
+    """Refuse a custom profile the runtimes would refuse, naming its file and line."""
+    path = security.custom_profile
+    if path is None:
+        return
+    from isolation.errors import InvalidProfile
+    from isolation.seccomp import load_profile
+
+    try:
+        load_profile(path)
+    except InvalidProfile as exc:
+        raise ConfigError(
+            "security.seccomp", str(path), f"not a usable seccomp profile: {exc.message}",
+            hint=exc.hint or "see `man lxc.container.conf` (seccomp) or the OCI runtime-spec",
+        ) from None  # fmt: skip
