@@ -224,21 +224,17 @@ class Store:
 
 def _creating_hint(cdir: ContainerDir) -> str:
     """A container still "creating" is either being created by another richc right now (it
-    holds the lock, or is about to take it) or was left by a create that died: only the
-    second may be cleaned up, or `rm --force` would delete the winner of a race."""
-    import time
-
+    holds the lock; or it has just made the directory and not yet written its state, which
+    it does first thing under the lock) or was left by a create that died: only the second
+    may be cleaned up, or `rm --force` would delete the winner of a race."""
+    busy = "another richc process is creating it right now; wait for it, or choose another name"
     try:
         with cdir.lock(wait=0):
             pass
     except Busy:
-        return "another richc process is creating it right now; wait for it, or choose another name"
-    try:
-        fresh = time.time() - cdir.path.stat().st_mtime < 5
-    except OSError:
-        fresh = False
-    if fresh:  # just reserved: its creator has not taken the lock yet
-        return "another richc process is creating it right now; wait for it, or choose another name"
+        return busy
+    if not cdir.state_file.exists():
+        return busy
     return f"an earlier create did not finish; clean up with `richc rm --force {cdir.name}`"
 
 

@@ -31,7 +31,8 @@ def one(richc: RichcRunner, name: str, *args: str) -> dict[str, Any]:
 
 
 def test_stats_json_follows_the_container(richc: RichcRunner, name: str) -> None:
-    richc("create", name, "--no-lxcfs", "--memory", "64M", "--cpus", "0.5", "--pids", "40")
+    richc("create", name, "--no-lxcfs", "--net", "none", "--memory", "64M", "--cpus", "0.5",
+          "--pids", "40")  # fmt: skip
     richc("start", name)
     pid = init_pid(richc, name)
     first = one(richc, name, "--interval", "0")

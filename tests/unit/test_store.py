@@ -2,8 +2,6 @@ from __future__ import annotations
 
 import json
 import multiprocessing
-import os
-import time
 from pathlib import Path
 
 import pytest
@@ -29,8 +27,7 @@ def test_reserve_is_exclusive_and_says_how_to_recover(tmp_path: Path) -> None:
     with cdir.lock(), pytest.raises(Conflict) as info:
         store.reserve("web01")  # the creator holds the lock
     assert "creating it right now" in (info.value.hint or "")
-    old = time.time() - 60  # a create that died a minute ago
-    os.utime(cdir.path, (old, old))
+    cdir.save_state(State(name="web01"))  # a create that died after writing its state
     with pytest.raises(Conflict) as info:
         store.reserve("web01")
     assert "rm --force web01" in (info.value.hint or "")
