@@ -332,6 +332,8 @@ def from_dict(data: Mapping[str, Any]) -> ContainerConfig:
     command = data.get("command") or []
     if isinstance(command, str):
         command = [command]
+    if not isinstance(command, list) or not all(isinstance(c, str | int | float) for c in command):
+        raise ConfigError("command", command, "expected a command line: a string or a list")
     lxcfs = data.get("lxcfs", True)
     if not isinstance(lxcfs, bool):
         raise ConfigError("lxcfs", lxcfs, "expected true or false")
