@@ -114,6 +114,8 @@ def _fields_for(document: object, path: Path) -> tuple[str, ...]:
 @example(document={"name": "fz", "from": "busybox", "limits": {"memory": 2**70}})
 @example(document={"name": "fz", "from": "busybox", "stop_timeout": True})
 @example(document={"name": "fz", "from": "busybox", "env": {"A": None}})
+@example(document={"name": "fz", "from": "busybox", "command": 1})  # was a TypeError
+@example(document={"name": "fz", "from": "busybox", "net": {"": None, 0: None}})  # sort crash
 @example(document={"name": "fz", "from": "busybox", "hooks": {"prestart": [{"timeout": 1}]}})
 def test_config_documents(
     cli: InProcessRichc, fuzz_yaml: FuzzYaml, document: dict[str, Any]
