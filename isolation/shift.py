@@ -32,7 +32,7 @@ from pathlib import Path
 
 from isolation.errors import ShiftConflict, StrPath
 from isolation.idmap import COUNT, IdRange
-from isolation.idmount import filesystem_type, mount_points
+from isolation.idmount import filesystem_type, is_mount_point, mount_points
 from isolation.xattrs import (
     ACL_ACCESS,
     ACL_DEFAULT,
@@ -296,9 +296,11 @@ def shift_tree(
     """Move every id of *tree* to the range ``offset .. offset+count-1``; see the module
     docstring. *progress* is called as ``progress(done, total)`` along the way."""
     root = Path(os.path.abspath(tree))
-    if filesystem_type(root) == "overlay":
+    if filesystem_type(root) == "overlay" and is_mount_point(root):
         # Every chown through an overlay copies the file up: a shift would duplicate the
-        # whole shared image into the container's upper layer.
+        # whole shared image into the container's upper layer. A tree that merely lives on
+        # an overlay filesystem (a VM's or a container's own root) is shifted: its copies
+        # up are that filesystem's business, and there is no other way to own it.
         raise ShiftConflict(
             "refusing to shift an overlay mount: it would copy every file of the image up",
             root,
