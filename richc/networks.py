@@ -398,21 +398,25 @@ def apply_rules(
     exclude: tuple[str, ...] = (),
 ) -> None:
     """Rebuild richc's nftables table for this root: masquerade for every NAT network,
-    DNAT for the published ports of running containers. With no network, the table goes."""
+    DNAT for the published ports of running containers. With no network, the table goes.
+
+    Under the networks' lock: two starts computing the table from the store at once could
+    each apply one without the other's ports."""
     from netctl import nft
     from netctl.errors import NetError
     from netctl.network import apply_rules as net_apply
 
-    networks = all_networks(paths)
-    table = table_for(paths)
-    try:
-        if not networks:
-            nft.remove_table(table)
-            return
-        ports = published(store or Store(paths), include=include, exclude=exclude)
-        net_apply([n.definition() for n in networks], ports, table=table)
-    except NetError as exc:
-        raise wrap(exc) from None
+    with network_lock(paths):
+        networks = all_networks(paths)
+        table = table_for(paths)
+        try:
+            if not networks:
+                nft.remove_table(table)
+                return
+            ports = published(store or Store(paths), include=include, exclude=exclude)
+            net_apply([n.definition() for n in networks], ports, table=table)
+        except NetError as exc:
+            raise wrap(exc) from None
 
 
 def set_hosts(paths: HostPaths, store: Store, network: Network, *, exclude: str = "") -> None:

@@ -259,9 +259,12 @@ class NetResource(BaseResource):
         for nic in record.nics:
             networks.detach_leftover(nic.host_veth)
         try:
-            _publish_names(ctx, record, exclude=cdir.name)
-            if record.ports:
-                networks.apply_rules(ctx.paths, ctx.store, exclude=(cdir.name,))
+            # Under the networks' lock: concurrent rm's rewrite the same hosts files, and
+            # the last one out takes a default network away (networks.down_if_unused).
+            with networks.network_lock(ctx.paths):
+                _publish_names(ctx, record, exclude=cdir.name)
+                if record.ports:
+                    networks.apply_rules(ctx.paths, ctx.store, exclude=(cdir.name,))
         except RichcError as exc:
             # rm must not stop half-way: the names and rules are rebuilt from the store by
             # the next create, start or `richc network` command anyway.

@@ -94,7 +94,10 @@ def test_systemd_runs_a_nested_container_unit(
         out = inside("journalctl", "-u", "richc@inner", "-o", "json", "--no-pager").stdout
         return [json.loads(line) for line in out.splitlines()]
 
-    richc("create", name, "--from", "debian:bookworm", "--net", "host", timeout=1200)
+    # Nesting needs host root in the outer container (as LXC nesting does): --privileged.
+    richc(
+        "create", name, "--from", "debian:bookworm", "--net", "host", "--privileged", timeout=1200
+    )
     richc("start", name)
     state = wait_for(
         "systemd to boot",
@@ -112,7 +115,8 @@ def test_systemd_runs_a_nested_container_unit(
     # host's separate cpu and cpuacct hierarchies, but cgroup:mixed:force has LXC mount
     # them as the host has them, so the nested LXC finds every controller it needs.
 
-    inside("/opt/richc/bin/richc", "create", "inner", "--no-lxcfs", "--restart", "on-failure")
+    inside("/opt/richc/bin/richc", "create", "inner", "--no-lxcfs", "--net", "none",
+           "--restart", "on-failure")  # fmt: skip
     # `richc` inside is /opt/richc/bin/richc: the unit's ExecStart names that script.
     installed = inside("/opt/richc/bin/richc", "unit", "install", "inner", "--enable", "--now")
     assert "installed richc@inner.service (enabled, started)" in installed.stderr
