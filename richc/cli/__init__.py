@@ -85,7 +85,12 @@ def main(argv: list[str] | None = None) -> int:
     _register_commands(args)
     debug = "--debug" in args
     try:
-        result = app(args=argv, prog_name="richc", standalone_mode=False)
+        try:
+            result = app(args=argv, prog_name="richc", standalone_mode=False)
+        finally:
+            # Every command imported so far, not the invoked one alone: a process that
+            # calls main more than once (tests, an embedding tool) sees them all again.
+            app.registered_commands[:] = _all_commands
         code = result if isinstance(result, int) else 0
     except RichcError as exc:
         if debug:

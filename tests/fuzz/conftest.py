@@ -12,6 +12,7 @@ Invariants every property checks (:func:`check_outcome`): no traceback, an exit 
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import io
 import os
 import shutil
@@ -55,8 +56,10 @@ class InProcessRichc:
 
         out, err = io.StringIO(), io.StringIO()
         argv = ("--root", str(self.root), *args)
+        # main binds the log context of its operation (richc.log): in a process that runs
+        # other tests after these, each call gets a context of its own.
         with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-            code = main(list(argv))
+            code = contextvars.copy_context().run(main, list(argv))
         return Outcome(tuple(args), code, out.getvalue(), err.getvalue())
 
 
