@@ -87,7 +87,9 @@ class LxcRuntime:
             try:
                 if lxc_start is not None:
                     lxcpath = str(cdir.store.paths.containers)
-                    os.execv(lxc_start, ["lxc-start", "-d", "-n", cdir.name, "-P", lxcpath])
+                    # -q: its errors are in the container's lxc.log, which the hint names.
+                    argv = ["lxc-start", "-q", "-d", "-n", cdir.name, "-P", lxcpath]
+                    os.execv(lxc_start, argv)
                 code = 0 if self._container(cdir).start() else 1
             finally:
                 os._exit(code)
