@@ -30,6 +30,12 @@ def _boot_id() -> str:
         return ""
 
 
+def _apparmor_confines(root: str) -> bool:
+    from isolation import apparmor
+
+    return bool(apparmor.status(root))
+
+
 def probe_facts(root: str = "/") -> HostFacts:
     from richc.probe import host_features
 
@@ -38,6 +44,7 @@ def probe_facts(root: str = "/") -> HostFacts:
     return HostFacts(
         cgroup_version=version,
         apparmor=features.apparmor,
+        apparmor_confines=features.apparmor and _apparmor_confines(root),
         cgroup_namespace=features.use_cgroup_ns,
         cgroup_mount=features.lxc_cgroup_mount,
         # BFQ's weight file where BFQ is there, else CFQ's (v1) or iocost's (v2): a file

@@ -254,7 +254,7 @@ class SecurityResource(BaseResource):
         check_path(cdir, state)
         from isolation import apparmor
 
-        if apparmor.status():  # not on hosts without AppArmor (this project's)
+        if apparmor.status():  # only where richc's profile can be loaded (see HostFacts)
             try:
                 apparmor.load_profile(apparmor.render_profile())
             except OSError as exc:

@@ -62,6 +62,10 @@ class HostFacts:
 
     cgroup_version: int = 1
     apparmor: bool = False
+    # AppArmor can confine with richc's own profile: enabled, securityfs mounted and
+    # apparmor_parser installed to load it (isolation.apparmor.status). Enabled alone (a
+    # kernel without the userspace tools) means containers run explicitly unconfined.
+    apparmor_confines: bool = False
     cgroup_namespace: bool = True
     # The cgroup entry of lxc.mount.auto, or None where LXC cannot mount cgroups (pure v2
     # without a cgroup namespace); see richc.probe.decide.choose_cgroup_mount.
@@ -195,7 +199,7 @@ def build_spec(
         # confines processes, else none (lxc.apparmor.profile = unconfined).
         from isolation.apparmor import PROFILE_NAME
 
-        security = replace(security, apparmor=PROFILE_NAME if host.apparmor else None)
+        security = replace(security, apparmor=PROFILE_NAME if host.apparmor_confines else None)
         apparmor_profile = None
     return ContainerSpec(
         name=config.name,

@@ -121,10 +121,19 @@ def test_oci_config_renders_the_user_namespace_and_the_idmapped_root() -> None:
 
 
 def test_apparmor_profile_is_rendered_where_the_host_has_apparmor() -> None:
-    spec = spec_for(default_policy(IdMap.of(131072)), HostFacts(apparmor=True))
+    facts = HostFacts(apparmor=True, apparmor_confines=True)
+    spec = spec_for(default_policy(IdMap.of(131072)), facts)
     assert f"lxc.apparmor.profile = {PROFILE_NAME}" in config_text(spec).splitlines()
     config = render_config(spec, cgroups_path="/x")
     assert config["process"]["apparmorProfile"] == PROFILE_NAME
+
+
+def test_apparmor_without_its_tools_runs_unconfined() -> None:
+    # AppArmor in the kernel but no apparmor_parser (a Debian kernel booted bare, as the
+    # VM tests do): richc's profile cannot be loaded, so the container is unconfined.
+    spec = spec_for(default_policy(IdMap.of(131072)), HostFacts(apparmor=True))
+    assert "lxc.apparmor.profile = unconfined" in config_text(spec).splitlines()
+    assert "apparmorProfile" not in render_config(spec, cgroups_path="/x")["process"]
 
 
 def test_plan_says_when_a_vm_tree_may_need_privileged(tmp_path: Path) -> None:
