@@ -48,7 +48,8 @@ def wait_for(what: str, check: Callable[[], object], limit: float = 120.0) -> ob
 def install_richc(rootfs: Path, inside: Callable[..., subprocess.CompletedProcess[str]]) -> None:
     """richc from this checkout, in a venv over Debian's python3 and its lxc bindings."""
     ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
-    for part in ("richc", "templates", "hooks", "lxcfs_integration", "quota"):
+    for part in ("richc", "templates", "hooks", "lxcfs_integration", "quota", "netctl",
+                 "isolation", "vmimport"):  # fmt: skip
         if (REPO / part).is_dir():
             shutil.copytree(REPO / part, rootfs / "opt/richc-src" / part, ignore=ignore)
     inside("python3", "-m", "venv", "--system-site-packages", "/opt/richc")
