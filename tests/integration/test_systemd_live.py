@@ -116,7 +116,7 @@ def test_systemd_runs_a_nested_container_unit(
     # host's separate cpu and cpuacct hierarchies, but cgroup:mixed:force has LXC mount
     # them as the host has them, so the nested LXC finds every controller it needs.
 
-    inside("/opt/richc/bin/richc", "create", "inner", "--no-lxcfs", "--net", "none",
+    inside("/opt/richc/bin/richc", "create", "inner", "--no-lxcfs", "--net", "none", "--privileged",
            "--restart", "on-failure")  # fmt: skip
     # `richc` inside is /opt/richc/bin/richc: the unit's ExecStart names that script.
     installed = inside("/opt/richc/bin/richc", "unit", "install", "inner", "--enable", "--now")
