@@ -327,8 +327,6 @@ def _remove_locked(paths: HostPaths, network: Network) -> None:
         nnet.down(network.definition(), _dir(paths, network.name), run_dir(paths), purge=True)
     except NetError as exc:
         raise wrap(exc) from None
-    import shutil
-
     shutil.rmtree(_dir(paths, network.name), ignore_errors=True)
     apply_rules(paths)
 
