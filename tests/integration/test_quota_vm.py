@@ -77,6 +77,7 @@ def test_project_quota_on_ext4_and_xfs_in_a_vm() -> None:
     elapsed = time.monotonic() - start
     print(f"quota VM test: {elapsed:.0f} s wall time, vng exit status {proc.returncode}")
     log = proc.stdout
+    print("\n".join(line for line in log.splitlines() if line.startswith("CHECK ")))
     checks = dict(re.findall(r"^CHECK (\S+): (ok|FAIL)", log, re.MULTILINE))
     failed = sorted(name for name, state in checks.items() if state != "ok")
     assert "QUOTA-VM-RESULT: PASS" in log and proc.returncode == 0, (

@@ -332,15 +332,16 @@ def containers(fs: Filesystem) -> None:
 
     def create_df() -> str:
         # No lxcfs: it is not what is tested here, and it would keep the filesystem busy.
-        # --privileged: this story is the quota's, as before secure defaults; unprivileged
-        # containers on a project quota are not checked in the VM yet.
-        ok("create", name, "--disk", "64M", "--no-lxcfs", "--net", "none", "--privileged",
-           "--start")  # fmt: skip
-        disk = json.loads(ok("inspect", name))["disk"]
-        expect(disk["backend"] == "project", str(disk))
+        # Unprivileged, as users get by default: the idmap (or the shift) must not change
+        # what the project quota counts.
+        ok("create", name, "--disk", "64M", "--no-lxcfs", "--net", "none", "--start")
+        info = json.loads(ok("inspect", name))
+        expect(info["disk"]["backend"] == "project", str(info["disk"]))
+        security = info["security"]
+        expect(security["privileged"] is False, str(security))
         size = df_root_bytes(root, name)
         expect(size == 64 * MiB, f"df / inside says {size}")
-        return f"df / = {size // MiB}M"
+        return f"df / = {size // MiB}M, unprivileged, ownership {security['ownership']}"
 
     def dd_fails() -> str:
         proc = richc(
@@ -414,15 +415,16 @@ def loop_container(fs: Filesystem) -> None:
             "--disk-backend",
             "loop",
             "--no-lxcfs",
-            "--privileged",
             "--net",
             "none",
             "--start",
         )
-        state["pid"] = str(json.loads(ok("inspect", name))["pid"])
+        info = json.loads(ok("inspect", name))
+        state["pid"] = str(info["pid"])
+        expect(info["security"]["privileged"] is False, str(info["security"]))
         size = df_root_bytes(root, name)
         expect(50 * MiB < size <= 64 * MiB, f"df / inside says {size}")
-        return f"df / = {size // MiB}M"
+        return f"df / = {size // MiB}M, unprivileged, ownership {info['security']['ownership']}"
 
     def dd_fails() -> str:
         proc = richc(
