@@ -30,6 +30,9 @@ from pathlib import Path
 from isolation.errors import IsolationError, StrPath, ToolFailed
 
 PROFILE_NAME = "richc-container"
+# The profile of a container made with --nesting: the same, plus what a runtime inside
+# needs to mount its containers' /proc and /sys, and no access to the unmasked views.
+NESTING_PROFILE_NAME = "richc-container-nesting"
 
 ENABLED_PARAM = "sys/module/apparmor/parameters/enabled"
 PROFILES_FILE = "sys/kernel/security/apparmor/profiles"
@@ -109,8 +112,7 @@ profile {name} flags=(attach_disconnected,mediate_deleted) {{
 
   # Mounts: the container's own trees, never the kernel's views of the host.
   deny mount fstype=proc -> /proc/**,
-  deny mount fstype=sysfs,
-  deny mount fstype=securityfs,
+{sysfs}  deny mount fstype=securityfs,
   deny mount fstype=debugfs,
   deny mount fstype=tracefs,
   deny mount fstype=configfs,
@@ -145,19 +147,30 @@ profile {name} flags=(attach_disconnected,mediate_deleted) {{
 {nesting}}}
 """
 
+_NO_SYSFS = "  deny mount fstype=sysfs,\n"
+
 _NESTING = """\
 
-  # Nesting: a child container may run under richc's profile, stacked.
-  change_profile -> {name},
-  change_profile -> {name}//&*,
+  # Nesting (isolation.nesting): a runtime inside mounts its containers' /proc and /sys
+  # (LXC below /usr/lib/*/lxc, runc in a bundle anywhere; never over this /proc), and
+  # its containers run under richc's profile, stacked. The unmasked views at /dev/.lxc
+  # exist only for the kernel's visibility check: nothing here may read or write them.
+  mount fstype=proc,
+  mount fstype=sysfs,
+  deny /dev/.lxc/proc/** rwklx,
+  deny /dev/.lxc/sys/** rwklx,
+  change_profile -> {child},
+  change_profile -> {child}//&*,
 """
 
 
 def render_profile(name: str = PROFILE_NAME, *, nesting: bool = False) -> str:
-    """richc's AppArmor profile text for ``apparmor_parser``."""
+    """richc's AppArmor profile text for ``apparmor_parser``; *nesting* gives the variant
+    for ``--nesting`` (conventionally named :data:`NESTING_PROFILE_NAME`)."""
     if not name or any(c.isspace() or c in "{}\"'" for c in name):
         raise ValueError(f"{name!r} is not a usable AppArmor profile name")
-    return _TEMPLATE.format(name=name, nesting=_NESTING.format(name=name) if nesting else "")
+    extra = _NESTING.format(child=PROFILE_NAME) if nesting else ""
+    return _TEMPLATE.format(name=name, nesting=extra, sysfs="" if nesting else _NO_SYSFS)
 
 
 def load_profile(text: str, *, parser: str | None = None) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from isolation import apparmor, overlay
+from isolation import apparmor, nesting, overlay
 from isolation.errors import StrPath
 
 MAX_USER_NAMESPACES = "proc/sys/user/max_user_namespaces"
@@ -32,6 +32,7 @@ class HostSupport:
     ownership: overlay.OwnershipPlan
     seccomp: Feature
     apparmor: apparmor.AppArmorStatus
+    proc_visible: Feature
 
     def lines(self) -> list[tuple[str, str]]:
         """``(item, text)`` rows for doctor's output."""
@@ -40,6 +41,7 @@ class HostSupport:
             ("rootfs ownership", f"{self.ownership.method.value}: {self.ownership.reason}"),
             ("seccomp", self.seccomp.detail),
             ("apparmor", self.apparmor.reason),
+            ("fresh /proc", self.proc_visible.detail),
         ]
 
 
@@ -72,6 +74,30 @@ def seccomp(sysroot: StrPath = "/") -> Feature:
     return Feature(True, f"filters available (actions: {' '.join(sorted(actions))})")
 
 
+def proc_visible(sysroot: StrPath = "/") -> Feature:
+    """Whether a container in a new user namespace may mount its own /proc and /sys here:
+    false inside a container that was not made for nesting (:mod:`isolation.nesting`)."""
+    try:
+        text = (Path(sysroot) / "proc/self/mountinfo").read_text()
+    except OSError as exc:
+        return Feature(False, f"cannot read /proc/self/mountinfo: {exc.strerror}")
+    hidden = [
+        v for v in (nesting.fully_visible(text, t) for t in ("proc", "sysfs")) if not v.visible
+    ]
+    if not hidden:
+        return Feature(
+            True, "a fully visible /proc and /sys: unprivileged containers can mount theirs"
+        )
+    what = "; ".join(
+        f"{v.fstype} has mounts over {', '.join(v.hidden[:3]) or '(none)'}" for v in hidden
+    )
+    return Feature(
+        False,
+        f"{what}: unprivileged containers cannot start here (inside a container: re-create it"
+        " with --nesting)",
+    )
+
+
 def host_support(rootfs_dir: StrPath, sysroot: StrPath = "/") -> HostSupport:
     """The report for containers whose rootfs (or shared images) live in *rootfs_dir*."""
     return HostSupport(
@@ -79,4 +105,5 @@ def host_support(rootfs_dir: StrPath, sysroot: StrPath = "/") -> HostSupport:
         overlay.plan_ownership(rootfs_dir),
         seccomp(sysroot),
         apparmor.status(sysroot),
+        proc_visible(sysroot),
     )

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from isolation import masked, seccomp
+from isolation import masked, nesting, seccomp
 from isolation.errors import StrPath
 from isolation.idmap import IdMap, lxc_idmap_keys, oci_id_mappings
 
@@ -26,13 +26,16 @@ class SecurityPolicy:
     ``--seccomp unconfined``; ``apparmor`` None runs unconfined (hosts without AppArmor).
     ``runtime_idmaps_rootfs``: the runtime must idmap the rootfs itself (LXC's
     ``idmap=container`` on a plain directory); False when richc has done it (an overlay
-    over an idmapped image, a shifted tree, or runc's pre-made idmapped bind)."""
+    over an idmapped image, a shifted tree, or runc's pre-made idmapped bind).
+    ``nesting``: an unmasked proc and sysfs below /dev, so unprivileged containers can
+    start inside (:mod:`isolation.nesting`)."""
 
     idmap: IdMap | None
     seccomp: seccomp.Profile | None = None
     apparmor: str | None = None
     mask_paths: bool = True
     runtime_idmaps_rootfs: bool = False
+    nesting: bool = False
 
     @property
     def privileged(self) -> bool:
@@ -60,6 +63,8 @@ def lxc_keys(policy: SecurityPolicy, seccomp_file: StrPath | None) -> list[tuple
     keys.append(("lxc.apparmor.profile", policy.apparmor or "unconfined"))
     if policy.mask_paths:
         keys += masked.lxc_mount_entries()
+    if policy.nesting:
+        keys += nesting.lxc_mount_entries()
     return keys
 
 
@@ -83,6 +88,10 @@ def apply_oci(config: dict[str, Any], policy: SecurityPolicy, arch: str | None =
         for key, paths in masked.oci_paths().items():
             have = linux.setdefault(key, [])
             have += [p for p in paths if p not in have]
+    if policy.nesting:
+        mounts = config.setdefault("mounts", [])
+        targets = {m.get("destination") for m in mounts}
+        mounts += [m for m in nesting.oci_mounts() if m["destination"] not in targets]
     if policy.apparmor:
         process["apparmorProfile"] = policy.apparmor
     else:

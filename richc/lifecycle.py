@@ -233,10 +233,12 @@ def start(ctx: Context, name: str, *, unless_stop_requested: bool = False) -> St
         hook_stages.prestart(ctx, cdir, config, state, spec)  # rootfs ready, no init yet
         try:
             pid = runtime.start(spec, cdir)
-        except RichcError:
+        except RichcError as exc:
             # Undo what prestart hooks did; a no-op if the runtime's callback already ran.
             hook_stages.poststop_once(ctx, cdir, config, state, spec=spec)
-            raise
+            from richc.hostres.security import explain_start_failure
+
+            raise explain_start_failure(state, exc) from None
         state.started_at = now()
         state.stopped_at = None
         state.stop_requested = None

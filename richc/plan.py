@@ -40,6 +40,13 @@ def security_plan(ctx: Context, config: ContainerConfig, *, shared: bool) -> dic
         "unconfined": "no seccomp filter (--seccomp unconfined)",
     }.get(seccomp, f"the seccomp profile {seccomp}")
     notes = _privileged_notes(config)
+    if config.security.nesting:
+        notes.append(
+            "--nesting: an unmasked /proc and /sys at /dev/.lxc/proc and /dev/.lxc/sys, so "
+            "unprivileged containers can start inside; they show what the masks hide"
+            + (" (and, privileged, let container root write /proc/sysrq-trigger)"
+               if config.security.privileged else "")
+        )  # fmt: skip
     if config.security.privileged:
         why = (
             "asked for (--privileged / security.privileged): container root is host root; "

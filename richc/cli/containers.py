@@ -169,6 +169,14 @@ def create(
             " (LXC seccomp text or OCI JSON).",
         ),
     ] = None,
+    nesting: Annotated[
+        bool,
+        typer.Option(
+            "--nesting",
+            help="An unmasked /proc and /sys at /dev/.lxc, so unprivileged containers can"
+            " start inside this one.",
+        ),
+    ] = False,
     config_file: Annotated[
         Path | None, typer.Option("--config", help="YAML file with the same settings.")
     ] = None,
@@ -197,6 +205,8 @@ def create(
       richc create db01 --from ssh://root@db01.example.internal --ssh-key ~/.ssh/migrate
 
       richc create oldvm --from tar:/srv/vm.tar.gz --privileged --seccomp unconfined
+
+      richc create ci-host --from debian:bookworm --privileged --nesting
     """
     from richc import config as cfg
     from richc import lifecycle
@@ -238,7 +248,11 @@ def create(
         "annotations": cfg.parse_key_values("--annotation", annotation or []) or None,
         "net": cfg_net.from_flags(net or [], ip or [], mac or [], publish or [], keep_ip),
         "restart": restart,
-        "security": {"privileged": True if privileged else None, "seccomp": seccomp},
+        "security": {
+            "privileged": True if privileged else None,
+            "seccomp": seccomp,
+            "nesting": True if nesting else None,
+        },
         "migrate": {
             k: v
             for k, v in (

@@ -69,6 +69,7 @@ def _isolation_checks(paths: HostPaths, host_root: Path) -> list[dict[str, objec
         ),
         ("seccomp", bool(found.seccomp), found.seccomp.detail),
         ("apparmor", bool(found.apparmor), found.apparmor.reason),
+        ("fresh /proc", bool(found.proc_visible), found.proc_visible.detail),
     ]
     return [{"name": name, "ok": ok, "detail": detail} for name, ok, detail in checks]
 

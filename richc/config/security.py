@@ -1,4 +1,5 @@
-"""A container's security settings in its config: privileged or not, and its seccomp filter.
+"""A container's security settings in its config: privileged or not, its seccomp filter,
+and nesting.
 
 Forms the ``security:`` key accepts (the create flags ``--privileged`` and ``--seccomp``
 build the same)::
@@ -7,6 +8,8 @@ build the same)::
       privileged: false        # the default: a user namespace with its own id range
       seccomp: default         # richc's deny list; ``unconfined``: no filter; or a PATH
                                # to a profile (LXC seccomp text or OCI JSON)
+      nesting: false           # true: an unmasked /proc and /sys at /dev/.lxc, so
+                               # unprivileged containers can start inside (``--nesting``)
 
 A custom profile is validated at create (:func:`check_profile`), where an error names the
 file and the line; it is read again at each start, so an edit takes effect then.
@@ -29,9 +32,13 @@ UNCONFINED = "unconfined"
 class SecurityConfig:
     privileged: bool = False
     seccomp: str = DEFAULT  # default, unconfined or an absolute path
+    nesting: bool = False
 
     def to_dict(self) -> dict[str, Any]:
-        return {"privileged": self.privileged, "seccomp": self.seccomp}
+        out: dict[str, Any] = {"privileged": self.privileged, "seccomp": self.seccomp}
+        if self.nesting:  # written only when chosen: older configs stay as they were
+            out["nesting"] = True
+        return out
 
     @property
     def custom_profile(self) -> Path | None:
@@ -44,17 +51,23 @@ def parse_security(raw: object) -> SecurityConfig:
     if raw is None:
         return SecurityConfig()
     if not isinstance(raw, Mapping):
-        raise ConfigError("security", raw, "expected a mapping (privileged, seccomp)")
-    unknown = set(raw) - {"privileged", "seccomp"}
+        raise ConfigError("security", raw, "expected a mapping (privileged, seccomp, nesting)")
+    unknown = set(raw) - {"privileged", "seccomp", "nesting"}
     if unknown:
-        bad = sorted(unknown)[0]
+        bad = sorted(unknown, key=str)[0]
         raise ConfigError(
-            f"security.{bad}", raw[bad], "unknown setting", hint="known: privileged, seccomp"
-        )
-    privileged = raw.get("privileged", False)
-    if not isinstance(privileged, bool):
-        raise ConfigError("security.privileged", privileged, "expected true or false")
-    return SecurityConfig(privileged=privileged, seccomp=parse_seccomp(raw.get("seccomp")))
+            f"security.{bad}", raw[bad], "unknown setting",
+            hint="known: privileged, seccomp, nesting",
+        )  # fmt: skip
+    flags = {}
+    for key in ("privileged", "nesting"):
+        value = raw.get(key, False)
+        if value is None:
+            value = False
+        if not isinstance(value, bool):
+            raise ConfigError(f"security.{key}", value, "expected true or false")
+        flags[key] = value
+    return SecurityConfig(seccomp=parse_seccomp(raw.get("seccomp")), **flags)
 
 
 def parse_seccomp(value: object, key: str = "security.seccomp") -> str:

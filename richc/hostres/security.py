@@ -28,7 +28,7 @@ import sys
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
 
-from richc.errors import HostUnsupported, RichcError, UsageError
+from richc.errors import HostUnsupported, RichcError, RuntimeFailure, UsageError
 from richc.hostres import BaseResource, Contribution
 from richc.state import SecurityRecord, State
 
@@ -200,6 +200,7 @@ def policy(config: cfg.ContainerConfig, state: State) -> SecurityPolicy | None:
         seccomp=profile,
         mask_paths=True,
         runtime_idmaps_rootfs=record.ownership == IDMAP,
+        nesting=config.security.nesting,
     )
 
 
@@ -216,7 +217,33 @@ def describe(config: cfg.ContainerConfig | None, state: State) -> dict[str, Any]
         out["ownership_reason"] = record.ownership_reason
     out["seccomp"] = config.security.seccomp if config is not None else None
     out["masked_paths"] = True
+    out["nesting"] = config.security.nesting if config is not None else False
     return out
+
+
+def explain_start_failure(state: State, exc: RichcError) -> RichcError:
+    """*exc* with a hint naming ``--nesting`` when an unprivileged container failed to start
+    in a mount namespace whose /proc or /sys is not fully visible: the kernel then refuses
+    its fresh proc mount, and the runtime's own message says only "Operation not
+    permitted". Checked after a failure only, as the check cannot see the kernel's
+    permanently empty directories and must not refuse a start that would work."""
+    if idmap_of(state) is None or not isinstance(exc, RuntimeFailure):
+        return exc
+    from isolation import nesting
+
+    try:
+        hidden = [v for v in nesting.check() if not v.visible]
+    except OSError:
+        return exc
+    if not hidden:
+        return exc
+    covered = ", ".join(f"{v.fstype} ({', '.join(v.hidden[:3]) or 'none mounted'})" for v in hidden)
+    return RuntimeFailure(
+        f"{exc.message}: this mount namespace shows no fully visible {covered}, so an "
+        "unprivileged container cannot mount its own",
+        hint="richc runs inside a container: re-create that container with --nesting "
+        "(an unmasked /proc and /sys at /dev/.lxc), or create this one with --privileged",
+    )
 
 
 def check_path(cdir: ContainerDir, state: State) -> None:
@@ -257,6 +284,9 @@ class SecurityResource(BaseResource):
         if apparmor.status():  # only where richc's profile can be loaded (see HostFacts)
             try:
                 apparmor.load_profile(apparmor.render_profile())
+                if config.security.nesting:
+                    name = apparmor.NESTING_PROFILE_NAME
+                    apparmor.load_profile(apparmor.render_profile(name, nesting=True))
             except OSError as exc:
                 raise wrap(exc) from None
 

@@ -197,9 +197,10 @@ def build_spec(
     if security is not None:
         # The policy renders the AppArmor line itself: richc's profile where AppArmor
         # confines processes, else none (lxc.apparmor.profile = unconfined).
-        from isolation.apparmor import PROFILE_NAME
+        from isolation.apparmor import NESTING_PROFILE_NAME, PROFILE_NAME
 
-        security = replace(security, apparmor=PROFILE_NAME if host.apparmor_confines else None)
+        profile = NESTING_PROFILE_NAME if security.nesting else PROFILE_NAME
+        security = replace(security, apparmor=profile if host.apparmor_confines else None)
         apparmor_profile = None
     return ContainerSpec(
         name=config.name,

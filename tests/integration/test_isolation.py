@@ -173,3 +173,35 @@ def test_crashed_create_gives_its_range_back_and_old_state_stays_privileged(
     assert "Seccomp:\t0" in richc("exec", old, "--", "cat", "/proc/self/status").stdout
     security = inspect(richc, old)["security"]
     assert security["privileged"] is True and "before" in security["why"]
+
+
+@pytest.mark.parametrize("runtime", ["lxc", "runc"])
+def test_nesting_lets_a_new_user_namespace_mount_its_own_proc(
+    richc: RichcRunner, name: str, runtime: str
+) -> None:
+    """What a nested unprivileged container does first, done with busybox's unshare: a new
+    user and pid namespace mounting a fresh /proc. The kernel refuses it under the masks
+    unless --nesting gave the container an unmasked proc and sysfs at /dev/.lxc."""
+    if runtime == "runc" and shutil.which("runc") is None:
+        pytest.skip("runc is not installed")
+    nested_userns = "unshare -U -r -m -p -f --mount-proc cat /proc/self/uid_map"
+    plain = f"{name}-plain"
+    richc("create", plain, "--net", "none", "--no-lxcfs", "--runtime", runtime, "--start")
+    refused = richc("exec", plain, "--", "sh", "-c", nested_userns, check=False)
+    assert refused.returncode != 0 and "Operation not permitted" in refused.stderr
+    richc("rm", "--force", plain)
+
+    richc("create", name, "--net", "none", "--no-lxcfs", "--runtime", runtime, "--nesting",
+          "--start")  # fmt: skip
+    security = inspect(richc, name)["security"]
+    assert security["nesting"] is True and security["privileged"] is False
+    mounts = richc("exec", name, "--", "cat", "/proc/mounts").stdout.splitlines()
+    assert any(line.startswith("proc /dev/.lxc/proc proc ") for line in mounts), mounts
+    assert any(line.startswith("sysfs /dev/.lxc/sys sysfs ") for line in mounts), mounts
+    assert richc("exec", name, "--", "sh", "-c", nested_userns).stdout.split() == ["0", "0", "1"]
+    # The unmasked proc shows what the masks hide, but the kernel's own permissions still
+    # keep an unprivileged container's root out (open for writing only: nothing is written).
+    for path, how in (("sysrq-trigger", "true >"), ("kcore", "head -c 1 <")):
+        probe = f"{how} /dev/.lxc/proc/{path}"
+        assert richc("exec", name, "--", "sh", "-c", probe, check=False).returncode != 0, path
+    richc("rm", "--force", name)

@@ -1,5 +1,5 @@
 """A live systemd: systemd as PID 1 in a Debian rich container, with richc installed inside,
-managing a nested busybox container through `richc unit install --now`.
+managing a nested unprivileged busybox container through `richc unit install --now`.
 
 This host has no systemd as PID 1, so the unit, Type=notify, Restart= and ExecStop can only
 be seen working for real one level down. It takes about three minutes (debootstrap, then
@@ -95,10 +95,11 @@ def test_systemd_runs_a_nested_container_unit(
         out = inside("journalctl", "-u", "richc@inner", "-o", "json", "--no-pager").stdout
         return [json.loads(line) for line in out.splitlines()]
 
-    # Nesting needs host root in the outer container (as LXC nesting does): --privileged.
-    richc(
-        "create", name, "--from", "debian:bookworm", "--net", "host", "--privileged", timeout=1200
-    )
+    # The outer container: --privileged, as the nested richc needs host ids for the inner
+    # container's own 65536-id range; --nesting, so the inner container (unprivileged, the
+    # default) can mount its own /proc and /sys.
+    richc("create", name, "--from", "debian:bookworm", "--net", "host", "--privileged",
+          "--nesting", timeout=1200)  # fmt: skip
     richc("start", name)
     state = wait_for(
         "systemd to boot",
@@ -116,7 +117,10 @@ def test_systemd_runs_a_nested_container_unit(
     # host's separate cpu and cpuacct hierarchies, but cgroup:mixed:force has LXC mount
     # them as the host has them, so the nested LXC finds every controller it needs.
 
-    inside("/opt/richc/bin/richc", "create", "inner", "--no-lxcfs", "--net", "none", "--privileged",
+    doctor = json.loads(inside("/opt/richc/bin/richc", "doctor", "--format", "json").stdout)
+    fresh_proc = next(c for c in doctor["isolation"] if c["name"] == "fresh /proc")
+    assert fresh_proc["ok"], fresh_proc
+    inside("/opt/richc/bin/richc", "create", "inner", "--no-lxcfs", "--net", "none",
            "--restart", "on-failure")  # fmt: skip
     # `richc` inside is /opt/richc/bin/richc: the unit's ExecStart names that script.
     installed = inside("/opt/richc/bin/richc", "unit", "install", "inner", "--enable", "--now")
@@ -127,6 +131,7 @@ def test_systemd_runs_a_nested_container_unit(
     assert unit_property("Type") == "notify"
     first = inner()
     assert first["state"] == "running" and isinstance(first["pid"], int)
+    assert first["security"]["privileged"] is False  # unprivileged, one level down
     assert inside("richc", "exec", "inner", "--", "cat", "/proc/1/comm").stdout.strip() == "init"
     # The container lives in LXC's cgroups; the unit's cgroup holds only the supervisor.
     assert inside("cat", "/sys/fs/cgroup/systemd/system.slice/system-richc.slice/"
@@ -188,5 +193,13 @@ def test_systemd_runs_a_nested_container_unit(
     assert inside("systemctl", "cat", "richc@inner", check=False).returncode != 0
     assert not (rootfs / "etc/systemd/system/richc@inner.service.d").exists()
     assert not (rootfs / "etc/systemd/system/richc.target.wants").exists()
+    # Without the unmasked proc and sysfs (as in a container made without --nesting), the
+    # inner start fails, and the error says why and what to do.
+    inside("umount", "/dev/.lxc/proc", "/dev/.lxc/sys")
+    refused = inside("richc", "start", "inner", check=False)
+    assert refused.returncode == 1
+    assert "no fully visible proc" in refused.stderr and "--nesting" in refused.stderr, (
+        refused.stderr
+    )
     inside("richc", "rm", "inner")
     print(f"live systemd test took {time.monotonic() - began:.0f} s", file=sys.stderr)

@@ -11,6 +11,7 @@ import pytest
 
 from isolation.apparmor import (
     ENABLED_PARAM,
+    NESTING_PROFILE_NAME,
     PROFILES_FILE,
     load_profile,
     lxc_apparmor_keys,
@@ -62,7 +63,17 @@ def test_profile_text() -> None:
     rules = [line.strip() for line in body.splitlines()]
     assert all(r.endswith(",") for r in rules if r and not r.startswith("#"))
     assert "change_profile" not in text
-    assert "change_profile -> richc-container//&*," in render_profile(nesting=True)
+    nesting = render_profile(NESTING_PROFILE_NAME, nesting=True)
+    assert "profile richc-container-nesting flags=" in nesting
+    for rule in (
+        "change_profile -> richc-container//&*,",
+        "mount fstype=sysfs,",
+        "deny /dev/.lxc/proc/** rwklx,",
+        "deny mount fstype=proc -> /proc/**,",
+    ):
+        assert rule in nesting
+    # AppArmor's deny wins over allow: the nesting variant must not keep the sysfs deny.
+    assert "deny mount fstype=sysfs" not in nesting and "deny mount fstype=sysfs," in text
 
 
 def test_profile_name_is_checked() -> None:

@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from isolation.hostcheck import MAX_USER_NAMESPACES, SECCOMP_ACTIONS, seccomp, user_namespaces
+from isolation.hostcheck import (
+    MAX_USER_NAMESPACES,
+    SECCOMP_ACTIONS,
+    proc_visible,
+    seccomp,
+    user_namespaces,
+)
 
 
 def write(root: Path, rel: str, text: str) -> None:
@@ -31,3 +37,17 @@ def test_seccomp(tmp_path: Path) -> None:
 
 def test_this_host() -> None:
     assert user_namespaces() and seccomp()
+
+
+def test_proc_visible_says_what_to_do_inside_a_masked_container(tmp_path: Path) -> None:
+    assert not proc_visible(tmp_path) and "cannot read" in proc_visible(tmp_path).detail
+    write(
+        tmp_path,
+        "proc/self/mountinfo",
+        "92 90 0:47 / /proc rw - proc proc rw\n"
+        "100 92 0:6 /null /proc/kcore ro - devtmpfs devtmpfs rw\n"
+        "110 90 0:60 / /sys ro - sysfs sysfs rw\n",
+    )
+    found = proc_visible(tmp_path)
+    assert not found and "/proc/kcore" in found.detail and "--nesting" in found.detail
+    assert proc_visible()  # this host's own /proc and /sys

@@ -69,3 +69,23 @@ def test_apply_oci_privileged_unconfined_removes_what_was_there() -> None:
     assert [ns["type"] for ns in config["linux"]["namespaces"]] == ["pid", "mount"]
     assert "apparmorProfile" not in config["process"]
     assert config["linux"]["maskedPaths"] == []
+
+
+def test_nesting_adds_an_unmasked_proc_and_sysfs_for_both_runtimes() -> None:
+    policy = default_policy(IDMAP, nesting=True)
+    keys = lxc_keys(policy, "/c/seccomp")
+    assert keys[-2:] == [
+        ("lxc.mount.entry", "proc dev/.lxc/proc proc nosuid,nodev,noexec,create=dir,optional 0 0"),
+        ("lxc.mount.entry", "sysfs dev/.lxc/sys sysfs nosuid,nodev,noexec,create=dir,optional 0 0"),
+    ]
+    assert not any("dev/.lxc" in v for _, v in lxc_keys(default_policy(IDMAP), "/c/seccomp"))
+    config = copy.deepcopy(BASE)
+    apply_oci(config, policy)
+    apply_oci(config, policy)  # merging twice adds nothing twice
+    nested = [m for m in config["mounts"] if m["destination"].startswith("/dev/.lxc/")]
+    assert nested == [
+        {"destination": "/dev/.lxc/proc", "type": "proc", "source": "proc",
+         "options": ["nosuid", "nodev", "noexec"]},
+        {"destination": "/dev/.lxc/sys", "type": "sysfs", "source": "sysfs",
+         "options": ["nosuid", "nodev", "noexec"]},
+    ]  # fmt: skip

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from isolation.apparmor import PROFILE_NAME
+from isolation.apparmor import NESTING_PROFILE_NAME, PROFILE_NAME
 from isolation.idmap import IdMap
 from isolation.policy import SecurityPolicy, default_policy
 from richc import config as cfg
@@ -38,13 +38,28 @@ def test_security_config_parses_flags_and_file_and_refuses_nonsense() -> None:
         True, "unconfined"
     )
     assert parse_security({"seccomp": "./p.json"}).seccomp == str(Path("p.json").absolute())
-    for bad in ({"privileged": "yes"}, {"seccomp": "strict"}, {"apparmor": "x"}, "on"):
+    assert parse_security({"nesting": True}) == SecurityConfig(nesting=True)
+    for bad in (
+        {"privileged": "yes"},
+        {"seccomp": "strict"},
+        {"apparmor": "x"},
+        {"nesting": "on"},
+        {1: True},
+        "on",
+    ):
         with pytest.raises(ConfigError):
             parse_security(bad)
     # The default is left out of config.yaml; a choice is written.
     assert "security" not in cfg.from_dict({"name": "c1"}).to_dict()
     chosen = cfg.from_dict({"name": "c1", "security": {"privileged": True}})
     assert chosen.to_dict()["security"] == {"privileged": True, "seccomp": "default"}
+    nested = cfg.from_dict({"name": "c1", "security": {"nesting": True}})
+    assert nested.to_dict()["security"] == {
+        "privileged": False,
+        "seccomp": "default",
+        "nesting": True,
+    }
+    assert cfg.from_dict(nested.to_dict()).security.nesting
 
 
 def test_a_bad_custom_profile_is_refused_naming_the_line(tmp_path: Path) -> None:
@@ -126,6 +141,15 @@ def test_apparmor_profile_is_rendered_where_the_host_has_apparmor() -> None:
     assert f"lxc.apparmor.profile = {PROFILE_NAME}" in config_text(spec).splitlines()
     config = render_config(spec, cgroups_path="/x")
     assert config["process"]["apparmorProfile"] == PROFILE_NAME
+    nested = spec_for(default_policy(IdMap.of(131072), nesting=True), facts)
+    lines = config_text(nested).splitlines()
+    assert f"lxc.apparmor.profile = {NESTING_PROFILE_NAME}" in lines
+    assert (
+        "lxc.mount.entry = proc dev/.lxc/proc proc nosuid,nodev,noexec,create=dir,optional 0 0"
+        in lines
+    )
+    config = render_config(nested, cgroups_path="/x")
+    assert config["process"]["apparmorProfile"] == NESTING_PROFILE_NAME
 
 
 def test_apparmor_without_its_tools_runs_unconfined() -> None:
