@@ -162,6 +162,7 @@ def allocate(
     owner: str = OWNER,
     count: int = COUNT,
     first: int = FIRST,
+    limit: int = LIMIT,
 ) -> int:
     """The start of a free *count*-id range, given every entry of subuid and subgid.
 
@@ -170,7 +171,8 @@ def allocate(
     overlapping neither *in_use* (the caller's record, as ranges or starts) nor an entry of
     *owner* (a range written by a create the caller has no record of is not handed out
     again until :func:`release` removes it). Starts are multiples of *count* above that
-    floor, so ranges line up and the lowest free one is found first.
+    floor, so ranges line up and the lowest free one is found first. *limit* is one past
+    the highest id usable here (:func:`namespace_limit`).
     """
     entries = list(entries)
     floor = max([first, *(e.start + e.count for e in entries if e.owner != owner)])
@@ -184,12 +186,38 @@ def allocate(
             continue
         if IdRange(start, count).overlaps(used):
             start = -(-used.end // count) * count
-    if start + count > LIMIT:
+    if start + count > limit and limit < LIMIT:
+        raise IdRangeExhausted(
+            f"this user namespace maps ids only up to {limit - 1}: no range of {count} ids "
+            f"from {start} fits (richc runs inside an unprivileged container)",
+            hint="create this container with --privileged, or run richc in a container "
+            "created with --privileged --nesting",
+        )
+    if start + count > limit:
         raise IdRangeExhausted(
             f"no free range of {count} ids is left below 2^32 (the next would start at {start})",
             hint="delete containers you no longer need, or remove stale richc entries",
         )
     return start
+
+
+def namespace_limit(proc: StrPath = "/proc/self") -> int:
+    """One past the highest id this process's user namespace maps, the lower of uids and
+    gids: in the initial namespace 2^32 - 1; inside an unprivileged container 65536, so no
+    range above :data:`FIRST` can be written to a child's uid_map."""
+    limits = []
+    for name in ("uid_map", "gid_map"):
+        try:
+            text = (Path(proc) / name).read_text()
+        except FileNotFoundError:  # a kernel without user namespaces: all ids are the host's
+            return LIMIT
+        ends = [
+            int(f[0]) + int(f[2])
+            for f in (line.split() for line in text.splitlines())
+            if len(f) == 3
+        ]
+        limits.append(min(max(ends, default=0), LIMIT))
+    return min(limits)
 
 
 def stale_entries(entries: Iterable[SubIdEntry], in_use: Iterable[IdRange | int]) -> list[int]:
@@ -304,7 +332,7 @@ def reserve(
     caller records it in the container's state; until then the file entries keep other
     creates off it."""
     with locked(root):
-        start = allocate(read_entries(root), in_use, count=count)
+        start = allocate(read_entries(root), in_use, count=count, limit=namespace_limit())
         idmap = IdMap.of(start, count)
         add_entries(idmap, root)
     return idmap

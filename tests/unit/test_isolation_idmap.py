@@ -17,6 +17,7 @@ from isolation.idmap import (
     add_entries,
     allocate,
     lxc_idmap_keys,
+    namespace_limit,
     oci_id_mappings,
     parse_subid,
     read_entries,
@@ -66,6 +67,23 @@ def test_allocation_fails_when_nothing_is_left_below_2_32() -> None:
     with pytest.raises(IdRangeExhausted) as exc:
         allocate(entries, [])
     assert exc.value.hint
+
+
+def test_inside_an_unprivileged_container_no_range_fits_and_the_error_says_why(
+    tmp_path: Path,
+) -> None:
+    (tmp_path / "uid_map").write_text("         0     131072      65536\n")
+    (tmp_path / "gid_map").write_text("         0     131072      65536\n")
+    limit = namespace_limit(tmp_path)
+    assert limit == 65536
+    with pytest.raises(IdRangeExhausted) as exc:
+        allocate([], [], limit=limit)
+    assert "maps ids only up to 65535" in str(exc.value)
+    assert exc.value.hint and "--privileged --nesting" in exc.value.hint
+    # A bigger map (LXD's raw.idmap, a hand-made one) leaves room above 100000.
+    (tmp_path / "uid_map").write_text("0 1000000 1000000000\n")
+    (tmp_path / "gid_map").write_text("0 1000000 1000000000\n")
+    assert allocate([], [], limit=namespace_limit(tmp_path)) == 131072
 
 
 def test_idmap_helpers() -> None:
