@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from richc import hostres
-from richc.config import DEVICE_LIMIT_KEYS, Limits
+from richc.config import DEVICE_LIMIT_KEYS, ContainerConfig, Limits
 from richc.context import Context
 from richc.errors import RichcError
 from richc.procs import live_pid
+from richc.state import State
 from richc.stats import usage
 from richc.store import ContainerDir
 
 
-def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
+def _read(cdir: ContainerDir) -> tuple[State, ContainerConfig | None, int | None, str]:
     state = cdir.load_state()
     try:
         config = cdir.load_config()
@@ -28,6 +28,30 @@ def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
         status = "stopped"
     else:
         status = "created"
+    return state, config, pid, status
+
+
+def summary(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
+    """What `richc list` prints as a table: a subset of :func:`describe` without the host
+    resources' parts, whose modules (the spec, isolation's policy) and checks (lxcfs
+    health, quota usage) a table row does not need."""
+    state, config, pid, status = _read(cdir)
+    return {
+        "name": cdir.name,
+        "state": status,
+        "runtime": state.runtime,
+        "init": state.init,
+        "pid": pid,
+        "source": config.source if config else None,
+        "limits": {"memory_bytes": config.limits.memory if config else None},
+        "usage": usage(ctx, cdir, state, pid),
+    }
+
+
+def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
+    from richc import hostres
+
+    state, config, pid, status = _read(cdir)
     limits = config.limits if config else None
     return {
         "name": cdir.name,
@@ -70,6 +94,8 @@ def _more_limits(limits: Limits | None) -> dict[str, Any]:
     return {renamed.get(key, key): data[key] for key in keys if key in data}
 
 
-def list_all(ctx: Context) -> list[dict[str, Any]]:
+def list_all(ctx: Context, *, brief: bool = False) -> list[dict[str, Any]]:
+    """Every container's :func:`describe`, or with *brief* its :func:`summary`."""
     store = ctx.store
-    return [describe(ctx, store.container(name)) for name in store.names()]
+    view = summary if brief else describe
+    return [view(ctx, store.container(name)) for name in store.names()]

@@ -408,7 +408,7 @@ def remove(
 def _list(ctx: typer.Context, output: Format) -> None:
     from richc.info import list_all
 
-    items = list_all(context(ctx))
+    items = list_all(context(ctx), brief=output is not Format.json)
     if output is Format.json:
         emit_json(items)
         return
