@@ -9,6 +9,9 @@ nftables table carry a hash of the root: two test roots never share a bridge or 
 The fast path (a start on a network that is up) reads ``/sys/class/net`` and dnsmasq's pid
 file only: pyroute2, which netlink goes through, costs ~100-200 ms to import, and is loaded
 only to (re)make a bridge or a runc container's veth.
+
+Which containers use a network is :mod:`richc.netusers`'s (from the store); the addresses,
+leases and names a network hands them, :mod:`richc.netleases`'s.
 """
 
 from __future__ import annotations
@@ -20,20 +23,19 @@ import logging
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
-from ipaddress import IPv4Address, IPv4Interface, IPv4Network
+from ipaddress import IPv4Address, IPv4Network
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from richc.config.net import DEFAULT_NETWORK, validate_network_name
 from richc.errors import Conflict, HostUnsupported, NotFound, RichcError, UsageError
 from richc.lock import locked
+from richc.netusers import published, users_of
 from richc.paths import HostPaths
-from richc.state import NetRecord, NicRecord
 from richc.store import Store, write_atomic
 
 if TYPE_CHECKING:
     from netctl.network import NetworkDef
-    from netctl.ports import PublishedPort
 
 log = logging.getLogger("richc.net")
 
@@ -123,7 +125,7 @@ def nic_id(paths: HostPaths, container: str) -> str:
     return container if not tag else f"{tag}:{container}"
 
 
-def _dir(paths: HostPaths, name: str) -> Path:
+def network_dir(paths: HostPaths, name: str) -> Path:
     return paths.lib / "networks" / name
 
 
@@ -160,7 +162,7 @@ def names(paths: HostPaths) -> list[str]:
 
 def load(paths: HostPaths, name: str) -> Network:
     try:
-        data = json.loads((_dir(paths, name) / DEFINITION).read_text())
+        data = json.loads((network_dir(paths, name) / DEFINITION).read_text())
     except FileNotFoundError:
         raise NotFound(
             f"no network named {name}",
@@ -214,7 +216,7 @@ def _make(
     from netctl.errors import NetError
     from netctl.network import NetworkDef, check_new
 
-    if (_dir(paths, name) / DEFINITION).exists():
+    if (network_dir(paths, name) / DEFINITION).exists():
         raise Conflict(
             f"network {name} already exists", hint="`richc network inspect " + name + "`"
         )
@@ -239,7 +241,7 @@ def _make(
         str(definition.ipv6) if definition.ipv6 else None,
         auto,
     )
-    directory = _dir(paths, name)
+    directory = network_dir(paths, name)
     directory.mkdir(parents=True, exist_ok=True)
     # dnsmasq drops to an unprivileged user and re-reads its hosts files from here.
     for path in (directory, *directory.parents):
@@ -283,7 +285,7 @@ def is_up(paths: HostPaths, network: Network) -> bool:
         return False
     if not flags & IFF_UP:
         return False
-    files = dns_paths(network.definition(), _dir(paths, network.name), run_dir(paths))
+    files = dns_paths(network.definition(), network_dir(paths, network.name), run_dir(paths))
     return dnsmasq.status(files).running
 
 
@@ -295,7 +297,7 @@ def bring_up(paths: HostPaths, network: Network) -> None:
 
     try:
         check_available()
-        nnet.up(network.definition(), _dir(paths, network.name), run_dir(paths))
+        nnet.up(network.definition(), network_dir(paths, network.name), run_dir(paths))
     except NetError as exc:
         raise wrap(exc) from None
     apply_rules(paths)
@@ -324,68 +326,13 @@ def _remove_locked(paths: HostPaths, network: Network) -> None:
     from netctl.errors import NetError
 
     try:
-        nnet.down(network.definition(), _dir(paths, network.name), run_dir(paths), purge=True)
+        nnet.down(
+            network.definition(), network_dir(paths, network.name), run_dir(paths), purge=True
+        )
     except NetError as exc:
         raise wrap(exc) from None
-    shutil.rmtree(_dir(paths, network.name), ignore_errors=True)
+    shutil.rmtree(network_dir(paths, network.name), ignore_errors=True)
     apply_rules(paths)
-
-
-def users_of(store: Store, name: str) -> list[str]:
-    out = []
-    for container in store.names():
-        with contextlib.suppress(RichcError, OSError):
-            state = store.container(container).load_state()
-            if state.net and any(n.network == name for n in state.net.nics):
-                out.append(container)
-    return out
-
-
-def published(
-    store: Store,
-    *,
-    include: tuple[str, ...] = (),
-    exclude: tuple[str, ...] = (),
-    all_containers: bool = False,
-) -> list[PublishedPort]:
-    """The published ports of running containers (and of *include*, being started; not of
-    *exclude*, being stopped; of every container with *all_containers*), bound to the
-    address and bridge of their first NIC."""
-    from richc.procs import live_pid
-
-    out = []
-    for container in store.names():
-        try:
-            state = store.container(container).load_state()
-        except (RichcError, OSError):
-            continue
-        if state.net is None or not state.net.ports:
-            continue
-        if container in exclude:
-            continue
-        if not all_containers and container not in include and live_pid(state.init_run) is None:
-            continue
-        out += ports_of(container, state.net)
-    return out
-
-
-def ports_of(container: str, record: NetRecord) -> list[PublishedPort]:
-    from netctl.ports import PortRequest, Proto, PublishedPort
-
-    if not record.nics or record.nics[0].address is None:
-        return []
-    first = record.nics[0]
-    address = IPv4Interface(first.address).ip
-    out = []
-    for port in record.ports:
-        request = PortRequest(
-            port.host_port,
-            port.container_port,
-            Proto(port.proto),
-            IPv4Address(port.host_ip) if port.host_ip else None,
-        )
-        out.append(PublishedPort.bind(request, address, first.bridge, container))
-    return out
 
 
 def apply_rules(
@@ -417,24 +364,12 @@ def apply_rules(
             raise wrap(exc) from None
 
 
-def set_hosts(paths: HostPaths, store: Store, network: Network, *, exclude: str = "") -> None:
-    """Publish the static leases and names of every container with a NIC on *network*."""
-    from netctl.network import set_hosts as net_set_hosts
-
-    entries: dict[str, tuple[IPv4Address | None, str | None]] = {}
-    for container, nic in nics_on(store, network, exclude=exclude):
-        address = IPv4Interface(nic.address).ip if nic.address else None
-        host = container if nic.index == 0 else f"{container}-eth{nic.index}"
-        entries[host] = (address, nic.mac)
-    net_set_hosts(network.definition(), entries, _dir(paths, network.name), run_dir(paths))
-
-
 def describe(paths: HostPaths, store: Store, network: Network) -> dict[str, Any]:
     from netctl.network import status as net_status
 
     out = network.to_dict()
     try:
-        status = net_status(network.definition(), _dir(paths, network.name), run_dir(paths))
+        status = net_status(network.definition(), network_dir(paths, network.name), run_dir(paths))
         out["up"] = status.bridge_exists and status.dnsmasq.running
         out["dnsmasq_pid"] = status.dnsmasq.pid
         out["ip_forward"] = status.ip_forward
@@ -444,52 +379,6 @@ def describe(paths: HostPaths, store: Store, network: Network) -> dict[str, Any]
     out["containers"] = users_of(store, network.name)
     out["table"] = table_for(paths)
     return out
-
-
-def taken_addresses(store: Store, network: Network, *, exclude: str = "") -> dict[IPv4Address, str]:
-    """Address -> container on *network*, from the store (the source of truth)."""
-    return {
-        IPv4Interface(nic.address).ip: container
-        for container, nic in nics_on(store, network, exclude=exclude)
-        if nic.address
-    }
-
-
-def nics_on(
-    store: Store, network: Network, *, exclude: str = ""
-) -> Iterator[tuple[str, NicRecord]]:
-    """(container, NIC) for every NIC the store records on *network*."""
-    for container in store.names():
-        if container == exclude:
-            continue
-        try:
-            state = store.container(container).load_state()
-        except (RichcError, OSError):
-            continue  # removed meanwhile, or half-made: it holds nothing yet
-        for nic in state.net.nics if state.net else ():
-            if nic.network == network.name:
-                yield container, nic
-
-
-def free_address(network: Network, taken: dict[IPv4Address, str]) -> IPv4Address:
-    """The first address of the static half of the subnet (below the DHCP pool) nobody
-    holds; from .10 where the subnet is big enough, leaving the first few to the operator."""
-    from netctl import ipam
-    from netctl.errors import AddressConflict
-
-    subnet = network.network
-    low, _ = ipam.dhcp_range(subnet)
-    start = network.gateway + (9 if subnet.num_addresses >= 64 else 1)
-    candidate = start
-    while candidate < low:
-        if candidate not in taken:
-            return candidate
-        candidate += 1
-    raise AddressConflict(
-        f"network {network.name} has no free static address left ({start} to {low - 1})",
-        holder="",
-        hint="remove containers from it, or create a larger network",
-    )
 
 
 def link_exists(name: str) -> bool:
@@ -509,13 +398,6 @@ def detach_leftover(host_veth: str) -> None:
         raise wrap(exc) from None
 
 
-def drop_leases(paths: HostPaths, network: Network, macs: list[str]) -> None:
-    """Forget the DHCP leases of a removed container's NICs."""
-    from netctl.network import release
-
-    release(network.definition(), macs, _dir(paths, network.name), run_dir(paths))
-
-
 def down_if_unused(paths: HostPaths, store: Store) -> None:
     """With no container left in the store, take every network down: dnsmasq stopped,
     bridge deleted, richc's table removed. Their definitions stay; the next container on a
@@ -532,9 +414,9 @@ def down_if_unused(paths: HostPaths, store: Store) -> None:
             return
         try:
             for network in all_networks(paths):
-                nnet.down(network.definition(), _dir(paths, network.name), run_dir(paths))
+                nnet.down(network.definition(), network_dir(paths, network.name), run_dir(paths))
                 if network.auto:  # the next container picks a subnet afresh
-                    shutil.rmtree(_dir(paths, network.name), ignore_errors=True)
+                    shutil.rmtree(network_dir(paths, network.name), ignore_errors=True)
             nft.remove_table(table_for(paths))
         except NetError as exc:
             log.warning("warning: taking the unused networks down: %s", exc.message)

@@ -21,7 +21,7 @@ import logging
 from ipaddress import IPv4Address, IPv4Interface
 from typing import TYPE_CHECKING, Any
 
-from richc import networks
+from richc import netleases, netusers, networks
 from richc.config.net import NicConfig
 from richc.errors import ConfigError, Conflict, NotFound, RichcError, UsageError
 from richc.hostres import BaseResource, Contribution
@@ -87,12 +87,12 @@ def _plan(
         host_veth = ipam.veth_name(owner, index)
         if nic.network is not None:
             network = networks.ensure(paths, nic.network)
-            taken = networks.taken_addresses(ctx.store, network, exclude=name)
+            taken = netleases.taken_addresses(ctx.store, network, exclude=name)
             try:
                 if nic.ip is not None:
                     address = ipam.check_static(nic.ip, network.network, taken)
                 else:
-                    address = networks.free_address(network, taken)
+                    address = netleases.free_address(network, taken)
             except NetError as exc:
                 raise ConfigError(f"{key}.ip", nic.ip, exc.message, hint=exc.hint) from None
             prefix = network.network.prefixlen
@@ -114,7 +114,7 @@ def _plan(
     ports = tuple(_port_record(parse_publish(p)) for p in publish)
     if ports:
         existing = [
-            p for p in networks.published(ctx.store, all_containers=True) if p.owner != name
+            p for p in netusers.published(ctx.store, all_containers=True) if p.owner != name
         ]
         try:
             check_conflicts(existing, [parse_publish(p) for p in publish])
@@ -140,10 +140,10 @@ def _publish_names(ctx: Context, record: NetRecord, *, exclude: str = "") -> Non
     for network_name in sorted({n.network for n in record.nics if n.network}):
         try:
             network = networks.load(ctx.paths, network_name)
-            networks.set_hosts(ctx.paths, ctx.store, network, exclude=exclude)
+            netleases.set_hosts(ctx.paths, ctx.store, network, exclude=exclude)
             if exclude:
                 macs = [n.mac for n in record.nics if n.network == network_name]
-                networks.drop_leases(ctx.paths, network, macs)
+                netleases.drop_leases(ctx.paths, network, macs)
         except NotFound:
             continue  # removed with --force: nothing to publish to
         except NetError as exc:

@@ -28,7 +28,8 @@ LAYERS: tuple[tuple[str, ...], ...] = (
     # storage, the pure spec, the host probe and cgroup files
     ("richc.store", "richc.context", "richc.spec", "richc.cgroups", "richc.probe"),
     # facts of this host, the rootfs, the runtimes, managed networks
-    ("richc.hostfacts", "richc.rootfs", "richc.runtime", "richc.livewrites", "richc.networks"),
+    ("richc.hostfacts", "richc.rootfs", "richc.runtime", "richc.livewrites", "richc.netusers",
+     "richc.networks", "richc.netleases"),
     # hooks
     ("richc.hookrun",),
     # host resources (the protocol the lifecycle loops over) and systemd units
