@@ -222,9 +222,6 @@ class NetResource(BaseResource):
         record = state.net
         if record is None:
             return
-        from netctl.errors import NetError
-        from netctl.ports import check_host_ports, parse_publish
-
         for nic in record.nics:
             if nic.network is not None:
                 networks.ensure_up(ctx.paths, networks.load(ctx.paths, nic.network))
@@ -235,6 +232,9 @@ class NetResource(BaseResource):
                 )
             networks.detach_leftover(nic.host_veth)  # a crash's (runc) or a killed LXC's
         if record.ports:
+            from netctl.errors import NetError
+            from netctl.ports import check_host_ports, parse_publish
+
             try:
                 check_host_ports([parse_publish(_port_text(p)) for p in record.ports])
             except NetError as exc:
