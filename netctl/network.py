@@ -11,7 +11,7 @@ from ipaddress import IPv4Address, IPv4Network, IPv6Interface, IPv6Network
 from pathlib import Path
 from typing import Any
 
-from netctl import bridge, dnsmasq, ipam, netlink, nft, sysctl
+from netctl import bridge, dnsmasq, hosts, ipam, netlink, nft, sysctl
 from netctl.errors import InvalidSubnet, NetError, SubnetOverlap
 from netctl.guestcfg import StaticAddress
 from netctl.ports import PublishedPort
@@ -186,22 +186,13 @@ def set_hosts(
     state_dir: Path,
     run_dir: Path,
 ) -> bool:
-    """Publish the containers of *net*: name -> (static address or None, MAC or None).
-    A MAC with an address is a static lease; an address is a DNS record. Reloads dnsmasq
-    when something changed; True if so."""
-    files = paths(net, state_dir, run_dir)
-    items = [dnsmasq.HostEntry(name, addr, mac) for name, (addr, mac) in entries.items()]
-    changed = dnsmasq.write_if_changed(files.dhcp_hosts, dnsmasq.render_dhcp_hosts(items))
-    changed = dnsmasq.write_if_changed(files.hosts, dnsmasq.render_hosts(items)) or changed
-    if changed:
-        dnsmasq.reload(files)
-    return changed
+    """:func:`netctl.hosts.set_hosts` for *net*."""
+    return hosts.set_hosts(net.name, entries, state_dir, run_dir)
 
 
 def release(net: NetworkDef, macs: Iterable[str], state_dir: Path, run_dir: Path) -> bool:
-    """Drop the DHCP leases of *macs* (a removed container's NICs), restarting dnsmasq if
-    it held any; True if so. Call after set_hosts no longer lists the container."""
-    return dnsmasq.drop_leases(paths(net, state_dir, run_dir), macs)
+    """:func:`netctl.hosts.release` for *net*."""
+    return hosts.release(net.name, macs, state_dir, run_dir)
 
 
 def taken_addresses(

@@ -3,7 +3,7 @@
 Each case calls :func:`richc.cli.main` (what the console script runs) with its argv, so a
 case costs milliseconds: only validation and `create --dry-run` paths, which never touch a
 container. Profiles: ``ci`` (the default, 60 examples per property) and ``scheduled``
-(``HYPOTHESIS_PROFILE=scheduled``: 10,000).
+(``HYPOTHESIS_PROFILE=scheduled``: 10,000); ``RICHC_FUZZ_EXAMPLES=N`` sets any other count.
 
 Invariants every property checks (:func:`check_outcome`): no traceback, an exit status of
 0, 1 or 2, and a refusal that says ``error:`` and names the field it refuses.
@@ -31,6 +31,14 @@ _COMMON = {
 settings.register_profile("ci", max_examples=60, **_COMMON)  # type: ignore[arg-type]
 settings.register_profile("scheduled", max_examples=10_000, **_COMMON)  # type: ignore[arg-type]
 settings.register_profile("quick", max_examples=20, **_COMMON)  # type: ignore[arg-type]
+# A run between the two (an hour's budget rather than a night's): RICHC_FUZZ_EXAMPLES=1000.
+if os.environ.get("RICHC_FUZZ_EXAMPLES"):
+    settings.register_profile(
+        "custom",
+        max_examples=int(os.environ["RICHC_FUZZ_EXAMPLES"]),
+        **_COMMON,  # type: ignore[arg-type]
+    )
+    os.environ.setdefault("HYPOTHESIS_PROFILE", "custom")
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
