@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from richc.context import Context
+if TYPE_CHECKING:
+    # Imported where a command runs: the store, state and config modules it brings cost a
+    # third of `richc --help`, which never builds a context.
+    from richc.context import Context
 
 app = typer.Typer(
     name="richc",
@@ -39,6 +42,7 @@ def global_options(
     debug: Annotated[bool, typer.Option("--debug", help="Log every step and command.")] = False,
 ) -> None:
     from richc import log, templating
+    from richc.context import Context
     from richc.paths import HostPaths
 
     paths = HostPaths.from_root(root)
@@ -50,6 +54,8 @@ def global_options(
 
 
 def context(ctx: typer.Context) -> Context:
+    from richc.context import Context
+
     obj = ctx.find_root().obj
     assert isinstance(obj, Context)
     return obj
