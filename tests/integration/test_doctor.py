@@ -105,7 +105,7 @@ def test_table_has_one_line_per_check(tmp_path: Path) -> None:
     ]
     assert isolation == [
         "isolation: user namespaces", "isolation: rootfs ownership", "isolation: seccomp",
-        "isolation: apparmor",
+        "isolation: apparmor", "isolation: fresh /proc",
     ]  # fmt: skip
     # Then managed networking, checked live on this machine.
     net = [line.split("  ")[0].strip() for line in lines[1:] if line.startswith("net: ")]
@@ -124,7 +124,11 @@ def test_json_matches_the_host(tmp_path: Path) -> None:
     assert [c["check"] for c in data["checks"]] == CHECKS
     assert {c["name"] for c in data["network"]} >= {"nftables", "dnsmasq"}
     isolation = {c["name"]: c for c in data["isolation"]}
-    assert set(isolation) == {"user namespaces", "rootfs ownership", "seccomp", "apparmor"}
+    assert set(isolation) == {
+        "user namespaces", "rootfs ownership", "seccomp", "apparmor", "fresh /proc",
+    }  # fmt: skip
+    # This host is no container: its /proc and /sys are whole, so nesting needs nothing.
+    assert isolation["fresh /proc"]["ok"], isolation["fresh /proc"]
     if not os.path.exists("/sys/module/apparmor"):  # this project's host: doctor says why
         assert not isolation["apparmor"]["ok"] and "no AppArmor" in isolation["apparmor"]["detail"]
 
