@@ -126,11 +126,11 @@ def nic_id(paths: HostPaths, container: str) -> str:
 
 
 def network_dir(paths: HostPaths, name: str) -> Path:
-    return paths.lib / "networks" / name
+    return paths.networks / name
 
 
 def run_dir(paths: HostPaths) -> Path:
-    return paths.run / "networks"
+    return paths.networks_run
 
 
 _held: set[Path] = set()  # network locks this process holds (the lock is re-entrant)
@@ -140,7 +140,7 @@ _held: set[Path] = set()  # network locks this process holds (the lock is re-ent
 def network_lock(paths: HostPaths) -> Iterator[None]:
     """One lock for all networks of a root: creating one checks overlaps with the others,
     and allocating an address reads every container's. Re-entrant within a process."""
-    path = paths.run / "locks" / "networks.lock"
+    path = paths.locks / "networks.lock"
     if path in _held:
         yield
         return
@@ -153,7 +153,7 @@ def network_lock(paths: HostPaths) -> Iterator[None]:
 
 
 def names(paths: HostPaths) -> list[str]:
-    base = paths.lib / "networks"
+    base = paths.networks
     try:
         return sorted(p.name for p in base.iterdir() if (p / DEFINITION).is_file())
     except FileNotFoundError:

@@ -160,7 +160,7 @@ class ContainerDir:
 
     @property
     def lock_file(self) -> Path:
-        return self.store.paths.run / "locks" / f"{self.name}.lock"
+        return self.store.paths.locks / f"{self.name}.lock"
 
     @contextlib.contextmanager
     def lock(self, wait: float = 30.0) -> Iterator[None]:

@@ -46,7 +46,7 @@ def global_options(
     from richc.paths import HostPaths
 
     paths = HostPaths.from_root(root)
-    templating.cache_dir = paths.run / "templates"
+    templating.cache_dir = paths.templates_cache
     # journald with RICHC_* fields where it runs; stderr + the container's richc.log otherwise.
     log.setup(debug=debug, logs_dir=paths.logs)
     log.bind(operation=ctx.invoked_subcommand)

@@ -29,10 +29,9 @@ def _host_path(path: Path) -> str:
 def _live_quota(paths: HostPaths) -> QuotaSelection:
     """The backend `create --disk` (``--disk-backend auto``) would choose, by its own checks."""
     from quota.selection import explain
-    from richc.hostres.disk import REGISTRY_NAME
     from richc.probe.decide import QuotaBackend, QuotaSelection
 
-    found = explain(paths.containers, registry=paths.lib / REGISTRY_NAME)
+    found = explain(paths.containers, registry=paths.quota_registry)
     tried = tuple(
         QuotaBackend(t.backend, t.ok, "create's check passes" if t.ok else t.reason)
         for t in found.tried

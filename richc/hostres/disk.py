@@ -34,7 +34,6 @@ if TYPE_CHECKING:  # imported where used: a start without --disk never needs the
 
 log = logging.getLogger("richc.disk")
 
-REGISTRY_NAME = "quota-projects.json"
 # A container whose disk is limited must not hold CAP_SYS_RESOURCE: with it, root inside
 # writes straight past ext4 quota limits and reserved blocks (TESTING.md, measured).
 LIMITED_CAP_DROP = ("sys_resource",)
@@ -46,7 +45,7 @@ def _store(ctx: Context) -> str:
 
 
 def _registry(ctx: Context) -> str:
-    return os.fspath(ctx.paths.lib / REGISTRY_NAME)
+    return os.fspath(ctx.paths.quota_registry)
 
 
 def backend(ctx: Context, name: str) -> quota.QuotaBackend:

@@ -95,7 +95,7 @@ def with_host_default(paths: HostPaths, data: dict[str, Any]) -> dict[str, Any]:
 
 def run_dir(paths: HostPaths) -> Path:
     """Where richc keeps the pid file and log of the lxcfs it started."""
-    return paths.run / "lxcfs"
+    return paths.lxcfs_run
 
 
 def wrap_error(exc: li.LxcfsError | OSError) -> RichcError:

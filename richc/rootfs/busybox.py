@@ -70,7 +70,7 @@ def ensure_image(paths: HostPaths) -> Path:
     if image.is_dir():
         return image
     image.parent.mkdir(parents=True, exist_ok=True)
-    with locked(paths.run / "locks" / "image-busybox.lock", "the busybox image"):
+    with locked(paths.locks / "image-busybox.lock", "the busybox image"):
         if not image.is_dir():
             try:
                 _build_image(image)

@@ -131,7 +131,7 @@ def ensure_image(paths: HostPaths, suite: str, init: Init) -> Path:
     if rootfs.is_dir():
         return rootfs
     paths.images.mkdir(parents=True, exist_ok=True)
-    lock = paths.run / "locks" / f"image-{image.name}.lock"
+    lock = paths.locks / f"image-{image.name}.lock"
     with locked(lock, f"the image {image.name}", wait=BUILD_WAIT):
         if rootfs.is_dir():
             return rootfs

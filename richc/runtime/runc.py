@@ -80,7 +80,7 @@ class RuncRuntime:
         return cgroup_scope(name)
 
     def _cmd(self, cdir: ContainerDir, *args: str) -> list[str]:
-        return [str(self.binary), "--root", str(cdir.store.paths.run / "runc"), *args]
+        return [str(self.binary), "--root", str(cdir.store.paths.runc_state), *args]
 
     def _console_link(self, cdir: ContainerDir) -> Path:
         return cdir.run_dir / "console"
@@ -129,7 +129,7 @@ class RuncRuntime:
                 return None
             raise RuntimeFailure(
                 f"{self.binary.name} state {cdir.name} failed: {proc.stderr.strip()}",
-                hint=f"runc's state is under {cdir.store.paths.run / 'runc'}",
+                hint=f"runc's state is under {cdir.store.paths.runc_state}",
             )
         data = json.loads(proc.stdout)
         return data if isinstance(data, dict) else None
@@ -140,7 +140,7 @@ class RuncRuntime:
         if proc.returncode != 0 and not _missing(proc.stderr):
             raise RuntimeFailure(
                 f"{self.binary.name} could not delete {cdir.name}: {proc.stderr.strip()}",
-                hint=f"try `{self.binary} --root {cdir.store.paths.run / 'runc'} delete "
+                hint=f"try `{self.binary} --root {cdir.store.paths.runc_state} delete "
                 f"--force {cdir.name}`",
             )
 
