@@ -81,16 +81,11 @@ def proc_visible(sysroot: StrPath = "/") -> Feature:
         text = (Path(sysroot) / "proc/self/mountinfo").read_text()
     except OSError as exc:
         return Feature(False, f"cannot read /proc/self/mountinfo: {exc.strerror}")
-    hidden = [
-        v for v in (nesting.fully_visible(text, t) for t in ("proc", "sysfs")) if not v.visible
-    ]
-    if not hidden:
+    what = nesting.hidden(text)
+    if what is None:
         return Feature(
             True, "a fully visible /proc and /sys: unprivileged containers can mount theirs"
         )
-    what = "; ".join(
-        f"{v.fstype} has mounts over {', '.join(v.hidden[:3]) or '(none)'}" for v in hidden
-    )
     return Feature(
         False,
         f"{what}: unprivileged containers cannot start here (inside a container: re-create it"

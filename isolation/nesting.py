@@ -118,8 +118,13 @@ def _empty_below(fstype: str) -> frozenset[str]:
     return frozenset(p[len(prefix) :] for p in EMPTY_MOUNT_POINTS if p.startswith(prefix + "/"))
 
 
-def check(mountinfo_path: str = "/proc/self/mountinfo") -> tuple[Visibility, Visibility]:
-    """This mount namespace's proc and sysfs visibility."""
-    with open(mountinfo_path) as f:
-        text = f.read()
-    return fully_visible(text, "proc"), fully_visible(text, "sysfs")
+def hidden(mountinfo: str) -> str | None:
+    """None when a new proc and sysfs could be mounted under *mountinfo*; else what covers
+    them, e.g. ``proc has mounts over /proc/sys, /proc/kcore; sysfs has mounts over ...``."""
+    found = [fully_visible(mountinfo, fstype) for fstype in ("proc", "sysfs")]
+    what = [
+        f"{v.fstype} has mounts over {', '.join(v.hidden[:3]) or '(none mounted)'}"
+        for v in found
+        if not v.visible
+    ]
+    return "; ".join(what) or None

@@ -232,17 +232,16 @@ def explain_start_failure(state: State, exc: RichcError) -> RichcError:
     from isolation import nesting
 
     try:
-        hidden = [v for v in nesting.check() if not v.visible]
+        with open("/proc/self/mountinfo") as f:
+            what = nesting.hidden(f.read())
     except OSError:
         return exc
-    if not hidden:
+    if what is None:
         return exc
-    covered = ", ".join(f"{v.fstype} ({', '.join(v.hidden[:3]) or 'none mounted'})" for v in hidden)
     return RuntimeFailure(
-        f"{exc.message}: this mount namespace shows no fully visible {covered}, so an "
-        "unprivileged container cannot mount its own",
-        hint="richc runs inside a container: re-create that container with --nesting "
-        "(an unmasked /proc and /sys at /dev/.lxc), or create this one with --privileged",
+        f"{exc.message}: {what}, so an unprivileged container cannot mount its own",
+        hint="re-create the container richc runs in with --nesting (an unmasked /proc and "
+        "/sys at /dev/.lxc), or create this one with --privileged",
     )
 
 

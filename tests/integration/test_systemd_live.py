@@ -198,7 +198,7 @@ def test_systemd_runs_a_nested_container_unit(
     inside("umount", "/dev/.lxc/proc", "/dev/.lxc/sys")
     refused = inside("richc", "start", "inner", check=False)
     assert refused.returncode == 1
-    assert "no fully visible proc" in refused.stderr and "--nesting" in refused.stderr, (
+    assert "proc has mounts over" in refused.stderr and "--nesting" in refused.stderr, (
         refused.stderr
     )
     inside("richc", "rm", "inner")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from isolation.nesting import fully_visible
+from isolation.nesting import fully_visible, hidden
 
 HOST = """\
 22 1 8:1 / / rw,relatime shared:1 - ext4 /dev/sda1 rw
@@ -68,3 +68,12 @@ def test_escaped_mount_points() -> None:
         "24 23 0:6 /null /my\\040proc/kcore ro - devtmpfs devtmpfs rw\n"
     )
     assert fully_visible(text, "proc").hidden == ("/my proc/kcore",)
+
+
+def test_hidden_says_what_covers_each_or_none() -> None:
+    assert hidden(HOST) is None
+    assert hidden(CONTAINER + NESTING) is None
+    assert hidden(CONTAINER) == (
+        "proc has mounts over /proc/sys, /proc/kcore, /proc/meminfo; "
+        "sysfs has mounts over /sys/firmware"
+    )
