@@ -127,6 +127,9 @@ def test_watch_streams_json_lines_until_interrupted(
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
         text=True,
+        # As from a terminal: a suite started as a background job inherits SIGINT ignored,
+        # and Python then keeps ignoring it, so Ctrl-C's signal would never arrive.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     try:
         assert watch.stdout is not None
