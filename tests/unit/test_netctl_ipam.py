@@ -88,7 +88,10 @@ def test_overlap_with_the_host() -> None:
 
 def test_pick_subnet_skips_taken_ones() -> None:
     taken = [IPv4Network("10.77.0.0/16"), IPv4Network("0.0.0.0/0")]
-    assert ipam.pick_subnet(taken) == IPv4Network("10.78.0.0/24")
+    assert ipam.pick_subnet(taken) == IPv4Network("10.78.0.0/20")
+    # A host route inside the first /20 moves the pick to the next one.
+    assert ipam.pick_subnet([IPv4Network("10.77.3.0/24")]) == IPv4Network("10.77.16.0/20")
+    assert ipam.pick_subnet([]) == IPv4Network("10.77.0.0/20")
     with pytest.raises(SubnetOverlap):
         ipam.pick_subnet([IPv4Network("10.0.0.0/8")])
 
