@@ -11,12 +11,23 @@ records as in use, and returns a start that overlaps neither, above every other 
 entries. :func:`reserve` does the whole read-allocate-write under a lock; :func:`release`
 removes a container's entries again. Writes are atomic (a temporary file renamed over the
 old one) and idempotent.
+
+One exception to "root needs no entry": where shadow's setuid ``newuidmap`` and
+``newgidmap`` are installed (Debian's ``uidmap``, which lxc recommends), LXC writes every
+map through them, even as root, and they allow only ranges /etc/subuid grants to the
+calling user. So where :func:`shadow_tools_used`, :func:`reserve` also writes a ``root``
+entry for the range (a *grant*) into the host's own files; without it the container fails
+to start ("newuidmap: uid range [0-65536) -> [...) not allowed"). A root entry another
+tool made (LXD's) never covers richc's range, which lies above every foreign entry.
 """
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
+import shutil
+import stat
 import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
@@ -26,6 +37,7 @@ from pathlib import Path
 from isolation.errors import IdRangeExhausted, StrPath, SubIdFileInvalid
 
 OWNER = "richc"
+GRANTEE = "root"  # who runs the runtimes, and so newuidmap
 COUNT = 65536
 # Below this, ids belong to the host's own users (Debian's useradd starts subordinate ids
 # at 100000, SUB_UID_MIN in /etc/login.defs).
@@ -234,12 +246,18 @@ def with_entry(text: str, entry: SubIdEntry) -> str:
     return "".join(f"{line}\n" for line in [*lines, entry.line()])
 
 
-def without_entry(text: str, owner: str, start: int) -> str:
-    """*text* without the lines of *owner* that start at *start*; other lines untouched."""
+def without_entry(text: str, owner: str, start: int, count: int | None = None) -> str:
+    """*text* without the lines of *owner* that start at *start* (and span *count*, when
+    given); other lines untouched."""
     kept = []
     for line in text.splitlines():
         parts = line.strip().split(":")
-        if len(parts) == 3 and parts[0] == owner and parts[1] == str(start):
+        if (
+            len(parts) == 3
+            and parts[0] == owner
+            and parts[1] == str(start)
+            and (count is None or parts[2] == str(count))
+        ):
             continue
         kept.append(line)
     return "".join(f"{line}\n" for line in kept)
@@ -314,25 +332,68 @@ def add_entries(idmap: IdMap, root: StrPath = "/", *, owner: str = OWNER) -> Non
             write_atomically(path, new)
 
 
-def release(idmap: IdMap, root: StrPath = "/", *, owner: str = OWNER) -> None:
-    """Remove *idmap*'s *owner* entries from subuid and subgid; absent ones are fine."""
+def release(
+    idmap: IdMap, root: StrPath = "/", *, owner: str = OWNER, grant_root: StrPath | None = None
+) -> None:
+    """Remove *idmap*'s *owner* entries from subuid and subgid, and with *grant_root* the
+    root grant :func:`reserve` wrote there (only a line of exactly this range: a broader
+    root entry someone else made stays); absent ones are fine."""
     with locked(root):
-        for name, start in ((SUBUID, idmap.host_uid_start), (SUBGID, idmap.host_gid_start)):
-            path = Path(root) / name
-            old = _read(path)
-            new = without_entry(old, owner, start)
-            if new != old:
-                write_atomically(path, new)
+        _remove(idmap, root, owner, idmap.count)
+    if grant_root is not None:
+        with locked(grant_root):
+            _remove(idmap, grant_root, GRANTEE, idmap.count)
+
+
+def _remove(idmap: IdMap, root: StrPath, owner: str, count: int | None = None) -> None:
+    for name, start in ((SUBUID, idmap.host_uid_start), (SUBGID, idmap.host_gid_start)):
+        path = Path(root) / name
+        old = _read(path)
+        new = without_entry(old, owner, start, count)
+        if new != old:
+            write_atomically(path, new)
+
+
+def shadow_tools_used(path: str | None = None) -> bool:
+    """Whether LXC will write id maps through ``newuidmap``/``newgidmap``: both are on
+    *path* (default $PATH) and privileged (setuid, or a file capability), LXC's own test."""
+    for tool in ("newuidmap", "newgidmap"):
+        found = shutil.which(tool, path=path)
+        if found is None:
+            return False
+        try:
+            if not os.stat(found).st_mode & stat.S_ISUID and not os.getxattr(
+                found, "security.capability"
+            ):
+                return False
+        except OSError:  # no such xattr: neither setuid nor a capability
+            return False
+    return True
 
 
 def reserve(
-    root: StrPath = "/", in_use: Iterable[IdRange | int] = (), *, count: int = COUNT
+    root: StrPath = "/",
+    in_use: Iterable[IdRange | int] = (),
+    *,
+    count: int = COUNT,
+    grant_root: StrPath | None = None,
 ) -> IdMap:
     """Pick a free range, write it to subuid and subgid, and return it as an IdMap. The
     caller records it in the container's state; until then the file entries keep other
-    creates off it."""
-    with locked(root):
-        start = allocate(read_entries(root), in_use, count=count, limit=namespace_limit())
+    creates off it. With *grant_root* (the host's ``/`` where :func:`shadow_tools_used`),
+    the range is also granted to root in the files there, and allocation keeps clear of
+    every entry there as well, so containers of different richc roots never share ids."""
+    with contextlib.ExitStack() as stack:
+        stack.enter_context(locked(root))
+        entries = read_entries(root)
+        separate = grant_root is not None and Path(grant_root).resolve() != Path(root).resolve()
+        if grant_root is not None and separate:
+            stack.enter_context(locked(grant_root))  # always after ROOT's: no lock cycle
+            entries += read_entries(grant_root)
+        start = allocate(entries, in_use, count=count, limit=namespace_limit())
         idmap = IdMap.of(start, count)
         add_entries(idmap, root)
+        if grant_root is not None:
+            # Always a grant of its own: the range lies above every root entry there.
+            add_entries(idmap, grant_root, owner=GRANTEE)
     return idmap

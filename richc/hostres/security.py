@@ -94,7 +94,7 @@ def reserve(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state
     from isolation import idmap
 
     try:
-        reserved = idmap.reserve(ctx.paths.root)
+        reserved = idmap.reserve(ctx.paths.root, grant_root=_grant_root())
     except OSError as exc:
         raise wrap(exc) from None
     state.security = SecurityRecord(
@@ -105,6 +105,14 @@ def reserve(ctx: Context, cdir: ContainerDir, config: cfg.ContainerConfig, state
     # the container's directory (0750), and no other container's root may.
     os.chown(cdir.path, -1, reserved.host_gid_start)
     log.debug("%s: host ids %d-%d", cdir.name, reserved.host_uid_start, reserved.uid_range.end - 1)
+
+
+def _grant_root() -> str | None:
+    """Where LXC's newuidmap looks for root's grants (the host's /etc, whatever --root is),
+    when LXC will call it; else None (root writes maps itself: no grant needed)."""
+    from isolation import idmap
+
+    return "/" if idmap.shadow_tools_used() else None
 
 
 def _progress(label: str) -> Any:
@@ -299,7 +307,9 @@ class SecurityResource(BaseResource):
         from isolation import idmap as idmaps
 
         try:
-            idmaps.release(idmap, ctx.paths.root)
+            # The grant goes whether or not the tools are still installed: only a line of
+            # exactly this range is removed.
+            idmaps.release(idmap, ctx.paths.root, grant_root="/")
         except OSError as exc:
             raise wrap(exc) from None
 

@@ -205,3 +205,25 @@ def test_nesting_lets_a_new_user_namespace_mount_its_own_proc(
         probe = f"{how} /dev/.lxc/proc/{path}"
         assert richc("exec", name, "--", "sh", "-c", probe, check=False).returncode != 0, path
     richc("rm", "--force", name)
+
+
+def test_where_lxc_maps_through_newuidmap_root_is_granted_the_range(
+    richc: RichcRunner, name: str
+) -> None:
+    """With shadow's setuid newuidmap installed (Debian's uidmap, which lxc recommends),
+    LXC writes the maps through it even as root, and it allows only what /etc/subuid grants
+    root: richc writes that grant at create and takes it back at rm."""
+    from isolation.idmap import shadow_tools_used
+
+    if not shadow_tools_used():
+        pytest.skip("no privileged newuidmap/newgidmap here: LXC writes the maps itself")
+    richc("create", name, "--net", "none", "--no-lxcfs", "--runtime", "lxc", "--start")
+    first = int(inspect(richc, name)["security"]["host_ids"].split("-")[0])
+    grant = f"root:{first}:65536"
+    assert grant in Path("/etc/subuid").read_text().splitlines()
+    assert grant in Path("/etc/subgid").read_text().splitlines()
+    uid_map = richc("exec", name, "--", "cat", "/proc/self/uid_map").stdout.split()
+    assert uid_map == ["0", str(first), "65536"]  # newuidmap accepted it: the init runs
+    richc("rm", "--force", name)
+    assert grant not in Path("/etc/subuid").read_text().splitlines()
+    assert grant not in Path("/etc/subgid").read_text().splitlines()

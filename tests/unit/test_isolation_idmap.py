@@ -23,6 +23,7 @@ from isolation.idmap import (
     read_entries,
     release,
     reserve,
+    shadow_tools_used,
     stale_entries,
     with_entry,
     without_entry,
@@ -190,3 +191,59 @@ def test_concurrent_reservations_never_share_a_range(tmp_path: Path) -> None:
 
 def _reserve_start(root: str) -> int:
     return reserve(root).host_uid_start
+
+
+def _tool(directory: Path, name: str, mode: int) -> None:
+    path = directory / name
+    path.write_text("#!/bin/sh\n")
+    path.chmod(mode)
+
+
+def test_shadow_tools_count_only_when_both_are_privileged(tmp_path: Path) -> None:
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    assert not shadow_tools_used(str(bin_dir))
+    _tool(bin_dir, "newuidmap", 0o4755)
+    assert not shadow_tools_used(str(bin_dir))  # newgidmap missing
+    _tool(bin_dir, "newgidmap", 0o755)
+    assert not shadow_tools_used(str(bin_dir))  # not setuid, no capability: LXC skips them
+    (bin_dir / "newgidmap").chmod(0o4755)
+    assert shadow_tools_used(str(bin_dir))
+
+
+def test_reserve_grants_root_the_range_in_the_host_files_and_release_takes_it_back(
+    tmp_path: Path,
+) -> None:
+    root, host = tmp_path / "root", tmp_path / "host"
+    (host / "etc").mkdir(parents=True)
+    # What LXD leaves: root and _lxd own a big block. A grant-free start would land on
+    # 131072 and newuidmap, run by LXC as root, would refuse anything past the block.
+    (host / "etc/subuid").write_text("_lxd:100000:1000000\nroot:100000:1000000\n")
+    (host / "etc/subgid").write_text("_lxd:100000:1000000\nroot:100000:1000000\n")
+    first = reserve(root, grant_root=host)
+    assert first.host_uid_start >= 1100000  # clear of every host entry
+    assert f"root:{first.host_uid_start}:65536" in (host / "etc/subuid").read_text()
+    assert f"root:{first.host_gid_start}:65536" in (host / "etc/subgid").read_text()
+    assert f"richc:{first.host_uid_start}:65536" in (root / "etc/subuid").read_text()
+    # Another root's container never gets the same ids: the grant is a host entry now.
+    other = reserve(tmp_path / "other-root", grant_root=host)
+    assert not other.uid_range.overlaps(first.uid_range)
+    release(first, root, grant_root=host)
+    assert f"root:{first.host_uid_start}:" not in (host / "etc/subuid").read_text()
+    assert "root:100000:1000000" in (host / "etc/subuid").read_text()  # LXD's stays
+    assert f"root:{other.host_uid_start}:65536" in (host / "etc/subuid").read_text()
+
+
+def test_on_the_host_itself_the_grant_sits_beside_richc_s_entry(tmp_path: Path) -> None:
+    (tmp_path / "etc").mkdir()
+    (tmp_path / "etc/subuid").write_text("root:100000:65000\n")
+    (tmp_path / "etc/subgid").write_text("root:100000:65000\n")
+    made = reserve(tmp_path, grant_root=tmp_path)
+    assert made.host_uid_start == 196608  # above root's own entry, on a 65536 boundary
+    text = (tmp_path / "etc/subuid").read_text()
+    assert text == "root:100000:65000\nrichc:196608:65536\nroot:196608:65536\n"
+    again = reserve(tmp_path, grant_root=tmp_path)  # its own grant keeps the next one off
+    assert again.host_uid_start == 262144
+    release(made, tmp_path, grant_root=tmp_path)
+    release(again, tmp_path, grant_root=tmp_path)
+    assert (tmp_path / "etc/subuid").read_text() == "root:100000:65000\n"
