@@ -24,8 +24,10 @@ APT_PACKAGES=(
     # managed networks (issue 16): nftables for NAT and ports, dnsmasq for DHCP and DNS;
     # iperf3 for bench/bench_net.py
     nftables dnsmasq-base iperf3
-    # isolation (issue 17): gcc and glibc's static library build the escape probe
-    gcc libc6-dev
+    # isolation (issue 17): gcc and glibc's static library build the escape probe; uidmap
+    # (shadow's setuid newuidmap), which the lxc package recommends and most hosts have:
+    # with it LXC maps ids through newuidmap, and richc must grant root each range
+    gcc libc6-dev uidmap
     # vmimport (issue 18): qemu-img/qemu-nbd read VM disk images; sfdisk/sgdisk/parted make
     # the test images; cryptsetup-bin makes the LUKS test image; lvm2 lists (and, with
     # device-mapper, activates) a guest's volume groups; sshd/ssh/rsync for the live-host
