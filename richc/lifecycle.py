@@ -14,7 +14,7 @@ from typing import Any
 
 from richc import config as cfg
 from richc.context import Context
-from richc.errors import Conflict, RichcError
+from richc.errors import Conflict, NotFound, RichcError
 from richc.hostfacts import host_facts, resolve_devices
 from richc.procs import parent_of_init, start_time
 from richc.runtime import runtime_for
@@ -354,7 +354,14 @@ def restart(ctx: Context, name: str, *, timeout: float | None = None) -> State:
 
 def remove(ctx: Context, name: str, *, force: bool = False) -> None:
     store = ctx.store
-    cdir = store.get(name)
+    try:
+        cdir = store.get(name)
+    except NotFound:
+        if force:
+            # An rm killed after the container was gone but before the last one's shared
+            # holdings (default network, lxcfs) were let go: `rm --force` finishes that.
+            _release_if_last(ctx)
+        raise
     with cdir.lock():
         state = cdir.load_state()
         if state.status == "creating" and not force:
