@@ -13,7 +13,11 @@ from richc.stats import usage
 from richc.store import ContainerDir
 
 
-def _read(cdir: ContainerDir) -> tuple[State, ContainerConfig | None, int | None, str]:
+def _read(
+    cdir: ContainerDir,
+) -> tuple[State, ContainerConfig | None, int | None, dict[str, Any]]:
+    """The container's state, config (None when unreadable), live init pid, and the fields
+    :func:`summary` and :func:`describe` both begin with."""
     state = cdir.load_state()
     try:
         config = cdir.load_config()
@@ -28,20 +32,23 @@ def _read(cdir: ContainerDir) -> tuple[State, ContainerConfig | None, int | None
         status = "stopped"
     else:
         status = "created"
-    return state, config, pid, status
+    head = {
+        "name": cdir.name,
+        "state": status,
+        "runtime": state.runtime,
+        "init": state.init,
+        "pid": pid,
+    }
+    return state, config, pid, head
 
 
 def summary(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
     """What `richc list` prints as a table: a subset of :func:`describe` without the host
     resources' parts, whose modules (the spec, isolation's policy) and checks (lxcfs
     health, quota usage) a table row does not need."""
-    state, config, pid, status = _read(cdir)
+    state, config, pid, head = _read(cdir)
     return {
-        "name": cdir.name,
-        "state": status,
-        "runtime": state.runtime,
-        "init": state.init,
-        "pid": pid,
+        **head,
         "source": config.source if config else None,
         "limits": {"memory_bytes": config.limits.memory if config else None},
         "usage": usage(ctx, cdir, state, pid),
@@ -51,14 +58,10 @@ def summary(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
 def describe(ctx: Context, cdir: ContainerDir) -> dict[str, Any]:
     from richc import hostres
 
-    state, config, pid, status = _read(cdir)
+    state, config, pid, head = _read(cdir)
     limits = config.limits if config else None
     return {
-        "name": cdir.name,
-        "state": status,
-        "runtime": state.runtime,
-        "init": state.init,
-        "pid": pid,
+        **head,
         "hostname": config.hostname if config else None,
         "rootfs": str(cdir.rootfs),
         "source": config.source if config else None,
